@@ -1,0 +1,45 @@
+//! The model's error type (the WIT `error` variant).
+
+use alloc::string::String;
+use core::fmt;
+
+use crate::key::KeyError;
+use crate::transport::StoreError;
+
+/// Why a datastore operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The key is not valid; the message says which part.
+    InvalidKey(String),
+    /// The entity is not valid; the message names the property or limit. Nothing was written.
+    InvalidEntity(String),
+    /// A stored value could not be decoded.
+    Corrupt(String),
+    /// The transport failed.
+    Store(StoreError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidKey(msg) => write!(f, "invalid key: {msg}"),
+            Error::InvalidEntity(msg) => write!(f, "invalid entity: {msg}"),
+            Error::Corrupt(msg) => write!(f, "corrupt data in the store: {msg}"),
+            Error::Store(err) => err.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<KeyError> for Error {
+    fn from(err: KeyError) -> Self {
+        Error::InvalidKey(err.0)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        Error::Store(err)
+    }
+}

@@ -1,0 +1,506 @@
+//! Entity keys: validation, the human syntax, and the order-preserving transport encoding.
+//!
+//! Human syntax (used by the CLI and by `Display` / `FromStr`):
+//!
+//! ```text
+//! key     = [ namespace "@" ] element *( "/" element )
+//! element = kind ":" id-or-name
+//! ```
+//!
+//! An id is written in decimal (`Account:42`); a name is written bare when it is not all
+//! digits and holds none of `/ : @ " \`, white space or control characters
+//! (`Account:alice`), and in double quotes otherwise, with `\"` and `\\` escaped
+//! (`Account:"42"`, `Note:"a/b"`). Kinds and namespaces follow the same quoting rule.
+//! Examples: `Account:alice`, `Account:alice/Order:7`, `tenant-1@Account:alice`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Write as _};
+use core::str::FromStr;
+
+use crate::encoding::{self, Reader};
+
+/// Longest kind, name or namespace, in bytes (Cloud Datastore's limit for names).
+pub const MAX_NAME_BYTES: usize = 1500;
+/// Deepest path, in elements.
+pub const MAX_PATH_DEPTH: usize = 100;
+/// Largest encoded key, in bytes.
+pub const MAX_ENCODED_KEY_BYTES: usize = 6 * 1024;
+
+/// First byte of every transport key that holds an entity.
+pub const ENTITY_PREFIX: u8 = 0x10;
+
+/// An entity's identity within its parent and kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IdOrName {
+    /// A positive integer id.
+    Id(u64),
+    /// A non-empty string name.
+    Name(String),
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PathElement {
+    /// The kind, e.g. `Account`.
+    pub kind: String,
+    /// The id or name within the parent and kind.
+    pub id: IdOrName,
+}
+
+/// An entity key: a namespace and a path from the root ancestor to the entity.
+///
+/// The derived order is the logical order: namespace, then path element by element, a
+/// parent before its children. [`Key::encode`] preserves it bytewise.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    /// The namespace; empty is the default namespace.
+    pub namespace: String,
+    /// The path, ancestors first.
+    pub path: Vec<PathElement>,
+}
+
+/// Why a key is not valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError(pub String);
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl core::error::Error for KeyError {}
+
+fn key_error(args: fmt::Arguments<'_>) -> KeyError {
+    KeyError(alloc::format!("{args}"))
+}
+
+impl Key {
+    /// A root key with a string name, in the default namespace.
+    pub fn name(kind: impl Into<String>, name: impl Into<String>) -> Key {
+        Key { namespace: String::new(), path: alloc::vec![PathElement::name(kind, name)] }
+    }
+
+    /// A root key with an integer id, in the default namespace.
+    pub fn id(kind: impl Into<String>, id: u64) -> Key {
+        Key { namespace: String::new(), path: alloc::vec![PathElement::id(kind, id)] }
+    }
+
+    /// This key with a child element appended.
+    pub fn child(mut self, element: PathElement) -> Key {
+        self.path.push(element);
+        self
+    }
+
+    /// This key in another namespace.
+    pub fn in_namespace(mut self, namespace: impl Into<String>) -> Key {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The last element of the path: the entity's own kind and id or name.
+    pub fn leaf(&self) -> Option<&PathElement> {
+        self.path.last()
+    }
+
+    /// Checks every rule a stored key must follow; the error names the part that breaks one.
+    pub fn validate(&self) -> Result<(), KeyError> {
+        check_name("namespace", &self.namespace, true)?;
+        if self.path.is_empty() {
+            return Err(KeyError("key path is empty".into()));
+        }
+        if self.path.len() > MAX_PATH_DEPTH {
+            return Err(key_error(format_args!(
+                "key path has {} elements; at most {MAX_PATH_DEPTH} are allowed",
+                self.path.len()
+            )));
+        }
+        for element in &self.path {
+            check_name("kind", &element.kind, false)?;
+            if element.kind.starts_with("__") {
+                return Err(key_error(format_args!(
+                    "kind {:?} is reserved: kinds starting with \"__\" are internal",
+                    element.kind
+                )));
+            }
+            match &element.id {
+                IdOrName::Id(0) => return Err(KeyError("id 0 is not a valid id".into())),
+                IdOrName::Id(_) => {}
+                IdOrName::Name(name) => check_name("name", name, false)?,
+            }
+        }
+        let size = self.encoded_len();
+        if size > MAX_ENCODED_KEY_BYTES {
+            return Err(key_error(format_args!(
+                "key encodes to {size} bytes; at most {MAX_ENCODED_KEY_BYTES} are allowed"
+            )));
+        }
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        // An upper bound is not enough here: the limit is on the real encoding.
+        self.encode().len()
+    }
+
+    /// The transport key of the entity row: order-preserving and prefix-free per element.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.path.len() * 16);
+        out.push(ENTITY_PREFIX);
+        encoding::put_bytes(&mut out, self.namespace.as_bytes());
+        for element in &self.path {
+            encoding::put_bytes(&mut out, element.kind.as_bytes());
+            match &element.id {
+                IdOrName::Id(id) => {
+                    out.push(0x01);
+                    encoding::put_u64(&mut out, *id);
+                }
+                IdOrName::Name(name) => {
+                    out.push(0x02);
+                    encoding::put_bytes(&mut out, name.as_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes a transport key written by [`Key::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Key, encoding::DecodeError> {
+        let mut reader = Reader::new(bytes);
+        if reader.byte()? != ENTITY_PREFIX {
+            return Err(encoding::DecodeError("not an entity key"));
+        }
+        let namespace = reader.string()?;
+        let mut path = Vec::new();
+        while !reader.is_empty() {
+            let kind = reader.string()?;
+            let id = match reader.byte()? {
+                0x01 => IdOrName::Id(reader.u64()?),
+                0x02 => IdOrName::Name(reader.string()?),
+                _ => return Err(encoding::DecodeError("bad id-or-name tag")),
+            };
+            path.push(PathElement { kind, id });
+        }
+        if path.is_empty() {
+            return Err(encoding::DecodeError("entity key has an empty path"));
+        }
+        Ok(Key { namespace, path })
+    }
+}
+
+impl PathElement {
+    /// An element with a string name.
+    pub fn name(kind: impl Into<String>, name: impl Into<String>) -> PathElement {
+        PathElement { kind: kind.into(), id: IdOrName::Name(name.into()) }
+    }
+
+    /// An element with an integer id.
+    pub fn id(kind: impl Into<String>, id: u64) -> PathElement {
+        PathElement { kind: kind.into(), id: IdOrName::Id(id) }
+    }
+}
+
+fn check_name(what: &str, value: &str, may_be_empty: bool) -> Result<(), KeyError> {
+    if value.is_empty() && !may_be_empty {
+        return Err(key_error(format_args!("{what} is empty")));
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(key_error(format_args!(
+            "{what} is {} bytes long; at most {MAX_NAME_BYTES} are allowed",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Renders a transport key for people: an entity key in the human syntax, any other key as
+/// its bytes with non-printable ones escaped (`\xNN`). Used in traces and error messages.
+pub fn describe_kv_key(bytes: &[u8]) -> String {
+    if let Ok(key) = Key::decode(bytes) {
+        return alloc::format!("{key}");
+    }
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_graphic() && b != b'\\' {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+// ---- Human syntax ----
+
+fn is_special(c: char) -> bool {
+    matches!(c, '/' | ':' | '@' | '"' | '\\') || c.is_whitespace() || c.is_control()
+}
+
+/// Writes a kind, name or namespace, quoting it when the bare form would be ambiguous.
+fn write_token(f: &mut fmt::Formatter<'_>, token: &str, quote_digits: bool) -> fmt::Result {
+    let all_digits = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+    if !token.is_empty() && !token.chars().any(is_special) && !(quote_digits && all_digits) {
+        return f.write_str(token);
+    }
+    f.write_char('"')?;
+    for c in token.chars() {
+        if c == '"' || c == '\\' {
+            f.write_char('\\')?;
+        }
+        f.write_char(c)?;
+    }
+    f.write_char('"')
+}
+
+impl fmt::Display for IdOrName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdOrName::Id(id) => write!(f, "{id}"),
+            IdOrName::Name(name) => write_token(f, name, true),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.namespace.is_empty() {
+            write_token(f, &self.namespace, false)?;
+            f.write_char('@')?;
+        }
+        for (i, element) in self.path.iter().enumerate() {
+            if i > 0 {
+                f.write_char('/')?;
+            }
+            write_token(f, &element.kind, false)?;
+            f.write_char(':')?;
+            write!(f, "{}", element.id)?;
+        }
+        Ok(())
+    }
+}
+
+/// A token as parsed: its text and whether it was quoted.
+struct Token {
+    text: String,
+    quoted: bool,
+}
+
+struct Parser<'a> {
+    input: &'a str,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<char> {
+        self.input[self.pos..].chars().next()
+    }
+
+    fn token(&mut self, what: &str) -> Result<Token, KeyError> {
+        if self.peek() == Some('"') {
+            self.pos += 1;
+            let mut text = String::new();
+            loop {
+                let c = self.peek().ok_or_else(|| {
+                    key_error(format_args!("unterminated quoted string ({what}) in {:?}", self.input))
+                })?;
+                self.pos += c.len_utf8();
+                match c {
+                    '"' => return Ok(Token { text, quoted: true }),
+                    '\\' => {
+                        let escaped = self.peek().ok_or_else(|| {
+                            key_error(format_args!("dangling '\\' in {:?}", self.input))
+                        })?;
+                        if escaped != '"' && escaped != '\\' {
+                            return Err(key_error(format_args!(
+                                "unknown escape '\\{escaped}' in {:?}: only \\\" and \\\\ exist",
+                                self.input
+                            )));
+                        }
+                        self.pos += escaped.len_utf8();
+                        text.push(escaped);
+                    }
+                    c => text.push(c),
+                }
+            }
+        }
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            if is_special(c) {
+                break;
+            }
+            self.pos += c.len_utf8();
+        }
+        if start == self.pos {
+            let found = match self.peek() {
+                Some(c) => alloc::format!("{c:?}"),
+                None => "the end".into(),
+            };
+            return Err(key_error(format_args!(
+                "expected {what} at byte {start} of {:?}, found {found} (quote names with special characters)",
+                self.input
+            )));
+        }
+        Ok(Token { text: self.input[start..self.pos].into(), quoted: false })
+    }
+
+    fn expect(&mut self, wanted: char) -> Result<(), KeyError> {
+        match self.peek() {
+            Some(c) if c == wanted => {
+                self.pos += 1;
+                Ok(())
+            }
+            other => Err(key_error(format_args!(
+                "expected '{wanted}' at byte {} of {:?}, found {}",
+                self.pos,
+                self.input,
+                other.map_or_else(|| "the end".into(), |c| alloc::format!("{c:?}"))
+            ))),
+        }
+    }
+}
+
+fn id_or_name(token: Token) -> Result<IdOrName, KeyError> {
+    if token.quoted || !token.text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(IdOrName::Name(token.text));
+    }
+    if token.text.len() > 1 && token.text.starts_with('0') {
+        return Err(key_error(format_args!(
+            "id {} has a leading zero; write a name made of digits in quotes: \"{}\"",
+            token.text, token.text
+        )));
+    }
+    token.text.parse::<u64>().map(IdOrName::Id).map_err(|_| {
+        key_error(format_args!("id {} is out of range (at most {})", token.text, u64::MAX))
+    })
+}
+
+impl FromStr for Key {
+    type Err = KeyError;
+
+    /// Parses the human syntax and validates the key.
+    fn from_str(input: &str) -> Result<Key, KeyError> {
+        let mut parser = Parser { input, pos: 0 };
+        let mut namespace = String::new();
+        let mut path = Vec::new();
+        let mut first = parser.token("a kind or namespace")?;
+        if parser.peek() == Some('@') {
+            parser.pos += 1;
+            namespace = first.text;
+            first = parser.token("a kind")?;
+        }
+        loop {
+            parser.expect(':')?;
+            let id = id_or_name(parser.token("an id or name")?)?;
+            path.push(PathElement { kind: first.text, id });
+            match parser.peek() {
+                None => break,
+                Some('/') => {
+                    parser.pos += 1;
+                    first = parser.token("a kind")?;
+                }
+                Some(c) => {
+                    return Err(key_error(format_args!(
+                        "unexpected {c:?} at byte {} of {input:?}",
+                        parser.pos
+                    )));
+                }
+            }
+        }
+        let key = Key { namespace, path };
+        key.validate()?;
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use proptest::prelude::*;
+
+    fn check(input: &str, expect: Result<Key, &str>) {
+        match (input.parse::<Key>(), expect) {
+            (Ok(got), Ok(want)) => {
+                assert_eq!(got, want, "{input}");
+                assert_eq!(got.to_string().parse::<Key>().unwrap(), got);
+            }
+            (Err(got), Err(want)) => assert!(got.0.contains(want), "{input}: {got}"),
+            (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn human_syntax() {
+        check("Account:alice", Ok(Key::name("Account", "alice")));
+        check("Account:42", Ok(Key::id("Account", 42)));
+        check("Account:\"42\"", Ok(Key::name("Account", "42")));
+        check("Account:alice/Order:7", Ok(Key::name("Account", "alice").child(PathElement::id("Order", 7))));
+        check("t1@Account:a", Ok(Key::name("Account", "a").in_namespace("t1")));
+        check("\"a b\"@\"K:1\":\"x/\\\"y\\\\\"", Ok(Key::name("K:1", "x/\"y\\").in_namespace("a b")));
+        check("Model:my_key", Ok(Key::name("Model", "my_key")));
+        check("Account:18446744073709551615", Ok(Key::id("Account", u64::MAX)));
+    }
+
+    #[test]
+    fn human_syntax_errors() {
+        check("", Err("expected a kind"));
+        check("Account", Err("expected ':'"));
+        check("Account:", Err("expected an id or name"));
+        check("Account:0", Err("id 0 is not a valid id"));
+        check("Account:007", Err("leading zero"));
+        check("Account:18446744073709551616", Err("out of range"));
+        check("Account:a/", Err("expected a kind"));
+        check("Account:a b", Err("unexpected ' '"));
+        check("\"\":a", Err("kind is empty"));
+        check("A:\"\"", Err("name is empty"));
+        check("A:\"x", Err("unterminated"));
+        check("A:\"\\n\"", Err("unknown escape"));
+        check("__Stat:x", Err("reserved"));
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        check(&alloc::format!("A:{long}"), Err("at most 1500"));
+    }
+
+    fn arb_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("\0".into()),
+            Just("\u{FF}".into()),
+            "[a-c0-9/:@\"\\\\ \\x00\\u{FF}é😀]{0,6}",
+        ]
+    }
+
+    fn arb_key() -> impl Strategy<Value = Key> {
+        let id = prop_oneof![
+            prop_oneof![Just(0u64), Just(1), Just(u64::MAX), any::<u64>()].prop_map(IdOrName::Id),
+            arb_text().prop_map(IdOrName::Name),
+        ];
+        let element = (arb_text(), id).prop_map(|(kind, id)| PathElement { kind, id });
+        (arb_text(), proptest::collection::vec(element, 1..4))
+            .prop_map(|(namespace, path)| Key { namespace, path })
+    }
+
+    proptest! {
+        #[test]
+        fn encoding_preserves_order(a in arb_key(), b in arb_key()) {
+            prop_assert_eq!(a.cmp(&b), a.encode().cmp(&b.encode()));
+        }
+
+        #[test]
+        fn encoding_round_trips(key in arb_key()) {
+            prop_assert_eq!(Key::decode(&key.encode()).unwrap(), key);
+        }
+
+        #[test]
+        fn valid_keys_round_trip_through_text(key in arb_key()) {
+            if key.validate().is_ok() {
+                prop_assert_eq!(key.to_string().parse::<Key>().unwrap(), key);
+            }
+        }
+
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,24}") {
+            let _ = text.parse::<Key>();
+        }
+    }
+}

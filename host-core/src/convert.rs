@@ -1,0 +1,143 @@
+//! Conversions between the WIT types (shared by both hosts' bindings) and the Rust types of
+//! the host API and the stores. Written once; the hosts' shims only call these.
+
+use ds_guest::{Entity, IdOrName, Key, PathElement};
+
+use crate::bindings::types as wit;
+use crate::error::Error;
+use crate::store::{Check, Direction, Entry, KeyRange, StoreError, Versioned, Write};
+
+/// A host key as the WIT record.
+pub fn key_to_wit(key: &Key) -> wit::Key {
+    let path = key
+        .path
+        .iter()
+        .map(|e| wit::PathElement {
+            kind: e.kind.clone(),
+            id: match &e.id {
+                IdOrName::Id(id) => wit::IdOrName::Id(*id),
+                IdOrName::Name(name) => wit::IdOrName::Name(name.clone()),
+            },
+        })
+        .collect();
+    wit::Key { namespace: key.namespace.clone(), path }
+}
+
+/// A WIT key record as a host key.
+pub fn key_from_wit(key: wit::Key) -> Key {
+    let path = key
+        .path
+        .into_iter()
+        .map(|e| PathElement {
+            kind: e.kind,
+            id: match e.id {
+                wit::IdOrName::Id(id) => IdOrName::Id(id),
+                wit::IdOrName::Name(name) => IdOrName::Name(name),
+            },
+        })
+        .collect();
+    Key { namespace: key.namespace, path }
+}
+
+/// A host entity as the WIT record (properties as JSON text).
+pub fn entity_to_wit(entity: &Entity) -> wit::Entity {
+    wit::Entity { key: key_to_wit(&entity.key), properties: entity.properties_json() }
+}
+
+/// A WIT entity record returned by the model as a host entity.
+pub fn entity_from_wit(entity: wit::Entity) -> Result<Entity, Error> {
+    let key = key_from_wit(entity.key);
+    match serde_json::from_str(&entity.properties) {
+        Ok(serde_json::Value::Object(properties)) => Ok(Entity { key, properties }),
+        _ => Err(Error::Corrupt(format!("the model returned properties for {key} that are not a JSON object"))),
+    }
+}
+
+/// A datastore error from the model as the host error.
+pub fn error_from_wit(err: wit::Error) -> Error {
+    match err {
+        wit::Error::InvalidKey(msg) => Error::InvalidKey(msg),
+        wit::Error::InvalidEntity(msg) => Error::InvalidEntity(msg),
+        wit::Error::Corrupt(msg) => Error::Corrupt(msg),
+        wit::Error::Store(err) => Error::Store(store_error_from_wit(err)),
+    }
+}
+
+/// The outcome of an export call: a trap, a model error, or the value.
+pub fn call_result<T, U>(
+    result: wasmtime::Result<Result<T, wit::Error>>,
+    convert: impl FnOnce(T) -> Result<U, Error>,
+) -> Result<U, Error> {
+    match result {
+        Err(trap) => Err(Error::from_wasmtime(trap)),
+        Ok(Err(err)) => Err(error_from_wit(err)),
+        Ok(Ok(value)) => convert(value),
+    }
+}
+
+/// A store error as the WIT variant.
+pub fn store_error_to_wit(err: StoreError) -> wit::StoreError {
+    match err {
+        StoreError::Conflict(key) => wit::StoreError::Conflict(key),
+        StoreError::Unavailable(msg) => wit::StoreError::Unavailable(msg),
+        StoreError::InvalidRequest(msg) => wit::StoreError::InvalidRequest(msg),
+        StoreError::Internal(msg) => wit::StoreError::Internal(msg),
+    }
+}
+
+/// A WIT store error as the store type.
+pub fn store_error_from_wit(err: wit::StoreError) -> StoreError {
+    match err {
+        wit::StoreError::Conflict(key) => StoreError::Conflict(key),
+        wit::StoreError::Unavailable(msg) => StoreError::Unavailable(msg),
+        wit::StoreError::InvalidRequest(msg) => StoreError::InvalidRequest(msg),
+        wit::StoreError::Internal(msg) => StoreError::Internal(msg),
+    }
+}
+
+/// A store's answer to `get` as the WIT result.
+pub fn get_to_wit(result: Result<Option<Versioned>, StoreError>) -> Result<Option<wit::Versioned>, wit::StoreError> {
+    result.map(|v| v.map(versioned_to_wit)).map_err(store_error_to_wit)
+}
+
+/// A store's answer to `get-many` as the WIT result.
+pub fn get_many_to_wit(
+    result: Result<Vec<Option<Versioned>>, StoreError>,
+) -> Result<Vec<Option<wit::Versioned>>, wit::StoreError> {
+    result.map(|values| values.into_iter().map(|v| v.map(versioned_to_wit)).collect()).map_err(store_error_to_wit)
+}
+
+/// A store's answer to `scan` as the WIT result.
+pub fn scan_to_wit(result: Result<Vec<Entry>, StoreError>) -> Result<Vec<wit::Entry>, wit::StoreError> {
+    result
+        .map(|entries| {
+            entries.into_iter().map(|e| wit::Entry { key: e.key, value: versioned_to_wit(e.value) }).collect()
+        })
+        .map_err(store_error_to_wit)
+}
+
+/// A store's answer to `commit` as the WIT result.
+pub fn commit_to_wit(result: Result<u64, StoreError>) -> Result<u64, wit::StoreError> {
+    result.map_err(store_error_to_wit)
+}
+
+fn versioned_to_wit(v: Versioned) -> wit::Versioned {
+    wit::Versioned { value: v.value, version: v.version }
+}
+
+/// The arguments of `scan` as store types.
+pub fn scan_args_from_wit(range: wit::KeyRange, direction: wit::Direction) -> (KeyRange, Direction) {
+    let direction = match direction {
+        wit::Direction::Forward => Direction::Forward,
+        wit::Direction::Reverse => Direction::Reverse,
+    };
+    (KeyRange { start: range.start, end: range.end }, direction)
+}
+
+/// The arguments of `commit` as store types.
+pub fn commit_args_from_wit(checks: Vec<wit::Check>, writes: Vec<wit::Write>) -> (Vec<Check>, Vec<Write>) {
+    (
+        checks.into_iter().map(|c| Check { key: c.key, version: c.version }).collect(),
+        writes.into_iter().map(|w| Write { key: w.key, value: w.value }).collect(),
+    )
+}

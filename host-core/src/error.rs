@@ -1,0 +1,55 @@
+//! The error type of both host libraries (`ds::Error` and `ads::Error` are this type).
+
+use ds_guest::key::KeyError;
+
+use crate::store::StoreError;
+use crate::store::StoreUrlError;
+
+/// Why a datastore call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key is not valid; the message says which part.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// The entity is not valid; the message names the property or limit. Nothing was written.
+    #[error("invalid entity: {0}")]
+    InvalidEntity(String),
+    /// A stored value could not be decoded by the model.
+    #[error("corrupt data in the store: {0}")]
+    Corrupt(String),
+    /// The store failed (unavailable, conflict, refused request, internal failure).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store URL is not valid.
+    #[error(transparent)]
+    StoreUrl(#[from] StoreUrlError),
+    /// The model component trapped (a panic, a bug, or a bound). The instance was discarded;
+    /// the next call runs on a fresh one.
+    #[error("the model component trapped: {0}")]
+    Trap(String),
+    /// The model component could not be loaded, compiled or instantiated.
+    #[error("cannot load the model component from {origin}: {reason}")]
+    Component {
+        /// Where the component came from (a path, or "the embedded guest").
+        origin: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The wasmtime engine could not be created.
+    #[error("cannot create the wasmtime engine: {0}")]
+    Engine(String),
+}
+
+impl From<KeyError> for Error {
+    fn from(err: KeyError) -> Self {
+        Error::InvalidKey(err.0)
+    }
+}
+
+impl Error {
+    /// The error for a failed instantiation or export call (a trap, or a link failure).
+    pub fn from_wasmtime(err: wasmtime::Error) -> Self {
+        Error::Trap(format!("{err:?}"))
+    }
+}

@@ -1,0 +1,24 @@
+//! What both ds hosts share, written once: the bindings of the WIT world, the engine and the
+//! component cache, conversions between WIT and Rust types, the guest's logging, the stores,
+//! and the command line.
+//!
+//! `host-sync` (`ds`) and `host-async` (`ads`) add only what differs: how the transport is
+//! called (blocking or awaited) and how the model's exports are called.
+//!
+//! Architecture invariant: nothing here knows how entities are encoded or queried; that is
+//! the guest's job. The one exception is read-only: trace lines and errors render transport
+//! keys with the guest crate's key decoder.
+
+pub mod bindings;
+pub mod cli;
+pub mod convert;
+pub mod error;
+pub mod logging;
+pub mod runtime;
+pub mod store;
+
+pub use ds_guest::{Entity, IdOrName, Key, PathElement};
+pub use error::Error;
+pub use runtime::ComponentSource;
+/// The properties of an entity: a JSON object.
+pub type Properties = serde_json::Map<String, serde_json::Value>;

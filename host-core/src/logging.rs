@@ -1,0 +1,69 @@
+//! Log records: the guest's `logging` import into `tracing`, trace rendering of transport
+//! keys, and the CLI's subscriber. Shared by both hosts.
+
+use crate::bindings::logging::{self, Level};
+use crate::bindings::types;
+
+/// The `logging` import (and the function-less `types` import) for both hosts: each guest
+/// log line becomes a `tracing` event with target `ds::guest`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GuestLog;
+
+impl types::Host for GuestLog {}
+
+impl logging::Host for GuestLog {
+    fn log(&mut self, level: Level, context: String, message: String) {
+        // `tracing` levels are static per call site, hence one arm per level.
+        match level {
+            Level::Trace => tracing::trace!(target: "ds::guest", context, "{message}"),
+            Level::Debug => tracing::debug!(target: "ds::guest", context, "{message}"),
+            Level::Info => tracing::info!(target: "ds::guest", context, "{message}"),
+            Level::Warn => tracing::warn!(target: "ds::guest", context, "{message}"),
+            Level::Error | Level::Critical => tracing::error!(target: "ds::guest", context, "{message}"),
+        }
+    }
+}
+
+/// Links the imports both hosts implement the same way (`types`, `logging`) into `linker`.
+pub fn add_shared_imports<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    log: fn(&mut T) -> &mut GuestLog,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, wasmtime::component::HasSelf<GuestLog>>(linker, log)?;
+    logging::add_to_linker::<T, wasmtime::component::HasSelf<GuestLog>>(linker, log)
+}
+
+/// A transport key for a trace line: the entity's own id or name (what the seed's transport
+/// printed) and the whole key in the human syntax (or escaped bytes for non-entity keys).
+pub fn describe_key(key: &[u8]) -> (String, String) {
+    match ds_guest::Key::decode(key) {
+        Ok(decoded) => {
+            let leaf = decoded.leaf().map(|e| match &e.id {
+                ds_guest::IdOrName::Id(id) => id.to_string(),
+                ds_guest::IdOrName::Name(name) => name.clone(),
+            });
+            (leaf.unwrap_or_default(), decoded.to_string())
+        }
+        Err(_) => {
+            let text = ds_guest::key::describe_kv_key(key);
+            (text.clone(), text)
+        }
+    }
+}
+
+/// Installs the CLI's `tracing` subscriber on stderr: the call path at `trace` level with
+/// `--trace`, otherwise `RUST_LOG` (default: warnings only).
+pub fn init_cli_tracing(trace: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = if trace {
+        EnvFilter::new("warn,ds=trace,ads=trace,host_core=debug")
+    } else {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .try_init();
+}

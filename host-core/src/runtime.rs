@@ -1,0 +1,241 @@
+//! The process-wide engine and the compiled model component, with its on-disk cache.
+//!
+//! One [`Engine`] per process (both hosts use the same configuration, so a component
+//! compiled by `ds` is reused by `ads`). A component is compiled at most once per process
+//! (memoised by the SHA-256 of its bytes) and cached precompiled on disk between processes.
+//!
+//! Cache files are trusted only after a check: the file name is derived from the component
+//! bytes, this crate's version and the engine's compatibility hash; the content starts with
+//! a magic tag and the SHA-256 of the precompiled payload, which must match. Anything else
+//! (stale, truncated, damaged) is ignored and rebuilt.
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::error::Error;
+
+/// The model component built from `guest/` by this crate's build script.
+pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ds_guest.wasm"));
+
+/// Instances that may exist at once across the process (pool slots).
+pub const MAX_INSTANCES: u32 = 1024;
+
+/// Largest linear memory a model instance may grow to.
+pub const MAX_GUEST_MEMORY: usize = 64 << 20;
+
+/// Stack of one async call's fiber. The model's calls are shallow; small stacks keep
+/// thousands of in-flight `ads` calls cheap.
+pub const ASYNC_STACK_SIZE: usize = 256 << 10;
+
+const CACHE_MAGIC: &[u8; 8] = b"DSCWASM1";
+
+/// Which model component to run.
+#[derive(Debug, Clone, Default)]
+pub enum ComponentSource {
+    /// The component embedded at build time (the shipped guest).
+    #[default]
+    Embedded,
+    /// A component file, e.g. another build of the guest (`--component PATH`).
+    File(PathBuf),
+    /// Component bytes already in memory.
+    Bytes(Arc<[u8]>),
+}
+
+/// The process-wide engine, created on first use.
+pub fn engine() -> Result<&'static Engine, Error> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine);
+    }
+    let engine = Engine::new(&config()).map_err(|err| Error::Engine(format!("{err:#}")))?;
+    Ok(ENGINE.get_or_init(|| engine))
+}
+
+fn config() -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(MAX_INSTANCES)
+        // The no_std guest instantiates 6 core instances with one memory and one table.
+        .total_core_instances(MAX_INSTANCES * 8)
+        .total_memories(MAX_INSTANCES)
+        .total_tables(MAX_INSTANCES * 2)
+        .total_stacks(MAX_INSTANCES)
+        .max_memory_size(MAX_GUEST_MEMORY)
+        // Keep the first pages of a slot resident: reuse costs a memset, not page faults.
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(4 << 10)
+        .async_stack_keep_resident(16 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .memory_init_cow(true)
+        .async_stack_size(ASYNC_STACK_SIZE)
+        .max_wasm_stack(128 << 10)
+        .wasm_component_model(true);
+    config
+}
+
+/// The compiled component for `source`: from this process's memo, the disk cache, or a
+/// fresh compile (which then fills both).
+pub fn component(source: &ComponentSource) -> Result<Component, Error> {
+    let bytes: std::borrow::Cow<'_, [u8]> = match source {
+        ComponentSource::Embedded => EMBEDDED_COMPONENT.into(),
+        ComponentSource::File(path) => std::fs::read(path)
+            .map_err(|err| Error::Component { origin: path.display().to_string(), reason: err.to_string() })?
+            .into(),
+        ComponentSource::Bytes(bytes) => bytes.as_ref().into(),
+    };
+    let origin = || match source {
+        ComponentSource::Embedded => "the embedded guest".to_string(),
+        ComponentSource::File(path) => path.display().to_string(),
+        ComponentSource::Bytes(_) => "component bytes".to_string(),
+    };
+    static MEMO: OnceLock<Mutex<HashMap<[u8; 32], Component>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    if let Some(component) = memo.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
+        return Ok(component.clone());
+    }
+    let engine = engine()?;
+    let component = load_or_compile(engine, &bytes, cache_dir().as_deref())
+        .map_err(|reason| Error::Component { origin: origin(), reason })?;
+    memo.lock().unwrap_or_else(|p| p.into_inner()).insert(digest, component.clone());
+    Ok(component)
+}
+
+/// `DS_CACHE_DIR`, else `$XDG_CACHE_HOME/ds`, else `$HOME/.cache/ds`. `DS_CACHE_DIR=off`
+/// disables the disk cache.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DS_CACHE_DIR") {
+        return (dir != "off" && !dir.is_empty()).then(|| PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("ds"));
+    }
+    std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|home| PathBuf::from(home).join(".cache/ds"))
+}
+
+/// Feeds `Hash` output into SHA-256, to fold the engine's compatibility hash into the name.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        0 // Only the digest is used.
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// The cache file for `bytes` under `dir`.
+pub fn cache_path(engine: &Engine, dir: &Path, bytes: &[u8]) -> PathBuf {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    hasher.write(b"ds-component-cache\0");
+    hasher.write(env!("CARGO_PKG_VERSION").as_bytes());
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+    hasher.write(&Sha256::digest(bytes));
+    let name: String = hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("{name}.cwasm"))
+}
+
+fn load_or_compile(engine: &Engine, bytes: &[u8], dir: Option<&Path>) -> Result<Component, String> {
+    let Some(dir) = dir else {
+        return Component::new(engine, bytes).map_err(|err| format!("{err:#}"));
+    };
+    let path = cache_path(engine, dir, bytes);
+    if let Some(component) = load_cached(engine, &path) {
+        return Ok(component);
+    }
+    let precompiled = engine.precompile_component(bytes).map_err(|err| format!("{err:#}"))?;
+    if let Err(err) = store_cached(&path, &precompiled) {
+        tracing::warn!(target: "host_core::cache", path = %path.display(), "cannot write the component cache: {err}");
+    }
+    // SAFETY: `precompiled` was produced just now by this engine's `precompile_component`.
+    unsafe { Component::deserialize(engine, &precompiled) }.map_err(|err| format!("{err:#}"))
+}
+
+fn load_cached(engine: &Engine, path: &Path) -> Option<Component> {
+    let file = std::fs::read(path).ok()?;
+    let payload = file.strip_prefix(CACHE_MAGIC.as_slice()).and_then(|rest| {
+        let (digest, payload) = rest.split_at_checked(32)?;
+        (Sha256::digest(payload).as_slice() == digest).then_some(payload)
+    });
+    let Some(payload) = payload else {
+        tracing::debug!(target: "host_core::cache", path = %path.display(), "damaged cache file; recompiling");
+        return None;
+    };
+    // SAFETY: the payload is byte-for-byte what `store_cached` wrote from this engine
+    // configuration's `precompile_component` (the digest and the name check that), and
+    // `deserialize` still refuses output of another wasmtime version or configuration.
+    match unsafe { Component::deserialize(engine, payload) } {
+        Ok(component) => Some(component),
+        Err(err) => {
+            tracing::debug!(target: "host_core::cache", path = %path.display(), "stale cache file ({err}); recompiling");
+            None
+        }
+    }
+}
+
+fn store_cached(path: &Path, precompiled: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    // Write a temporary file and rename it: readers see the old file or the whole new one.
+    let mut tmp = tempfile_in(dir)?;
+    tmp.1.write_all(CACHE_MAGIC)?;
+    tmp.1.write_all(&Sha256::digest(precompiled))?;
+    tmp.1.write_all(precompiled)?;
+    tmp.1.sync_all()?;
+    std::fs::rename(&tmp.0, path)
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let path = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let file = std::fs::File::create(&path)?;
+    Ok((path, file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_round_trip_and_damage_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine().unwrap();
+        let path = cache_path(engine, dir.path(), EMBEDDED_COMPONENT);
+        load_or_compile(engine, EMBEDDED_COMPONENT, Some(dir.path())).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        assert!(good.starts_with(CACHE_MAGIC));
+        assert!(load_cached(engine, &path).is_some());
+
+        // Damaged payload: refused, then rebuilt whole.
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xFF;
+        std::fs::write(&path, &bad).unwrap();
+        assert!(load_cached(engine, &path).is_none());
+        load_or_compile(engine, EMBEDDED_COMPONENT, Some(dir.path())).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), good);
+
+        // Truncated and foreign files are refused too.
+        std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+        assert!(load_cached(engine, &path).is_none());
+        std::fs::write(&path, b"not a cache file").unwrap();
+        assert!(load_cached(engine, &path).is_none());
+    }
+
+    #[test]
+    fn cache_name_depends_on_the_component() {
+        let engine = engine().unwrap();
+        let dir = Path::new("/cache");
+        assert_ne!(cache_path(engine, dir, b"a"), cache_path(engine, dir, b"b"));
+        assert_eq!(cache_path(engine, dir, b"a"), cache_path(engine, dir, b"a"));
+    }
+}

@@ -1,0 +1,137 @@
+//! Stores: the backends behind the transport, for both hosts.
+//!
+//! A store implements the transport contract (see `wit/transport.wit`) once, as a blocking
+//! [`Store`] or an async [`AsyncStore`]. The data types are the guest's own
+//! ([`ds_guest::transport`]), so guest and hosts share one definition of the key-value model.
+//!
+//! - `ds` runs a [`Store`] directly on the calling thread.
+//! - `ads` runs an [`AsyncStore`]. A blocking store is adapted with [`Offload`], which runs
+//!   each call on tokio's blocking pool: blocking work (SQLite) never runs on a worker thread.
+//!   A store whose calls never wait (memory) implements both traits directly.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use ds_guest::transport::{
+    Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
+};
+
+mod memory;
+mod sqlite;
+mod url;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+pub use url::{DEFAULT_STORE_URL, StoreUrl, StoreUrlError, open_async, open_blocking};
+
+/// Most entries one `scan` returns, whatever limit the model asks for.
+pub const MAX_SCAN_LIMIT: u32 = 1000;
+
+/// A boxed, `Send` future: what [`AsyncStore`] methods return, so stores can be `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A blocking ordered key-value store with optimistic commits.
+///
+/// Every method may block the calling thread on I/O. Implementations are shared between
+/// threads, so they synchronise internally.
+pub trait Store: Send + Sync + 'static {
+    /// Reads one key.
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError>;
+
+    /// Reads several keys; one result per key, in order.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    /// Reads up to `limit` (capped at [`MAX_SCAN_LIMIT`]) entries of `range` in `direction`.
+    fn scan(&self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError>;
+
+    /// Applies `writes` atomically if all `checks` hold; returns the commit's version.
+    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError>;
+}
+
+/// An async ordered key-value store with optimistic commits: [`Store`]'s contract, awaited.
+///
+/// Futures own their arguments so that an implementation may move the work to another
+/// thread. Dropping a future must leave the store consistent: a commit is whole or absent.
+pub trait AsyncStore: Send + Sync + 'static {
+    /// Reads one key.
+    fn get(&self, key: Vec<u8>) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>>;
+
+    /// Reads several keys; one result per key, in order.
+    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>>;
+
+    /// Reads up to `limit` entries of `range` in `direction`.
+    fn scan(
+        &self,
+        range: KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>>;
+
+    /// Applies `writes` atomically if all `checks` hold; returns the commit's version.
+    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
+/// Runs a blocking [`Store`] as an [`AsyncStore`] on tokio's blocking thread pool.
+///
+/// Each call is one `spawn_blocking`. If the caller's future is dropped, the blocking call
+/// still runs to its end, so a commit is never cut in half.
+pub struct Offload<S: ?Sized>(pub Arc<S>);
+
+impl<S: Store + ?Sized> Offload<S> {
+    fn run<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&S) -> Result<R, StoreError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<R, StoreError>> {
+        let store = Arc::clone(&self.0);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || call(&store))
+                .await
+                .map_err(|err| StoreError::Internal(format!("store task failed: {err}")))?
+        })
+    }
+}
+
+impl<S: Store + ?Sized> AsyncStore for Offload<S> {
+    fn get(&self, key: Vec<u8>) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>> {
+        self.run(move |store| store.get(&key))
+    }
+
+    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+        self.run(move |store| store.get_many(&keys))
+    }
+
+    fn scan(
+        &self,
+        range: KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+        self.run(move |store| store.scan(&range, limit, direction))
+    }
+
+    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run(move |store| store.commit(&checks, &writes))
+    }
+}
+
+/// Every entry of a store in key order, read in pages: for tests, `check` and export.
+pub fn scan_all(store: &dyn Store) -> Result<Vec<Entry>, StoreError> {
+    let mut out = Vec::new();
+    let mut range = KeyRange::default();
+    loop {
+        let page = store.scan(&range, MAX_SCAN_LIMIT, Direction::Forward)?;
+        let full = page.len() == MAX_SCAN_LIMIT as usize;
+        if let Some(last) = page.last() {
+            // The next page starts just after the last key: the key with a 0 byte appended.
+            range.start = last.key.clone();
+            range.start.push(0);
+        }
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}

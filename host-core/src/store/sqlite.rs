@@ -1,0 +1,253 @@
+//! `sqlite:PATH`: the embedded default store.
+//!
+//! One table of `(key BLOB PRIMARY KEY, value BLOB, version INTEGER)`, ordered by SQLite's
+//! BLOB comparison (memcmp, then length: the transport's bytewise order). The database runs
+//! in WAL mode with `synchronous=FULL`, so a commit that returned is on disk. A commit is one
+//! `BEGIN IMMEDIATE` transaction: checks, the version counter and all writes together.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::{Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
+
+/// The on-disk format this build writes and reads.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// How long a call waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle connections kept for reuse.
+const MAX_IDLE_CONNECTIONS: usize = 8;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS ds_meta (
+        name  TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE IF NOT EXISTS ds_kv (
+        key     BLOB PRIMARY KEY NOT NULL,
+        value   BLOB NOT NULL,
+        version INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    INSERT OR IGNORE INTO ds_meta (name, value) VALUES ('last_version', 0);
+";
+
+/// A store in one SQLite database file.
+pub struct SqliteStore {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, and checks its format.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if path.is_dir() {
+            return Err(StoreError::Unavailable(format!(
+                "{} is a directory, not a SQLite database file",
+                path.display()
+            )));
+        }
+        let store = SqliteStore { path, idle: Mutex::new(Vec::new()) };
+        let mut conn = store.connect()?;
+        store.init_schema(&mut conn)?;
+        store.release(conn);
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|err| self.error(err))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|err| self.error(err))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|err| self.error(err))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|err| self.error(err))?;
+        Ok(conn)
+    }
+
+    fn init_schema(&self, conn: &mut Connection) -> Result<(), StoreError> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|err| self.error(err))?;
+        let format: Option<i64> = tx
+            .query_row("SELECT value FROM ds_meta WHERE name = 'format'", [], |row| row.get(0))
+            .optional()
+            .or_else(|err| match err {
+                // A new, empty database has no ds_meta table yet.
+                rusqlite::Error::SqliteFailure(_, Some(ref msg)) if msg.contains("no such table") => Ok(None),
+                err => Err(err),
+            })
+            .map_err(|err| self.error(err))?;
+        match format {
+            Some(found) if found > FORMAT_VERSION => {
+                return Err(StoreError::Unavailable(format!(
+                    "{} was written by a newer ds (store format {found}; this build reads format \
+                     {FORMAT_VERSION}): upgrade ds to open it",
+                    self.path.display()
+                )));
+            }
+            Some(_) => {}
+            None => {
+                tx.execute_batch(SCHEMA).map_err(|err| self.error(err))?;
+                tx.execute("INSERT INTO ds_meta (name, value) VALUES ('format', ?1)", [FORMAT_VERSION])
+                    .map_err(|err| self.error(err))?;
+            }
+        }
+        tx.commit().map_err(|err| self.error(err))
+    }
+
+    /// Runs `work` on a pooled connection (opening one if none is idle).
+    fn with_conn<R>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        let result = work(&mut conn).map_err(|err| self.error(err));
+        self.release(conn);
+        result
+    }
+
+    fn release(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_CONNECTIONS {
+            idle.push(conn);
+        }
+    }
+
+    fn error(&self, err: rusqlite::Error) -> StoreError {
+        let path = self.path.display();
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Unavailable(format!("{path}: database is locked by another writer ({err})"))
+            }
+            Some(ErrorCode::NotADatabase) => StoreError::Unavailable(format!(
+                "{path} is not a SQLite database, or it is damaged ({err})"
+            )),
+            Some(ErrorCode::DatabaseCorrupt) => {
+                StoreError::Unavailable(format!("{path}: the database file is damaged ({err})"))
+            }
+            Some(
+                ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::PermissionDenied
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure,
+            ) => StoreError::Unavailable(format!("{path}: {err}")),
+            _ => StoreError::Internal(format!("{path}: {err}")),
+        }
+    }
+}
+
+fn versioned(value: Vec<u8>, version: i64) -> Versioned {
+    Versioned { value, version: version as u64 }
+}
+
+impl Store for SqliteStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        self.with_conn(|conn| {
+            conn.prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1")?
+                .query_row([key], |row| Ok(versioned(row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+    }
+
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        self.with_conn(|conn| {
+            // One read transaction, so the batch is a consistent snapshot.
+            let tx = conn.transaction()?;
+            let mut values = Vec::with_capacity(keys.len());
+            {
+                let mut stmt = tx.prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1")?;
+                for key in keys {
+                    values.push(stmt.query_row([key], |row| Ok(versioned(row.get(0)?, row.get(1)?))).optional()?);
+                }
+            }
+            tx.commit()?;
+            Ok(values)
+        })
+    }
+
+    fn scan(&self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError> {
+        let limit = limit.min(super::MAX_SCAN_LIMIT);
+        let order = match direction {
+            Direction::Forward => "ASC",
+            Direction::Reverse => "DESC",
+        };
+        self.with_conn(|conn| {
+            let map = |row: &rusqlite::Row<'_>| {
+                Ok(Entry { key: row.get(0)?, value: versioned(row.get(1)?, row.get(2)?) })
+            };
+            match &range.end {
+                Some(end) => {
+                    let sql = format!(
+                        "SELECT key, value, version FROM ds_kv WHERE key >= ?1 AND key < ?2 \
+                         ORDER BY key {order} LIMIT ?3"
+                    );
+                    let mut stmt = conn.prepare_cached(&sql)?;
+                    stmt.query_map(params![range.start, end, limit], map)?.collect()
+                }
+                None => {
+                    let sql = format!(
+                        "SELECT key, value, version FROM ds_kv WHERE key >= ?1 ORDER BY key {order} LIMIT ?2"
+                    );
+                    let mut stmt = conn.prepare_cached(&sql)?;
+                    stmt.query_map(params![range.start, limit], map)?.collect()
+                }
+            }
+        })
+    }
+
+    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        let mut conflict = None;
+        let version = self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut read = tx.prepare_cached("SELECT version FROM ds_kv WHERE key = ?1")?;
+                for check in checks {
+                    let current: Option<i64> = read.query_row([&check.key], |row| row.get(0)).optional()?;
+                    if current.map(|v| v as u64) != check.version {
+                        conflict = Some(check.key.clone());
+                        // Dropping the transaction rolls it back: nothing is written.
+                        return Ok(0);
+                    }
+                }
+            }
+            let version: i64 = tx.query_row(
+                "UPDATE ds_meta SET value = value + 1 WHERE name = 'last_version' RETURNING value",
+                [],
+                |row| row.get(0),
+            )?;
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO ds_kv (key, value, version) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version",
+                )?;
+                let mut delete = tx.prepare_cached("DELETE FROM ds_kv WHERE key = ?1")?;
+                for write in writes {
+                    match &write.value {
+                        Some(value) => put.execute(params![write.key, value, version])?,
+                        None => delete.execute([&write.key])?,
+                    };
+                }
+            }
+            tx.commit()?;
+            Ok(version as u64)
+        })?;
+        match conflict {
+            Some(key) => Err(StoreError::Conflict(key)),
+            None => Ok(version),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `ds`: the blocking host of the ds model component.
+//!
+//! The model logic (keys, entities, validation, and what the model layer adds) is compiled
+//! once into a WebAssembly component; this crate runs it with a blocking transport. Its twin,
+//! `ads` (crate `host-async`), runs the very same component with an async transport.
+//!
+//! ```no_run
+//! use ds::{Datastore, Entity, Key};
+//!
+//! let db = Datastore::open("sqlite:ds.db")?;
+//! let key: Key = "Account:alice".parse()?;
+//! let properties = serde_json::json!({ "balance": 10 }).as_object().cloned().unwrap_or_default();
+//! db.put(&Entity { key: key.clone(), properties })?;
+//! assert!(db.get(&key)?.is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Every call blocks the calling thread until the store answers. Inside an async runtime,
+//! use `ads` instead (or `spawn_blocking`): a blocking call on a tokio worker stalls every
+//! task on that worker.
+
+use std::sync::Arc;
+
+use host_core::bindings::blocking::{self, ModelPre};
+use host_core::convert;
+use host_core::logging::{GuestLog, add_shared_imports, describe_key};
+use host_core::store::{Store, StoreUrl, open_blocking};
+use wasmtime::component::{HasSelf, Linker};
+
+pub use host_core::bindings::types as wit;
+pub use host_core::store;
+pub use host_core::{ComponentSource, Entity, Error, IdOrName, Key, PathElement, Properties};
+
+/// A datastore: the model component over a blocking store.
+///
+/// Cheap to clone and safe to share between threads; each call runs on the calling thread.
+#[derive(Clone)]
+pub struct Datastore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pre: ModelPre<HostState>,
+    store: Arc<dyn Store>,
+}
+
+/// Builds a [`Datastore`] with options beyond [`Datastore::open`].
+#[derive(Default)]
+#[must_use]
+pub struct Builder {
+    store: Option<Arc<dyn Store>>,
+    component: ComponentSource,
+}
+
+impl Builder {
+    /// Uses `store` (any [`Store`], e.g. one of your own).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Opens the store at `url` (`sqlite:PATH`, `memory:`).
+    pub fn store_url(self, url: &str) -> Result<Self, Error> {
+        let url: StoreUrl = url.parse()?;
+        Ok(self.store(open_blocking(&url)?))
+    }
+
+    /// Runs another build of the model component instead of the embedded one.
+    pub fn component(mut self, source: ComponentSource) -> Self {
+        self.component = source;
+        self
+    }
+
+    /// Loads (or reuses) the compiled component and links it to the store.
+    /// Without a store, uses the default `sqlite:ds.db`.
+    pub fn build(self) -> Result<Datastore, Error> {
+        let store = match self.store {
+            Some(store) => store,
+            None => open_blocking(&host_core::store::DEFAULT_STORE_URL.parse()?)?,
+        };
+        let engine = host_core::runtime::engine()?;
+        let component = host_core::runtime::component(&self.component)?;
+        let mut linker = Linker::<HostState>::new(engine);
+        let link = |linker: &mut Linker<HostState>| -> wasmtime::Result<()> {
+            add_shared_imports(linker, |state| &mut state.log)?;
+            blocking::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
+        };
+        let component_error = |err: wasmtime::Error| Error::Component {
+            origin: format!("{:?}", self.component),
+            reason: format!("{err:#}"),
+        };
+        link(&mut linker).map_err(component_error)?;
+        let pre = linker.instantiate_pre(&component).and_then(ModelPre::new).map_err(component_error)?;
+        Ok(Datastore { inner: Arc::new(Inner { pre, store }) })
+    }
+}
+
+impl Datastore {
+    /// Opens the store at `url` with the embedded model component.
+    pub fn open(url: &str) -> Result<Datastore, Error> {
+        Builder::default().store_url(url)?.build()
+    }
+
+    /// A builder for other stores or components.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The store this datastore reads and writes.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Reads the entity at `key`, or `None` if there is none.
+    pub fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
+        tracing::debug!(target: "ds::api", "Model sync get()");
+        let key = convert::key_to_wit(key);
+        let (model, mut store) = self.instantiate()?;
+        let result = model.ds_datastore_datastore().call_get(&mut store, &key);
+        convert::call_result(result, |entity| entity.map(convert::entity_from_wit).transpose())
+    }
+
+    /// Validates and writes `entity`, replacing any entity at its key. Returns the key.
+    pub fn put(&self, entity: &Entity) -> Result<Key, Error> {
+        tracing::debug!(target: "ds::api", "Model sync put()");
+        let entity = convert::entity_to_wit(entity);
+        let (model, mut store) = self.instantiate()?;
+        let result = model.ds_datastore_datastore().call_put(&mut store, &entity);
+        convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
+    }
+
+    /// Deletes the entity at `key`; deleting an absent entity is not an error.
+    pub fn delete(&self, key: &Key) -> Result<(), Error> {
+        tracing::debug!(target: "ds::api", "Model sync delete()");
+        let key = convert::key_to_wit(key);
+        let (model, mut store) = self.instantiate()?;
+        let result = model.ds_datastore_datastore().call_delete(&mut store, &key);
+        convert::call_result(result, Ok)
+    }
+
+    /// A fresh instance in a fresh store: no state survives from one call to the next.
+    fn instantiate(&self) -> Result<(blocking::Model, wasmtime::Store<HostState>), Error> {
+        let state = HostState { store: Arc::clone(&self.inner.store), log: GuestLog };
+        let mut store = wasmtime::Store::new(self.inner.pre.engine(), state);
+        let model = self.inner.pre.instantiate(&mut store).map_err(Error::from_wasmtime)?;
+        Ok((model, store))
+    }
+}
+
+/// What one instance's imports reach: the store and the log.
+struct HostState {
+    store: Arc<dyn Store>,
+    log: GuestLog,
+}
+
+/// The blocking transport: each import is one blocking call into the store.
+impl blocking::ds::datastore::transport::Host for HostState {
+    fn get(&mut self, key: Vec<u8>) -> Result<Option<wit::Versioned>, wit::StoreError> {
+        tracing::debug!(target: "ds::transport", key = describe_key(&key).1, "get() with key = {}", describe_key(&key).0);
+        convert::get_to_wit(self.store.get(&key))
+    }
+
+    fn get_many(&mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Option<wit::Versioned>>, wit::StoreError> {
+        tracing::debug!(target: "ds::transport", count = keys.len(), "get_many()");
+        convert::get_many_to_wit(self.store.get_many(&keys))
+    }
+
+    fn scan(
+        &mut self,
+        range: wit::KeyRange,
+        limit: u32,
+        direction: wit::Direction,
+    ) -> Result<Vec<wit::Entry>, wit::StoreError> {
+        tracing::debug!(target: "ds::transport", limit, "scan()");
+        let (range, direction) = convert::scan_args_from_wit(range, direction);
+        convert::scan_to_wit(self.store.scan(&range, limit, direction))
+    }
+
+    fn commit(&mut self, checks: Vec<wit::Check>, writes: Vec<wit::Write>) -> Result<u64, wit::StoreError> {
+        tracing::debug!(target: "ds::transport", checks = checks.len(), writes = writes.len(), "commit()");
+        let (checks, writes) = convert::commit_args_from_wit(checks, writes);
+        convert::commit_to_wit(self.store.commit(&checks, &writes))
+    }
+}

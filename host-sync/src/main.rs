@@ -1,0 +1,38 @@
+//! `ds`: the blocking datastore CLI.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use ds::{Datastore, Entity};
+use host_core::cli::{self, Cli, Command, NotFound};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_for("ds", "ds: the datastore model, run by the blocking host");
+    host_core::logging::init_cli_tracing(cli.trace);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => cli::fail(&err),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let db = Datastore::builder()
+        .store_url(&cli.store)
+        .and_then(|builder| builder.component(cli.component_source()).build())
+        .with_context(|| format!("cannot open the datastore at {}", cli.store))?;
+    match cli.command {
+        Command::Get { key } => {
+            let entity = db.get(&key).with_context(|| format!("get {key}"))?;
+            cli::print_entity(&entity.ok_or(NotFound(key))?);
+        }
+        Command::Put { key, properties } => {
+            let key = db.put(&Entity { key: key.clone(), properties }).with_context(|| format!("put {key}"))?;
+            cli::print_put(&key);
+        }
+        Command::Delete { key } => {
+            db.delete(&key).with_context(|| format!("delete {key}"))?;
+            cli::print_deleted(&key);
+        }
+    }
+    Ok(())
+}
