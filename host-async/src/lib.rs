@@ -1,0 +1,190 @@
+//! `ads`: the async host of the ds model component.
+//!
+//! The same component that `ds` (crate `host-sync`) runs with a blocking transport runs here
+//! on tokio: each call runs the guest on a wasmtime fiber, and when the guest calls the
+//! transport the fiber is suspended while the task awaits the store, so a worker thread
+//! never waits on I/O and thousands of calls overlap.
+//!
+//! ```no_run
+//! use ads::{Datastore, Entity, Key};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let db = Datastore::open("sqlite:ds.db").await?;
+//! let key: Key = "Account:alice".parse()?;
+//! let properties = serde_json::json!({ "balance": 10 }).as_object().cloned().unwrap_or_default();
+//! db.put(&Entity { key: key.clone(), properties }).await?;
+//! assert!(db.get(&key).await?.is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! Blocking stores (SQLite) run on tokio's blocking pool ([`store::Offload`]), never on a
+//! worker thread. Calls need a tokio runtime (any flavour).
+
+use std::sync::Arc;
+
+use host_core::bindings::asynchronous::{self, ModelPre};
+use host_core::convert;
+use host_core::logging::{GuestLog, add_shared_imports, describe_key};
+use host_core::store::{AsyncStore, StoreUrl, open_async};
+use wasmtime::component::HasSelf;
+
+pub use host_core::bindings::types as wit;
+pub use host_core::store;
+pub use host_core::{ComponentSource, Entity, Error, IdOrName, Key, PathElement, Properties};
+
+/// A datastore: the model component over an async store.
+///
+/// Cheap to clone and safe to share between tasks; calls run concurrently.
+#[derive(Clone)]
+pub struct Datastore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pre: ModelPre<HostState>,
+    store: Arc<dyn AsyncStore>,
+}
+
+/// Builds a [`Datastore`] with options beyond [`Datastore::open`].
+#[derive(Default)]
+#[must_use]
+pub struct Builder {
+    store: Option<Arc<dyn AsyncStore>>,
+    store_url: Option<String>,
+    component: ComponentSource,
+}
+
+impl Builder {
+    /// Uses `store` (any [`AsyncStore`], e.g. one of your own).
+    pub fn store(mut self, store: Arc<dyn AsyncStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Opens the store at `url` (`sqlite:PATH`, `memory:`) when the datastore is built.
+    pub fn store_url(mut self, url: &str) -> Self {
+        self.store_url = Some(url.to_string());
+        self
+    }
+
+    /// Runs another build of the model component instead of the embedded one.
+    pub fn component(mut self, source: ComponentSource) -> Self {
+        self.component = source;
+        self
+    }
+
+    /// Opens the store (default `sqlite:ds.db`), loads (or reuses) the compiled component
+    /// and links the two. Opening files and compiling run on the blocking pool.
+    pub async fn build(self) -> Result<Datastore, Error> {
+        tokio::task::spawn_blocking(move || self.build_blocking())
+            .await
+            .map_err(|err| Error::Engine(format!("building the datastore failed: {err}")))?
+    }
+
+    fn build_blocking(self) -> Result<Datastore, Error> {
+        let store = match self.store {
+            Some(store) => store,
+            None => {
+                let url = self.store_url.as_deref().unwrap_or(host_core::store::DEFAULT_STORE_URL);
+                open_async(&url.parse::<StoreUrl>()?)?
+            }
+        };
+        let pre = host_core::runtime::instance_pre(&self.component, |linker| {
+            add_shared_imports(linker, |state: &mut HostState| &mut state.log)?;
+            asynchronous::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
+        })?;
+        let pre = ModelPre::new(pre).map_err(|err| Error::Component {
+            origin: self.component.to_string(),
+            reason: format!("{err:#}"),
+        })?;
+        Ok(Datastore { inner: Arc::new(Inner { pre, store }) })
+    }
+}
+
+impl Datastore {
+    /// Opens the store at `url` with the embedded model component.
+    pub async fn open(url: &str) -> Result<Datastore, Error> {
+        Builder::default().store_url(url).build().await
+    }
+
+    /// A builder for other stores or components.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The store this datastore reads and writes.
+    pub fn store(&self) -> &Arc<dyn AsyncStore> {
+        &self.inner.store
+    }
+
+    /// Reads the entity at `key`, or `None` if there is none.
+    pub async fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
+        tracing::debug!(target: "ads::api", "Model async get()");
+        let key = convert::key_to_wit(key);
+        let (model, mut store) = self.instantiate().await?;
+        let result = model.ds_datastore_datastore().call_get(&mut store, &key).await;
+        convert::call_result(result, |entity| entity.map(convert::entity_from_wit).transpose())
+    }
+
+    /// Validates and writes `entity`, replacing any entity at its key. Returns the key.
+    pub async fn put(&self, entity: &Entity) -> Result<Key, Error> {
+        tracing::debug!(target: "ads::api", "Model async put()");
+        let entity = convert::entity_to_wit(entity);
+        let (model, mut store) = self.instantiate().await?;
+        let result = model.ds_datastore_datastore().call_put(&mut store, &entity).await;
+        convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
+    }
+
+    /// Deletes the entity at `key`; deleting an absent entity is not an error.
+    pub async fn delete(&self, key: &Key) -> Result<(), Error> {
+        tracing::debug!(target: "ads::api", "Model async delete()");
+        let key = convert::key_to_wit(key);
+        let (model, mut store) = self.instantiate().await?;
+        let result = model.ds_datastore_datastore().call_delete(&mut store, &key).await;
+        convert::call_result(result, Ok)
+    }
+
+    /// A fresh instance in a fresh store: no state survives from one call to the next.
+    async fn instantiate(&self) -> Result<(asynchronous::Model, wasmtime::Store<HostState>), Error> {
+        let state = HostState { store: Arc::clone(&self.inner.store), log: GuestLog };
+        let mut store = wasmtime::Store::new(self.inner.pre.engine(), state);
+        let model = self.inner.pre.instantiate_async(&mut store).await.map_err(Error::from_wasmtime)?;
+        Ok((model, store))
+    }
+}
+
+/// What one instance's imports reach: the store and the log.
+struct HostState {
+    store: Arc<dyn AsyncStore>,
+    log: GuestLog,
+}
+
+/// The async transport: each import awaits the store while the guest's fiber is suspended.
+impl asynchronous::ds::datastore::transport::Host for HostState {
+    async fn get(&mut self, key: Vec<u8>) -> Result<Option<wit::Versioned>, wit::StoreError> {
+        tracing::debug!(target: "ads::transport", key = describe_key(&key).1, "async get() with key = {}", describe_key(&key).0);
+        convert::get_to_wit(self.store.get(key).await)
+    }
+
+    async fn get_many(&mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Option<wit::Versioned>>, wit::StoreError> {
+        tracing::debug!(target: "ads::transport", count = keys.len(), "async get_many()");
+        convert::get_many_to_wit(self.store.get_many(keys).await)
+    }
+
+    async fn scan(
+        &mut self,
+        range: wit::KeyRange,
+        limit: u32,
+        direction: wit::Direction,
+    ) -> Result<Vec<wit::Entry>, wit::StoreError> {
+        tracing::debug!(target: "ads::transport", limit, "async scan()");
+        let (range, direction) = convert::scan_args_from_wit(range, direction);
+        convert::scan_to_wit(self.store.scan(range, limit, direction).await)
+    }
+
+    async fn commit(&mut self, checks: Vec<wit::Check>, writes: Vec<wit::Write>) -> Result<u64, wit::StoreError> {
+        tracing::debug!(target: "ads::transport", checks = checks.len(), writes = writes.len(), "async commit()");
+        let (checks, writes) = convert::commit_args_from_wit(checks, writes);
+        convert::commit_to_wit(self.store.commit(checks, writes).await)
+    }
+}

@@ -1,1 +1,41 @@
-fn main(){}
+//! `ads`: the async datastore CLI.
+
+use std::process::ExitCode;
+
+use ads::{Datastore, Entity};
+use anyhow::Context as _;
+use host_core::cli::{self, Cli, Command, NotFound};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse_for("ads", "ads: the datastore model, run by the async host");
+    host_core::logging::init_cli_tracing(cli.trace);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => cli::fail(&err),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let db = Datastore::builder()
+        .store_url(&cli.store)
+        .component(cli.component_source())
+        .build()
+        .await
+        .with_context(|| format!("cannot open the datastore at {}", cli.store))?;
+    match cli.command {
+        Command::Get { key } => {
+            let entity = db.get(&key).await.with_context(|| format!("get {key}"))?;
+            cli::print_entity(&entity.ok_or(NotFound(key))?);
+        }
+        Command::Put { key, properties } => {
+            let key = db.put(&Entity { key: key.clone(), properties }).await.with_context(|| format!("put {key}"))?;
+            cli::print_put(&key);
+        }
+        Command::Delete { key } => {
+            db.delete(&key).await.with_context(|| format!("delete {key}"))?;
+            cli::print_deleted(&key);
+        }
+    }
+    Ok(())
+}

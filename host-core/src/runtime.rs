@@ -92,11 +92,6 @@ pub fn component(source: &ComponentSource) -> Result<Component, Error> {
             .into(),
         ComponentSource::Bytes(bytes) => bytes.as_ref().into(),
     };
-    let origin = || match source {
-        ComponentSource::Embedded => "the embedded guest".to_string(),
-        ComponentSource::File(path) => path.display().to_string(),
-        ComponentSource::Bytes(_) => "component bytes".to_string(),
-    };
     static MEMO: OnceLock<Mutex<HashMap<[u8; 32], Component>>> = OnceLock::new();
     let memo = MEMO.get_or_init(Default::default);
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
@@ -105,9 +100,34 @@ pub fn component(source: &ComponentSource) -> Result<Component, Error> {
     }
     let engine = engine()?;
     let component = load_or_compile(engine, &bytes, cache_dir().as_deref())
-        .map_err(|reason| Error::Component { origin: origin(), reason })?;
+        .map_err(|reason| Error::Component { origin: source.to_string(), reason })?;
     memo.lock().unwrap_or_else(|p| p.into_inner()).insert(digest, component.clone());
     Ok(component)
+}
+
+/// Links a host's imports with `link` and pre-instantiates `source`'s component: the one
+/// step both hosts take when a datastore is built. Compiling may take a moment the first
+/// time in a process (unless the disk cache has it).
+pub fn instance_pre<T: Send + 'static>(
+    source: &ComponentSource,
+    link: impl FnOnce(&mut wasmtime::component::Linker<T>) -> wasmtime::Result<()>,
+) -> Result<wasmtime::component::InstancePre<T>, Error> {
+    let engine = engine()?;
+    let component = component(source)?;
+    let mut linker = wasmtime::component::Linker::new(engine);
+    link(&mut linker)
+        .and_then(|()| linker.instantiate_pre(&component))
+        .map_err(|err| Error::Component { origin: source.to_string(), reason: format!("{err:#}") })
+}
+
+impl std::fmt::Display for ComponentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComponentSource::Embedded => f.write_str("the embedded guest"),
+            ComponentSource::File(path) => write!(f, "{}", path.display()),
+            ComponentSource::Bytes(_) => f.write_str("component bytes"),
+        }
+    }
 }
 
 /// `DS_CACHE_DIR`, else `$XDG_CACHE_HOME/ds`, else `$HOME/.cache/ds`. `DS_CACHE_DIR=off`

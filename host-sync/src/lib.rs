@@ -25,7 +25,7 @@ use host_core::bindings::blocking::{self, ModelPre};
 use host_core::convert;
 use host_core::logging::{GuestLog, add_shared_imports, describe_key};
 use host_core::store::{Store, StoreUrl, open_blocking};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::HasSelf;
 
 pub use host_core::bindings::types as wit;
 pub use host_core::store;
@@ -49,6 +49,7 @@ struct Inner {
 #[must_use]
 pub struct Builder {
     store: Option<Arc<dyn Store>>,
+    store_url: Option<String>,
     component: ComponentSource,
 }
 
@@ -59,10 +60,10 @@ impl Builder {
         self
     }
 
-    /// Opens the store at `url` (`sqlite:PATH`, `memory:`).
-    pub fn store_url(self, url: &str) -> Result<Self, Error> {
-        let url: StoreUrl = url.parse()?;
-        Ok(self.store(open_blocking(&url)?))
+    /// Opens the store at `url` (`sqlite:PATH`, `memory:`) when the datastore is built.
+    pub fn store_url(mut self, url: &str) -> Self {
+        self.store_url = Some(url.to_string());
+        self
     }
 
     /// Runs another build of the model component instead of the embedded one.
@@ -71,26 +72,24 @@ impl Builder {
         self
     }
 
-    /// Loads (or reuses) the compiled component and links it to the store.
-    /// Without a store, uses the default `sqlite:ds.db`.
+    /// Opens the store (default `sqlite:ds.db`), loads (or reuses) the compiled component
+    /// and links the two.
     pub fn build(self) -> Result<Datastore, Error> {
         let store = match self.store {
             Some(store) => store,
-            None => open_blocking(&host_core::store::DEFAULT_STORE_URL.parse()?)?,
+            None => {
+                let url = self.store_url.as_deref().unwrap_or(host_core::store::DEFAULT_STORE_URL);
+                open_blocking(&url.parse::<StoreUrl>()?)?
+            }
         };
-        let engine = host_core::runtime::engine()?;
-        let component = host_core::runtime::component(&self.component)?;
-        let mut linker = Linker::<HostState>::new(engine);
-        let link = |linker: &mut Linker<HostState>| -> wasmtime::Result<()> {
-            add_shared_imports(linker, |state| &mut state.log)?;
+        let pre = host_core::runtime::instance_pre(&self.component, |linker| {
+            add_shared_imports(linker, |state: &mut HostState| &mut state.log)?;
             blocking::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
-        };
-        let component_error = |err: wasmtime::Error| Error::Component {
-            origin: format!("{:?}", self.component),
+        })?;
+        let pre = ModelPre::new(pre).map_err(|err| Error::Component {
+            origin: self.component.to_string(),
             reason: format!("{err:#}"),
-        };
-        link(&mut linker).map_err(component_error)?;
-        let pre = linker.instantiate_pre(&component).and_then(ModelPre::new).map_err(component_error)?;
+        })?;
         Ok(Datastore { inner: Arc::new(Inner { pre, store }) })
     }
 }
@@ -98,7 +97,7 @@ impl Builder {
 impl Datastore {
     /// Opens the store at `url` with the embedded model component.
     pub fn open(url: &str) -> Result<Datastore, Error> {
-        Builder::default().store_url(url)?.build()
+        Builder::default().store_url(url).build()
     }
 
     /// A builder for other stores or components.

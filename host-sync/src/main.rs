@@ -18,7 +18,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let db = Datastore::builder()
         .store_url(&cli.store)
-        .and_then(|builder| builder.component(cli.component_source()).build())
+        .component(cli.component_source())
+        .build()
         .with_context(|| format!("cannot open the datastore at {}", cli.store))?;
     match cli.command {
         Command::Get { key } => {
