@@ -1,0 +1,171 @@
+//! Both binaries, end to end: the same commands give the same output and exit codes, they
+//! share one SQLite file, and bad input is a clear error that changes nothing.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ds_tests::binary;
+
+const HOSTS: [&str; 2] = ["ds", "ads"];
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(host: &str, dir: &Path, args: &[&str]) -> Run {
+    let out: Output = Command::new(binary(host))
+        .args(args)
+        .current_dir(dir)
+        .env("DS_CACHE_DIR", dir.join("cache"))
+        .env_remove("DS_STORE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn put_get_delete_round_trip_on_the_default_store() {
+    for host in HOSTS {
+        let dir = tempfile::tempdir().unwrap();
+        let put = run(host, dir.path(), &["put", "Account:alice", r#"{"balance": 10, "tags": ["a"]}"#]);
+        assert_eq!((put.code, put.stdout.as_str()), (0, "{\"key\":\"Account:alice\"}\n"), "{host}: {}", put.stderr);
+        assert!(dir.path().join("ds.db").is_file(), "{host}: the default store is ./ds.db");
+
+        let get = run(host, dir.path(), &["get", "Account:alice"]);
+        assert_eq!(get.code, 0, "{host}: {}", get.stderr);
+        assert_eq!(get.stdout, "{\"key\":\"Account:alice\",\"properties\":{\"balance\":10,\"tags\":[\"a\"]}}\n");
+
+        let delete = run(host, dir.path(), &["delete", "Account:alice"]);
+        assert_eq!(delete.code, 0, "{host}: {}", delete.stderr);
+        let gone = run(host, dir.path(), &["get", "Account:alice"]);
+        assert_eq!(gone.code, 1, "{host}");
+        assert!(gone.stderr.contains("no entity at key Account:alice"), "{host}: {}", gone.stderr);
+        assert!(gone.stdout.is_empty());
+    }
+}
+
+#[test]
+fn both_binaries_share_one_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("shared.db").display());
+    let put = run("ds", dir.path(), &["--store", &url, "put", "t1@Account:alice/Order:7", r#"{"qty": 2}"#]);
+    assert_eq!(put.code, 0, "{}", put.stderr);
+    let get = run("ads", dir.path(), &["get", "--store", &url, "t1@Account:alice/Order:7"]);
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    assert!(get.stdout.contains(r#""qty":2"#), "{}", get.stdout);
+
+    // DS_STORE names the store when --store does not.
+    let out = Command::new(binary("ads"))
+        .args(["get", "t1@Account:alice/Order:7"])
+        .current_dir(dir.path())
+        .env("DS_STORE", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn trace_shows_the_call_path_on_stderr() {
+    for (host, api, transport) in [
+        ("ds", "Model sync get()", "get() with key = my_key"),
+        ("ads", "Model async get()", "async get() with key = my_key"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(run(host, dir.path(), &["put", "Model:my_key", "{}"]).code, 0);
+        let get = run(host, dir.path(), &["get", "Model:my_key", "--trace"]);
+        assert_eq!(get.code, 0, "{host}: {}", get.stderr);
+        let api_at = get.stderr.find(api).unwrap_or_else(|| panic!("{host}: no {api:?} in {}", get.stderr));
+        let guest_at = get.stderr.find("Model base _get()").expect("guest log line");
+        let transport_at = get.stderr.find(transport).expect("transport line");
+        assert!(api_at < guest_at && guest_at < transport_at, "{host}: out of order: {}", get.stderr);
+        assert_eq!(get.stdout, "{\"key\":\"Model:my_key\",\"properties\":{}}\n", "{host}: stdout holds the result only");
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_writes_nothing() {
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["get", "Account"], 2, "expected ':'"),
+        (&["get", "Account:0"], 2, "id 0 is not a valid id"),
+        (&["get", "Account:007"], 2, "leading zero"),
+        (&["put", "Account:a", "{nope"], 2, "invalid JSON"),
+        (&["put", "Account:a", "[1, 2]"], 2, "must be a JSON object"),
+        (&["put", "Account:a", r#"{"__x": 1}"#], 2, "reserved"),
+        (&["--store", "redis://localhost", "get", "A:b"], 2, "unknown scheme"),
+        (&["--store", "ds.db", "get", "A:b"], 2, "no scheme"),
+        (&["get", "Account:nobody"], 1, "no entity at key Account:nobody"),
+        (&["--store", "sqlite:.", "get", "A:b"], 4, "is a directory"),
+        (&["--component", "missing.wasm", "get", "A:b"], 5, "missing.wasm"),
+        (&["frobnicate"], 2, "unrecognized subcommand"),
+    ];
+    for host in HOSTS {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(run(host, dir.path(), &["put", "Account:keep", r#"{"v": 1}"#]).code, 0);
+        let before = std::fs::read(dir.path().join("ds.db")).unwrap();
+        for (args, code, message) in cases {
+            let out = run(host, dir.path(), args);
+            assert_eq!(out.code, *code, "{host} {args:?}: {}", out.stderr);
+            assert!(out.stderr.contains(message), "{host} {args:?}: {:?} lacks {message:?}", out.stderr);
+            assert!(out.stdout.is_empty(), "{host} {args:?} printed {:?}", out.stdout);
+        }
+        let get = run(host, dir.path(), &["get", "Account:keep"]);
+        assert_eq!(get.code, 0);
+        assert_eq!(std::fs::read(dir.path().join("ds.db")).unwrap(), before, "{host}: the store changed");
+    }
+}
+
+#[test]
+fn a_corrupt_store_file_is_refused_not_overwritten() {
+    for host in HOSTS {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ds.db");
+        std::fs::write(&path, b"this is not a SQLite database, and it must survive intact").unwrap();
+        let out = run(host, dir.path(), &["put", "A:b", "{}"]);
+        assert_eq!(out.code, 4, "{host}: {}", out.stderr);
+        assert!(out.stderr.contains("not a SQLite database"), "{host}: {}", out.stderr);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"this is not a SQLite database, and it must survive intact"
+        );
+    }
+}
+
+#[test]
+fn another_component_build_runs_without_rebuilding_the_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = dir.path().join("model.wasm");
+    std::fs::write(&component, host_core::runtime::EMBEDDED_COMPONENT).unwrap();
+    let not_a_component = dir.path().join("junk.wasm");
+    std::fs::write(&not_a_component, b"\0asm junk").unwrap();
+    for host in HOSTS {
+        let path = component.to_str().unwrap();
+        assert_eq!(run(host, dir.path(), &["--component", path, "put", "A:b", "{}"]).code, 0);
+        let get = run(host, dir.path(), &["--component", path, "get", "A:b"]);
+        assert_eq!(get.code, 0, "{host}: {}", get.stderr);
+        let bad = run(host, dir.path(), &["--component", not_a_component.to_str().unwrap(), "get", "A:b"]);
+        assert_eq!(bad.code, 5, "{host}: {}", bad.stderr);
+        assert!(bad.stderr.contains("cannot load the model component"), "{host}: {}", bad.stderr);
+    }
+}
+
+#[test]
+fn the_component_cache_is_filled_and_a_damaged_entry_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run("ds", dir.path(), &["put", "A:b", "{}"]).code, 0);
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("cache")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let good = std::fs::read(&cached[0]).unwrap();
+    std::fs::write(&cached[0], &good[..good.len() / 3]).unwrap();
+    for host in HOSTS {
+        let get = run(host, dir.path(), &["get", "A:b"]);
+        assert_eq!(get.code, 0, "{host}: {}", get.stderr);
+    }
+    assert_eq!(std::fs::read(&cached[0]).unwrap(), good, "the damaged cache file was rebuilt");
+}
