@@ -1,9 +1,11 @@
 //! The same operations through `ds` and `ads`, over the memory and SQLite stores, give the
-//! same results and leave the same key-value contents, byte for byte (versions included).
+//! same results and leave the same key-value contents, byte for byte (versions included),
+//! with warm instances and with a fresh instance per call.
 
 use std::sync::Arc;
 
 use ds_guest::{Entity, Key};
+use host_core::Isolation;
 use host_core::store::{self, Entry, MemoryStore, Offload, SqliteStore, Store};
 use proptest::prelude::*;
 
@@ -73,35 +75,48 @@ fn contents(store: &dyn Store) -> Vec<Entry> {
     store::scan_all(store).expect("scan the store")
 }
 
+/// Runs `ops` through every host × store × isolation; returns (label, results, contents).
+fn run_everywhere(ops: &[Op]) -> Vec<(String, Vec<String>, Vec<Entry>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for isolation in [Isolation::Warm, Isolation::PerCall] {
+        let memory = Arc::new(MemoryStore::new());
+        let db = ds::Datastore::builder().store(memory.clone()).isolation(isolation).build().unwrap();
+        runs.push((format!("ds/memory/{isolation:?}"), run_blocking(&db, ops), contents(memory.as_ref())));
+
+        let sqlite = Arc::new(SqliteStore::open(dir.path().join(format!("ds-{isolation:?}.db"))).unwrap());
+        let db = ds::Datastore::builder().store(sqlite.clone()).isolation(isolation).build().unwrap();
+        runs.push((format!("ds/sqlite/{isolation:?}"), run_blocking(&db, ops), contents(sqlite.as_ref())));
+
+        let memory = Arc::new(MemoryStore::new());
+        let results = runtime.block_on(async {
+            let db = ads::Datastore::builder().store(memory.clone()).isolation(isolation).build().await.unwrap();
+            run_async(&db, ops).await
+        });
+        runs.push((format!("ads/memory/{isolation:?}"), results, contents(memory.as_ref())));
+
+        let sqlite = Arc::new(SqliteStore::open(dir.path().join(format!("ads-{isolation:?}.db"))).unwrap());
+        let results = runtime.block_on(async {
+            let store = Arc::new(Offload(sqlite.clone()));
+            let db = ads::Datastore::builder().store(store).isolation(isolation).build().await.unwrap();
+            run_async(&db, ops).await
+        });
+        runs.push((format!("ads/sqlite/{isolation:?}"), results, contents(sqlite.as_ref())));
+    }
+    runs
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
     #[test]
-    fn both_hosts_and_both_stores_agree(ops in proptest::collection::vec(arb_op(), 1..24)) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-
-        let memory_sync = Arc::new(MemoryStore::new());
-        let db = ds::Datastore::builder().store(memory_sync.clone()).build().unwrap();
-        let expected = run_blocking(&db, &ops);
-        let expected_contents = contents(memory_sync.as_ref());
-
-        let sqlite_sync = Arc::new(SqliteStore::open(dir.path().join("sync.db")).unwrap());
-        let db = ds::Datastore::builder().store(sqlite_sync.clone()).build().unwrap();
-        prop_assert_eq!(&run_blocking(&db, &ops), &expected, "ds over sqlite");
-        prop_assert_eq!(&contents(sqlite_sync.as_ref()), &expected_contents, "ds over sqlite: contents");
-
-        let memory_async = Arc::new(MemoryStore::new());
-        let sqlite_async = Arc::new(SqliteStore::open(dir.path().join("async.db")).unwrap());
-        let (memory_results, sqlite_results) = runtime.block_on(async {
-            let db = ads::Datastore::builder().store(memory_async.clone()).build().await.unwrap();
-            let memory_results = run_async(&db, &ops).await;
-            let db = ads::Datastore::builder().store(Arc::new(Offload(sqlite_async.clone()))).build().await.unwrap();
-            (memory_results, run_async(&db, &ops).await)
-        });
-        prop_assert_eq!(&memory_results, &expected, "ads over memory");
-        prop_assert_eq!(&contents(memory_async.as_ref()), &expected_contents, "ads over memory: contents");
-        prop_assert_eq!(&sqlite_results, &expected, "ads over sqlite");
-        prop_assert_eq!(&contents(sqlite_async.as_ref()), &expected_contents, "ads over sqlite: contents");
+    fn every_host_store_and_isolation_agrees(ops in proptest::collection::vec(arb_op(), 1..24)) {
+        let runs = run_everywhere(&ops);
+        let (first, results, contents) = &runs[0];
+        for (label, other_results, other_contents) in &runs[1..] {
+            prop_assert_eq!(other_results, results, "{} vs {}: results", label, first);
+            prop_assert_eq!(other_contents, contents, "{} vs {}: store contents", label, first);
+        }
     }
 }

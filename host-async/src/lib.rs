@@ -24,13 +24,16 @@ use std::sync::Arc;
 
 use host_core::bindings::asynchronous::{self, ModelPre};
 use host_core::convert;
-use host_core::logging::{GuestLog, add_shared_imports, describe_key};
+use host_core::instances::{HasInstanceCtx, Instance, InstanceCtx, InstancePool, new_store};
+use host_core::logging::{add_shared_imports, describe_key};
 use host_core::store::{AsyncStore, StoreUrl, open_async};
 use wasmtime::component::HasSelf;
 
 pub use host_core::bindings::types as wit;
 pub use host_core::store;
-pub use host_core::{ComponentSource, Entity, Error, IdOrName, Key, PathElement, Properties};
+pub use host_core::{
+    ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key, PathElement, Properties,
+};
 
 /// A datastore: the model component over an async store.
 ///
@@ -43,6 +46,7 @@ pub struct Datastore {
 struct Inner {
     pre: ModelPre<HostState>,
     store: Arc<dyn AsyncStore>,
+    pool: InstancePool<HostState, asynchronous::Model>,
 }
 
 /// Builds a [`Datastore`] with options beyond [`Datastore::open`].
@@ -52,6 +56,7 @@ pub struct Builder {
     store: Option<Arc<dyn AsyncStore>>,
     store_url: Option<String>,
     component: ComponentSource,
+    instances: InstanceOptions,
 }
 
 impl Builder {
@@ -73,6 +78,18 @@ impl Builder {
         self
     }
 
+    /// Warm instances reused across calls (the default) or a fresh instance per call.
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.instances.isolation = isolation;
+        self
+    }
+
+    /// All instance settings: isolation, recycling, memory limit.
+    pub fn instance_options(mut self, options: InstanceOptions) -> Self {
+        self.instances = options;
+        self
+    }
+
     /// Opens the store (default `sqlite:ds.db`), loads (or reuses) the compiled component
     /// and links the two. Opening files and compiling run on the blocking pool.
     pub async fn build(self) -> Result<Datastore, Error> {
@@ -90,14 +107,15 @@ impl Builder {
             }
         };
         let pre = host_core::runtime::instance_pre(&self.component, |linker| {
-            add_shared_imports(linker, |state: &mut HostState| &mut state.log)?;
+            add_shared_imports(linker)?;
             asynchronous::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
         })?;
         let pre = ModelPre::new(pre).map_err(|err| Error::Component {
             origin: self.component.to_string(),
             reason: format!("{err:#}"),
         })?;
-        Ok(Datastore { inner: Arc::new(Inner { pre, store }) })
+        let pool = InstancePool::new(self.instances);
+        Ok(Datastore { inner: Arc::new(Inner { pre, store, pool }) })
     }
 }
 
@@ -117,12 +135,18 @@ impl Datastore {
         &self.inner.store
     }
 
+    /// How many warm instances are idle, ready for the next call (always 0 in per-call mode).
+    pub fn idle_instances(&self) -> usize {
+        self.inner.pool.idle_count()
+    }
+
     /// Reads the entity at `key`, or `None` if there is none.
     pub async fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ads::api", "Model async get()");
         let key = convert::key_to_wit(key);
-        let (model, mut store) = self.instantiate().await?;
-        let result = model.ds_datastore_datastore().call_get(&mut store, &key).await;
+        let mut instance = self.lease().await?;
+        let result = instance.model.ds_datastore_datastore().call_get(&mut instance.store, &key).await;
+        self.inner.pool.give_back(instance, result.is_err());
         convert::call_result(result, |entity| entity.map(convert::entity_from_wit).transpose())
     }
 
@@ -130,8 +154,9 @@ impl Datastore {
     pub async fn put(&self, entity: &Entity) -> Result<Key, Error> {
         tracing::debug!(target: "ads::api", "Model async put()");
         let entity = convert::entity_to_wit(entity);
-        let (model, mut store) = self.instantiate().await?;
-        let result = model.ds_datastore_datastore().call_put(&mut store, &entity).await;
+        let mut instance = self.lease().await?;
+        let result = instance.model.ds_datastore_datastore().call_put(&mut instance.store, &entity).await;
+        self.inner.pool.give_back(instance, result.is_err());
         convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
     }
 
@@ -139,24 +164,36 @@ impl Datastore {
     pub async fn delete(&self, key: &Key) -> Result<(), Error> {
         tracing::debug!(target: "ads::api", "Model async delete()");
         let key = convert::key_to_wit(key);
-        let (model, mut store) = self.instantiate().await?;
-        let result = model.ds_datastore_datastore().call_delete(&mut store, &key).await;
+        let mut instance = self.lease().await?;
+        let result = instance.model.ds_datastore_datastore().call_delete(&mut instance.store, &key).await;
+        self.inner.pool.give_back(instance, result.is_err());
         convert::call_result(result, Ok)
     }
 
-    /// A fresh instance in a fresh store: no state survives from one call to the next.
-    async fn instantiate(&self) -> Result<(asynchronous::Model, wasmtime::Store<HostState>), Error> {
-        let state = HostState { store: Arc::clone(&self.inner.store), log: GuestLog };
-        let mut store = wasmtime::Store::new(self.inner.pre.engine(), state);
+    /// An instance for one call: a warm one from the pool, or a fresh one in a fresh store.
+    /// The caller gives it back to the pool when the call ends; an instance whose call never
+    /// ends (a dropped future) is simply dropped, never reused.
+    async fn lease(&self) -> Result<Instance<HostState, asynchronous::Model>, Error> {
+        if let Some(instance) = self.inner.pool.take() {
+            return Ok(instance);
+        }
+        let state = HostState { store: Arc::clone(&self.inner.store), ctx: InstanceCtx::new(self.inner.pool.options()) };
+        let mut store = new_store(self.inner.pre.engine(), state);
         let model = self.inner.pre.instantiate_async(&mut store).await.map_err(Error::from_wasmtime)?;
-        Ok((model, store))
+        Ok(Instance::new(store, model))
     }
 }
 
 /// What one instance's imports reach: the store and the log.
 struct HostState {
     store: Arc<dyn AsyncStore>,
-    log: GuestLog,
+    ctx: InstanceCtx,
+}
+
+impl HasInstanceCtx for HostState {
+    fn ctx(&mut self) -> &mut InstanceCtx {
+        &mut self.ctx
+    }
 }
 
 /// The async transport: each import awaits the store while the guest's fiber is suspended.

@@ -25,6 +25,9 @@ pub struct Cli {
     /// Run another build of the model component instead of the embedded one.
     #[arg(long, value_name = "PATH", global = true)]
     pub component: Option<PathBuf>,
+    /// Instances: warm (reused across calls) or per-call (a fresh instance for every call).
+    #[arg(long, default_value = "warm", global = true)]
+    pub isolation: crate::instances::Isolation,
     /// Show the call path (host API, guest, transport) on stderr.
     #[arg(long, global = true)]
     pub trace: bool,

@@ -2,6 +2,7 @@
 
 use ds_guest::key::KeyError;
 
+use crate::instances::BoundExceeded;
 use crate::store::StoreError;
 use crate::store::StoreUrlError;
 
@@ -24,6 +25,9 @@ pub enum Error {
     /// The store URL is not valid.
     #[error(transparent)]
     StoreUrl(#[from] StoreUrlError),
+    /// A call hit a bound (memory); the instance was discarded.
+    #[error(transparent)]
+    Bound(#[from] BoundExceeded),
     /// The model component trapped (a panic, a bug, or a bound). The instance was discarded;
     /// the next call runs on a fresh one.
     #[error("the model component trapped: {0}")]
@@ -50,6 +54,9 @@ impl From<KeyError> for Error {
 impl Error {
     /// The error for a failed instantiation or export call (a trap, or a link failure).
     pub fn from_wasmtime(err: wasmtime::Error) -> Self {
-        Error::Trap(format!("{err:?}"))
+        match err.downcast::<BoundExceeded>() {
+            Ok(bound) => Error::Bound(bound),
+            Err(err) => Error::Trap(format!("{err:?}")),
+        }
     }
 }

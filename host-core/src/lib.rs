@@ -13,12 +13,14 @@ pub mod bindings;
 pub mod cli;
 pub mod convert;
 pub mod error;
+pub mod instances;
 pub mod logging;
 pub mod runtime;
 pub mod store;
 
 pub use ds_guest::{Entity, IdOrName, Key, PathElement};
 pub use error::Error;
+pub use instances::{InstanceOptions, Isolation};
 pub use runtime::ComponentSource;
 /// The properties of an entity: a JSON object.
 pub type Properties = serde_json::Map<String, serde_json::Value>;

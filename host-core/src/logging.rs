@@ -3,6 +3,7 @@
 
 use crate::bindings::logging::{self, Level};
 use crate::bindings::types;
+use crate::instances::HasInstanceCtx;
 
 /// The `logging` import (and the function-less `types` import) for both hosts: each guest
 /// log line becomes a `tracing` event with target `ds::guest`.
@@ -25,12 +26,12 @@ impl logging::Host for GuestLog {
 }
 
 /// Links the imports both hosts implement the same way (`types`, `logging`) into `linker`.
-pub fn add_shared_imports<T: Send + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-    log: fn(&mut T) -> &mut GuestLog,
-) -> wasmtime::Result<()> {
-    types::add_to_linker::<T, wasmtime::component::HasSelf<GuestLog>>(linker, log)?;
-    logging::add_to_linker::<T, wasmtime::component::HasSelf<GuestLog>>(linker, log)
+pub fn add_shared_imports<T: HasInstanceCtx>(linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+    fn log<T: HasInstanceCtx>(state: &mut T) -> &mut GuestLog {
+        &mut state.ctx().log
+    }
+    types::add_to_linker::<T, wasmtime::component::HasSelf<GuestLog>>(linker, log::<T>)?;
+    logging::add_to_linker::<T, wasmtime::component::HasSelf<GuestLog>>(linker, log::<T>)
 }
 
 /// A transport key for a trace line: the entity's own id or name (what the seed's transport

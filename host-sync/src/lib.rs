@@ -23,13 +23,16 @@ use std::sync::Arc;
 
 use host_core::bindings::blocking::{self, ModelPre};
 use host_core::convert;
-use host_core::logging::{GuestLog, add_shared_imports, describe_key};
+use host_core::instances::{HasInstanceCtx, Instance, InstanceCtx, InstancePool, new_store};
+use host_core::logging::{add_shared_imports, describe_key};
 use host_core::store::{Store, StoreUrl, open_blocking};
 use wasmtime::component::HasSelf;
 
 pub use host_core::bindings::types as wit;
 pub use host_core::store;
-pub use host_core::{ComponentSource, Entity, Error, IdOrName, Key, PathElement, Properties};
+pub use host_core::{
+    ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key, PathElement, Properties,
+};
 
 /// A datastore: the model component over a blocking store.
 ///
@@ -42,6 +45,7 @@ pub struct Datastore {
 struct Inner {
     pre: ModelPre<HostState>,
     store: Arc<dyn Store>,
+    pool: InstancePool<HostState, blocking::Model>,
 }
 
 /// Builds a [`Datastore`] with options beyond [`Datastore::open`].
@@ -51,6 +55,7 @@ pub struct Builder {
     store: Option<Arc<dyn Store>>,
     store_url: Option<String>,
     component: ComponentSource,
+    instances: InstanceOptions,
 }
 
 impl Builder {
@@ -72,6 +77,18 @@ impl Builder {
         self
     }
 
+    /// Warm instances reused across calls (the default) or a fresh instance per call.
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.instances.isolation = isolation;
+        self
+    }
+
+    /// All instance settings: isolation, recycling, memory limit.
+    pub fn instance_options(mut self, options: InstanceOptions) -> Self {
+        self.instances = options;
+        self
+    }
+
     /// Opens the store (default `sqlite:ds.db`), loads (or reuses) the compiled component
     /// and links the two.
     pub fn build(self) -> Result<Datastore, Error> {
@@ -83,14 +100,15 @@ impl Builder {
             }
         };
         let pre = host_core::runtime::instance_pre(&self.component, |linker| {
-            add_shared_imports(linker, |state: &mut HostState| &mut state.log)?;
+            add_shared_imports(linker)?;
             blocking::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
         })?;
         let pre = ModelPre::new(pre).map_err(|err| Error::Component {
             origin: self.component.to_string(),
             reason: format!("{err:#}"),
         })?;
-        Ok(Datastore { inner: Arc::new(Inner { pre, store }) })
+        let pool = InstancePool::new(self.instances);
+        Ok(Datastore { inner: Arc::new(Inner { pre, store, pool }) })
     }
 }
 
@@ -110,12 +128,18 @@ impl Datastore {
         &self.inner.store
     }
 
+    /// How many warm instances are idle, ready for the next call (always 0 in per-call mode).
+    pub fn idle_instances(&self) -> usize {
+        self.inner.pool.idle_count()
+    }
+
     /// Reads the entity at `key`, or `None` if there is none.
     pub fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ds::api", "Model sync get()");
         let key = convert::key_to_wit(key);
-        let (model, mut store) = self.instantiate()?;
-        let result = model.ds_datastore_datastore().call_get(&mut store, &key);
+        let mut instance = self.lease()?;
+        let result = instance.model.ds_datastore_datastore().call_get(&mut instance.store, &key);
+        self.inner.pool.give_back(instance, result.is_err());
         convert::call_result(result, |entity| entity.map(convert::entity_from_wit).transpose())
     }
 
@@ -123,8 +147,9 @@ impl Datastore {
     pub fn put(&self, entity: &Entity) -> Result<Key, Error> {
         tracing::debug!(target: "ds::api", "Model sync put()");
         let entity = convert::entity_to_wit(entity);
-        let (model, mut store) = self.instantiate()?;
-        let result = model.ds_datastore_datastore().call_put(&mut store, &entity);
+        let mut instance = self.lease()?;
+        let result = instance.model.ds_datastore_datastore().call_put(&mut instance.store, &entity);
+        self.inner.pool.give_back(instance, result.is_err());
         convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
     }
 
@@ -132,24 +157,36 @@ impl Datastore {
     pub fn delete(&self, key: &Key) -> Result<(), Error> {
         tracing::debug!(target: "ds::api", "Model sync delete()");
         let key = convert::key_to_wit(key);
-        let (model, mut store) = self.instantiate()?;
-        let result = model.ds_datastore_datastore().call_delete(&mut store, &key);
+        let mut instance = self.lease()?;
+        let result = instance.model.ds_datastore_datastore().call_delete(&mut instance.store, &key);
+        self.inner.pool.give_back(instance, result.is_err());
         convert::call_result(result, Ok)
     }
 
-    /// A fresh instance in a fresh store: no state survives from one call to the next.
-    fn instantiate(&self) -> Result<(blocking::Model, wasmtime::Store<HostState>), Error> {
-        let state = HostState { store: Arc::clone(&self.inner.store), log: GuestLog };
-        let mut store = wasmtime::Store::new(self.inner.pre.engine(), state);
+    /// An instance for one call: a warm one from the pool, or a fresh one in a fresh store.
+    /// The caller gives it back to the pool when the call ends; an instance whose call never
+    /// ends (a dropped future) is simply dropped, never reused.
+    fn lease(&self) -> Result<Instance<HostState, blocking::Model>, Error> {
+        if let Some(instance) = self.inner.pool.take() {
+            return Ok(instance);
+        }
+        let state = HostState { store: Arc::clone(&self.inner.store), ctx: InstanceCtx::new(self.inner.pool.options()) };
+        let mut store = new_store(self.inner.pre.engine(), state);
         let model = self.inner.pre.instantiate(&mut store).map_err(Error::from_wasmtime)?;
-        Ok((model, store))
+        Ok(Instance::new(store, model))
     }
 }
 
 /// What one instance's imports reach: the store and the log.
 struct HostState {
     store: Arc<dyn Store>,
-    log: GuestLog,
+    ctx: InstanceCtx,
+}
+
+impl HasInstanceCtx for HostState {
+    fn ctx(&mut self) -> &mut InstanceCtx {
+        &mut self.ctx
+    }
 }
 
 /// The blocking transport: each import is one blocking call into the store.

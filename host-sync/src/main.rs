@@ -19,6 +19,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let db = Datastore::builder()
         .store_url(&cli.store)
         .component(cli.component_source())
+        .isolation(cli.isolation)
         .build()
         .with_context(|| format!("cannot open the datastore at {}", cli.store))?;
     match cli.command {

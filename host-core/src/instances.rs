@@ -1,0 +1,207 @@
+//! Instances of the model component: warm reuse or a fresh one per call, and the memory
+//! meter that bounds and measures each instance. Shared by both hosts; they differ only in
+//! how they instantiate and call (blocking or awaited).
+//!
+//! Warm mode (the default) keeps up to `max_idle` instances, each in its own wasmtime
+//! `Store`, and lends one to each call. An instance is discarded instead of returned when
+//! its call trapped or was cancelled, after `max_calls` calls, or when its linear memory has
+//! grown past `recycle_memory_bytes`; so no fault or leak outlives one instance. Per-call
+//! mode instantiates for every call and never reuses. See ARCHITECTURE.md for what can and
+//! cannot carry over between calls in warm mode.
+
+use std::sync::Mutex;
+
+use crate::logging::GuestLog;
+
+/// How instances are shared between calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Reuse warm instances across calls (fast; see the module docs for the recycling rules).
+    #[default]
+    Warm,
+    /// A fresh `Store` and instance for every call: nothing survives a call.
+    PerCall,
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "warm" => Ok(Isolation::Warm),
+            "per-call" => Ok(Isolation::PerCall),
+            other => Err(format!("unknown isolation {other:?}: use warm or per-call")),
+        }
+    }
+}
+
+/// Settings of a datastore's instances.
+#[derive(Debug, Clone)]
+pub struct InstanceOptions {
+    /// Warm reuse or a fresh instance per call.
+    pub isolation: Isolation,
+    /// Most idle warm instances kept; more in use at once are discarded after their call.
+    pub max_idle: usize,
+    /// Calls after which a warm instance is discarded.
+    pub max_calls: u64,
+    /// Linear memory size past which a warm instance is discarded after its call.
+    pub recycle_memory_bytes: usize,
+    /// Largest linear memory an instance may grow to; growing past it traps the call with
+    /// [`BoundExceeded::Memory`]. At most [`crate::runtime::MAX_GUEST_MEMORY`].
+    pub memory_limit_bytes: usize,
+}
+
+impl Default for InstanceOptions {
+    fn default() -> Self {
+        InstanceOptions {
+            isolation: Isolation::Warm,
+            max_idle: 64,
+            max_calls: 10_000,
+            recycle_memory_bytes: 8 << 20,
+            memory_limit_bytes: crate::runtime::MAX_GUEST_MEMORY,
+        }
+    }
+}
+
+/// A bound that a call hit (it trapped, and its instance was discarded).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoundExceeded {
+    /// The guest tried to grow its linear memory past the limit.
+    #[error("guest memory limit of {limit} bytes exceeded (the guest asked for {requested} bytes)")]
+    Memory {
+        /// The limit, in bytes.
+        limit: usize,
+        /// The size the guest asked for, in bytes.
+        requested: usize,
+    },
+}
+
+/// Per-instance host state both hosts keep: the guest's log and the memory meter.
+#[derive(Debug)]
+pub struct InstanceCtx {
+    /// The `logging` import.
+    pub log: GuestLog,
+    /// The memory meter and limiter.
+    pub meter: MemoryMeter,
+}
+
+impl InstanceCtx {
+    /// A context whose instance may grow its memory to `memory_limit_bytes`.
+    pub fn new(options: &InstanceOptions) -> Self {
+        InstanceCtx {
+            log: GuestLog,
+            meter: MemoryMeter {
+                limit: options.memory_limit_bytes.min(crate::runtime::MAX_GUEST_MEMORY),
+                current: 0,
+            },
+        }
+    }
+}
+
+/// Host state that carries an [`InstanceCtx`]: what the shared linking and pooling need.
+pub trait HasInstanceCtx: Send + 'static {
+    /// The shared per-instance state.
+    fn ctx(&mut self) -> &mut InstanceCtx;
+}
+
+/// Tracks an instance's linear memory and refuses growth past a limit.
+#[derive(Debug)]
+pub struct MemoryMeter {
+    limit: usize,
+    current: usize,
+}
+
+impl MemoryMeter {
+    /// The instance's current linear memory size, in bytes.
+    pub fn current_bytes(&self) -> usize {
+        self.current
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryMeter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            return Err(wasmtime::Error::new(BoundExceeded::Memory { limit: self.limit, requested: desired }));
+        }
+        self.current = desired;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// A wasmtime store for one instance, with the memory meter installed.
+pub fn new_store<T: HasInstanceCtx>(engine: &wasmtime::Engine, state: T) -> wasmtime::Store<T> {
+    let mut store = wasmtime::Store::new(engine, state);
+    store.limiter(|state| &mut state.ctx().meter);
+    store
+}
+
+/// An instance with its store, lent to one call at a time.
+pub struct Instance<T: 'static, M> {
+    /// The wasmtime store holding the instance.
+    pub store: wasmtime::Store<T>,
+    /// The bindings' handle on the instance's exports.
+    pub model: M,
+    calls: u64,
+}
+
+impl<T: 'static, M> Instance<T, M> {
+    /// Wraps a freshly instantiated model.
+    pub fn new(store: wasmtime::Store<T>, model: M) -> Self {
+        Instance { store, model, calls: 0 }
+    }
+}
+
+/// The idle warm instances of one datastore.
+pub struct InstancePool<T: 'static, M> {
+    idle: Mutex<Vec<Instance<T, M>>>,
+    options: InstanceOptions,
+}
+
+impl<T: HasInstanceCtx, M> InstancePool<T, M> {
+    /// An empty pool.
+    pub fn new(options: InstanceOptions) -> Self {
+        InstancePool { idle: Mutex::new(Vec::new()), options }
+    }
+
+    /// The options instances are made and recycled with.
+    pub fn options(&self) -> &InstanceOptions {
+        &self.options
+    }
+
+    /// An idle warm instance, if there is one (never in per-call mode).
+    pub fn take(&self) -> Option<Instance<T, M>> {
+        match self.options.isolation {
+            Isolation::Warm => self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop(),
+            Isolation::PerCall => None,
+        }
+    }
+
+    /// Returns `instance` after a call that completed (`trapped == false`) or trapped.
+    /// It is kept for reuse only if warm mode, healthy, young and small enough, and the
+    /// pool has room; otherwise it is dropped (its pool slot is freed).
+    pub fn give_back(&self, mut instance: Instance<T, M>, trapped: bool) {
+        instance.calls += 1;
+        let memory = instance.store.data_mut().ctx().meter.current_bytes();
+        let keep = self.options.isolation == Isolation::Warm
+            && !trapped
+            && instance.calls < self.options.max_calls
+            && memory <= self.options.recycle_memory_bytes;
+        if !keep {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.options.max_idle {
+            // LIFO: the most recently used instance is the one most likely still in cache.
+            idle.push(instance);
+        }
+    }
+
+    /// How many idle instances the pool holds.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
