@@ -21,7 +21,7 @@ fn main() {
         copy(Path::new(&prebuilt), &embedded);
         return;
     }
-    for input in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock", "Cargo.toml"] {
+    for input in ["guest", "wit", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
 

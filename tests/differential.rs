@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ds_guest::{Entity, Key};
+use ds_model::{Entity, Key};
 use host_core::Isolation;
 use host_core::store::{self, Entry, MemoryStore, Offload, SqliteStore, Store};
 use proptest::prelude::*;
@@ -20,7 +20,7 @@ fn arb_key() -> impl Strategy<Value = Key> {
     prop_oneof![
         (1u64..4).prop_map(|id| Key::id("Item", id)),
         "[ab]{1,2}".prop_map(|name| Key::name("Item", name)),
-        Just(Key::name("Item", "a").child(ds_guest::PathElement::id("Part", 1))),
+        Just(Key::name("Item", "a").child(ds_model::PathElement::id("Part", 1))),
         Just(Key::id("Item", 0)), // invalid: id 0
     ]
 }

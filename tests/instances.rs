@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ds_guest::{Entity, Key};
+use ds_model::{Entity, Key};
 use host_core::store::MemoryStore;
 use host_core::{Error, InstanceOptions, Isolation};
 

@@ -1,32 +1,254 @@
-//! The ds model logic, written once.
+//! The ds model component: wit-bindgen glue between the `ds:datastore` world and the model
+//! logic in `ds-model`. Only the component is built from this crate: natively it is empty.
 //!
-//! This crate is the guest: compiled to `wasm32-wasip2` it becomes the component that both
-//! hosts run (`ds`, blocking; `ads`, async). Compiled natively it is an ordinary library, so
-//! its unit tests, the hosts' key syntax and the benchmarks' native baseline use the very
-//! same code.
-//!
-//! The logic only ever talks to a [`Transport`]: an ordered key-value store with optimistic
-//! commits. In the component the transport is the imported WIT interface; natively it is
-//! whatever implements the trait (see [`transport::MemoryTransport`]).
-//!
-//! Architecture invariant: nothing here does I/O, reads a clock or the environment; every
-//! effect goes through [`Transport`] or [`Log`].
+//! The component is `no_std` + `alloc`, so it imports exactly the `ds:datastore` interfaces
+//! and nothing from WASI. That needs four things `std` would otherwise give: a global
+//! allocator, `cabi_realloc`, a panic handler, and `memcmp`/`bcmp`.
 #![cfg_attr(target_arch = "wasm32", no_std)]
+#![cfg(target_arch = "wasm32")]
 
 extern crate alloc;
 
-pub mod encoding;
-pub mod entity;
-pub mod error;
-pub mod key;
-pub mod model;
-pub mod transport;
+use alloc::string::String;
+use alloc::vec::Vec;
 
-#[cfg(target_arch = "wasm32")]
-mod component;
+use ds_model::transport::{self as t, Direction, KeyRange, Level, Log, Transport};
+use ds_model::{Entity, Error, IdOrName, Key, Model, PathElement};
 
-pub use entity::Entity;
-pub use error::Error;
-pub use key::{IdOrName, Key, PathElement};
-pub use model::Model;
-pub use transport::{Check, Direction, Level, Log, StoreError, Transport, Versioned, Write};
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "model",
+});
+
+use ds::datastore::types as wit;
+use exports::ds::datastore::datastore::Guest;
+
+struct Component;
+
+export!(Component);
+
+impl Guest for Component {
+    fn get(key: wit::Key) -> Result<Option<wit::Entity>, wit::Error> {
+        let key = key_from_wit(key);
+        let entity = model().get(&key).map_err(error_to_wit)?;
+        Ok(entity.map(entity_to_wit))
+    }
+
+    fn put(entity: wit::Entity) -> Result<wit::Key, wit::Error> {
+        let key = key_from_wit(entity.key);
+        let entity = Entity::from_json(key, &entity.properties).map_err(error_to_wit)?;
+        model().put(&entity).map(key_to_wit).map_err(error_to_wit)
+    }
+
+    fn delete(key: wit::Key) -> Result<(), wit::Error> {
+        model().delete(&key_from_wit(key)).map_err(error_to_wit)
+    }
+}
+
+fn model() -> Model<ImportedTransport, ImportedLog> {
+    Model::new(ImportedTransport, ImportedLog)
+}
+
+/// The transport the host supplies, through the WIT imports.
+struct ImportedTransport;
+
+impl Transport for ImportedTransport {
+    fn get(&mut self, key: &[u8]) -> Result<Option<t::Versioned>, t::StoreError> {
+        ds::datastore::transport::get(key).map(|v| v.map(versioned_from_wit)).map_err(store_error_from_wit)
+    }
+
+    fn get_many(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<t::Versioned>>, t::StoreError> {
+        ds::datastore::transport::get_many(keys)
+            .map(|values| values.into_iter().map(|v| v.map(versioned_from_wit)).collect())
+            .map_err(store_error_from_wit)
+    }
+
+    fn scan(
+        &mut self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<t::Entry>, t::StoreError> {
+        let range = wit::KeyRange { start: range.start.clone(), end: range.end.clone() };
+        let direction = match direction {
+            Direction::Forward => wit::Direction::Forward,
+            Direction::Reverse => wit::Direction::Reverse,
+        };
+        ds::datastore::transport::scan(&range, limit, direction)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|e| t::Entry { key: e.key, value: versioned_from_wit(e.value) })
+                    .collect()
+            })
+            .map_err(store_error_from_wit)
+    }
+
+    fn commit(&mut self, checks: &[t::Check], writes: &[t::Write]) -> Result<u64, t::StoreError> {
+        let checks: Vec<wit::Check> =
+            checks.iter().map(|c| wit::Check { key: c.key.clone(), version: c.version }).collect();
+        let writes: Vec<wit::Write> =
+            writes.iter().map(|w| wit::Write { key: w.key.clone(), value: w.value.clone() }).collect();
+        ds::datastore::transport::commit(&checks, &writes).map_err(store_error_from_wit)
+    }
+}
+
+/// The host's log, through the WIT import.
+struct ImportedLog;
+
+impl Log for ImportedLog {
+    fn log(&self, level: Level, context: &str, message: &str) {
+        use ds::datastore::logging::{Level as L, log};
+        let level = match level {
+            Level::Trace => L::Trace,
+            Level::Debug => L::Debug,
+            Level::Info => L::Info,
+            Level::Warn => L::Warn,
+            Level::Error => L::Error,
+            Level::Critical => L::Critical,
+        };
+        log(level, context, message);
+    }
+}
+
+fn versioned_from_wit(v: wit::Versioned) -> t::Versioned {
+    t::Versioned { value: v.value, version: v.version }
+}
+
+fn store_error_from_wit(err: wit::StoreError) -> t::StoreError {
+    match err {
+        wit::StoreError::Conflict(key) => t::StoreError::Conflict(key),
+        wit::StoreError::Unavailable(msg) => t::StoreError::Unavailable(msg),
+        wit::StoreError::InvalidRequest(msg) => t::StoreError::InvalidRequest(msg),
+        wit::StoreError::Internal(msg) => t::StoreError::Internal(msg),
+    }
+}
+
+fn store_error_to_wit(err: t::StoreError) -> wit::StoreError {
+    match err {
+        t::StoreError::Conflict(key) => wit::StoreError::Conflict(key),
+        t::StoreError::Unavailable(msg) => wit::StoreError::Unavailable(msg),
+        t::StoreError::InvalidRequest(msg) => wit::StoreError::InvalidRequest(msg),
+        t::StoreError::Internal(msg) => wit::StoreError::Internal(msg),
+    }
+}
+
+fn error_to_wit(err: Error) -> wit::Error {
+    match err {
+        Error::InvalidKey(msg) => wit::Error::InvalidKey(msg),
+        Error::InvalidEntity(msg) => wit::Error::InvalidEntity(msg),
+        Error::Corrupt(msg) => wit::Error::Corrupt(msg),
+        Error::Store(err) => wit::Error::Store(store_error_to_wit(err)),
+    }
+}
+
+fn key_from_wit(key: wit::Key) -> Key {
+    let path = key
+        .path
+        .into_iter()
+        .map(|e| PathElement {
+            kind: e.kind,
+            id: match e.id {
+                wit::IdOrName::Id(id) => IdOrName::Id(id),
+                wit::IdOrName::Name(name) => IdOrName::Name(name),
+            },
+        })
+        .collect();
+    Key { namespace: key.namespace, path }
+}
+
+fn key_to_wit(key: Key) -> wit::Key {
+    let path = key
+        .path
+        .into_iter()
+        .map(|e| wit::PathElement {
+            kind: e.kind,
+            id: match e.id {
+                IdOrName::Id(id) => wit::IdOrName::Id(id),
+                IdOrName::Name(name) => wit::IdOrName::Name(name),
+            },
+        })
+        .collect();
+    wit::Key { namespace: key.namespace, path }
+}
+
+fn entity_to_wit(entity: Entity) -> wit::Entity {
+    let properties: String = entity.properties_json();
+    wit::Entity { key: key_to_wit(entity.key), properties }
+}
+
+// ---- What `std` would provide ----
+
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+/// The canonical ABI's allocator entry point (wit-bindgen provides it only for p1 targets).
+///
+/// # Safety
+/// Called by the host per the canonical ABI: `old_ptr`/`old_len`/`align` describe a live
+/// allocation made here (or `old_len == 0`), and `align` is a power of two.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cabi_realloc(
+    old_ptr: *mut u8,
+    old_len: usize,
+    align: usize,
+    new_len: usize,
+) -> *mut u8 {
+    use alloc::alloc::{Layout, alloc, handle_alloc_error, realloc};
+    let layout;
+    let ptr = if old_len == 0 {
+        if new_len == 0 {
+            return align as *mut u8;
+        }
+        // SAFETY: the caller passes a power-of-two alignment; the size is non-zero.
+        layout = unsafe { Layout::from_size_align_unchecked(new_len, align) };
+        // SAFETY: the layout has a non-zero size.
+        unsafe { alloc(layout) }
+    } else {
+        // SAFETY: the caller passes the layout the block was allocated with.
+        layout = unsafe { Layout::from_size_align_unchecked(old_len, align) };
+        // SAFETY: `old_ptr` was allocated here with `layout`.
+        unsafe { realloc(old_ptr, layout, new_len) }
+    };
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    ptr
+}
+
+/// A panic logs its message through the logging import, then traps: the host discards the
+/// instance and reports the trap; the message is in its log.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    use core::fmt::Write as _;
+    let mut message = String::new();
+    let _ = write!(message, "{info}");
+    ImportedLog.log(Level::Critical, "panic", &message);
+    core::arch::wasm32::unreachable()
+}
+
+/// `memcmp`, which the compiler emits for slice comparisons; wasi-libc is not linked.
+///
+/// # Safety
+/// `a` and `b` must be valid for reads of `n` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    for i in 0..n {
+        // SAFETY: the caller guarantees both ranges are readable for `n` bytes.
+        let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
+        if x != y {
+            return i32::from(x) - i32::from(y);
+        }
+    }
+    0
+}
+
+/// `bcmp`: like `memcmp`, but only equality matters.
+///
+/// # Safety
+/// `a` and `b` must be valid for reads of `n` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: same contract as `memcmp`.
+    unsafe { memcmp(a, b, n) }
+}

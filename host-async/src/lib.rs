@@ -35,6 +35,18 @@ pub use host_core::{
     ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key, PathElement, Properties,
 };
 
+/// Runs one export call on a leased instance and gives the instance back (or drops it after
+/// a trap). Evaluates to the call's `wasmtime::Result`.
+macro_rules! call_export {
+    ($self:ident, $method:ident($($arg:expr),*)) => {{
+        let _permit = $self.inner.in_flight.acquire().await.map_err(|_| Error::Engine("the datastore is shut down".into()))?;
+        let mut instance = $self.lease().await?;
+        let result = instance.model.ds_datastore_datastore().$method(&mut instance.store, $($arg),*).await;
+        $self.inner.pool.give_back(instance, result.is_err());
+        result
+    }};
+}
+
 /// A datastore: the model component over an async store.
 ///
 /// Cheap to clone and safe to share between tasks; calls run concurrently.
@@ -47,6 +59,8 @@ struct Inner {
     pre: ModelPre<HostState>,
     store: Arc<dyn AsyncStore>,
     pool: InstancePool<HostState, asynchronous::Model>,
+    /// Bounds the calls in flight: each holds an instance (and its fiber) until it ends.
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// Builds a [`Datastore`] with options beyond [`Datastore::open`].
@@ -57,6 +71,7 @@ pub struct Builder {
     store_url: Option<String>,
     component: ComponentSource,
     instances: InstanceOptions,
+    max_in_flight: Option<usize>,
 }
 
 impl Builder {
@@ -81,6 +96,13 @@ impl Builder {
     /// Warm instances reused across calls (the default) or a fresh instance per call.
     pub fn isolation(mut self, isolation: Isolation) -> Self {
         self.instances.isolation = isolation;
+        self
+    }
+
+    /// Most calls in flight at once (default: the engine's `max_instances`). Further calls
+    /// wait for one to finish, so memory stays bounded and the instance pool never runs dry.
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = Some(calls.max(1));
         self
     }
 
@@ -115,7 +137,9 @@ impl Builder {
             reason: format!("{err:#}"),
         })?;
         let pool = InstancePool::new(self.instances);
-        Ok(Datastore { inner: Arc::new(Inner { pre, store, pool }) })
+        let slots = host_core::runtime::engine_options().max_instances as usize;
+        let in_flight = tokio::sync::Semaphore::new(self.max_in_flight.unwrap_or(slots).min(slots));
+        Ok(Datastore { inner: Arc::new(Inner { pre, store, pool, in_flight }) })
     }
 }
 
@@ -144,9 +168,7 @@ impl Datastore {
     pub async fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ads::api", "Model async get()");
         let key = convert::key_to_wit(key);
-        let mut instance = self.lease().await?;
-        let result = instance.model.ds_datastore_datastore().call_get(&mut instance.store, &key).await;
-        self.inner.pool.give_back(instance, result.is_err());
+        let result = call_export!(self, call_get(&key));
         convert::call_result(result, |entity| entity.map(convert::entity_from_wit).transpose())
     }
 
@@ -154,9 +176,7 @@ impl Datastore {
     pub async fn put(&self, entity: &Entity) -> Result<Key, Error> {
         tracing::debug!(target: "ads::api", "Model async put()");
         let entity = convert::entity_to_wit(entity);
-        let mut instance = self.lease().await?;
-        let result = instance.model.ds_datastore_datastore().call_put(&mut instance.store, &entity).await;
-        self.inner.pool.give_back(instance, result.is_err());
+        let result = call_export!(self, call_put(&entity));
         convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
     }
 
@@ -164,9 +184,7 @@ impl Datastore {
     pub async fn delete(&self, key: &Key) -> Result<(), Error> {
         tracing::debug!(target: "ads::api", "Model async delete()");
         let key = convert::key_to_wit(key);
-        let mut instance = self.lease().await?;
-        let result = instance.model.ds_datastore_datastore().call_delete(&mut instance.store, &key).await;
-        self.inner.pool.give_back(instance, result.is_err());
+        let result = call_export!(self, call_delete(&key));
         convert::call_result(result, Ok)
     }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use ds_guest::{Entity, Key};
+use ds_model::{Entity, Key};
 use serde_json::{Map, Value, json};
 
 use crate::error::Error;

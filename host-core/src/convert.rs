@@ -1,7 +1,7 @@
 //! Conversions between the WIT types (shared by both hosts' bindings) and the Rust types of
 //! the host API and the stores. Written once; the hosts' shims only call these.
 
-use ds_guest::{Entity, IdOrName, Key, PathElement};
+use ds_model::{Entity, IdOrName, Key, PathElement};
 
 use crate::bindings::types as wit;
 use crate::error::Error;

@@ -1,6 +1,6 @@
 //! The error type of both host libraries (`ds::Error` and `ads::Error` are this type).
 
-use ds_guest::key::KeyError;
+use ds_model::key::KeyError;
 
 use crate::instances::BoundExceeded;
 use crate::store::StoreError;
@@ -54,6 +54,9 @@ impl From<KeyError> for Error {
 impl Error {
     /// The error for a failed instantiation or export call (a trap, or a link failure).
     pub fn from_wasmtime(err: wasmtime::Error) -> Self {
+        if err.is::<wasmtime::PoolConcurrencyLimitError>() {
+            return Error::Bound(BoundExceeded::Instances { limit: crate::runtime::engine_options().max_instances });
+        }
         match err.downcast::<BoundExceeded>() {
             Ok(bound) => Error::Bound(bound),
             Err(err) => Error::Trap(format!("{err:?}")),

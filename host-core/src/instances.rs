@@ -74,6 +74,13 @@ pub enum BoundExceeded {
         /// The size the guest asked for, in bytes.
         requested: usize,
     },
+    /// Every instance slot of the process is in use (`ds` with more threads calling at once
+    /// than the engine's `max_instances`; `ads` waits instead).
+    #[error("all {limit} instance slots of the process are in use; raise DS_MAX_INSTANCES or call with fewer threads")]
+    Instances {
+        /// The engine's `max_instances`.
+        limit: u32,
+    },
 }
 
 /// Per-instance host state both hosts keep: the guest's log and the memory meter.

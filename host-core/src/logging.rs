@@ -37,16 +37,16 @@ pub fn add_shared_imports<T: HasInstanceCtx>(linker: &mut wasmtime::component::L
 /// A transport key for a trace line: the entity's own id or name (what the seed's transport
 /// printed) and the whole key in the human syntax (or escaped bytes for non-entity keys).
 pub fn describe_key(key: &[u8]) -> (String, String) {
-    match ds_guest::Key::decode(key) {
+    match ds_model::Key::decode(key) {
         Ok(decoded) => {
             let leaf = decoded.leaf().map(|e| match &e.id {
-                ds_guest::IdOrName::Id(id) => id.to_string(),
-                ds_guest::IdOrName::Name(name) => name.clone(),
+                ds_model::IdOrName::Id(id) => id.to_string(),
+                ds_model::IdOrName::Name(name) => name.clone(),
             });
             (leaf.unwrap_or_default(), decoded.to_string())
         }
         Err(_) => {
-            let text = ds_guest::key::describe_kv_key(key);
+            let text = ds_model::key::describe_kv_key(key);
             (text.clone(), text)
         }
     }

@@ -24,8 +24,9 @@ use crate::error::Error;
 /// The model component built from `guest/` by this crate's build script.
 pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ds_guest.wasm"));
 
-/// Instances that may exist at once across the process (pool slots).
-pub const MAX_INSTANCES: u32 = 1024;
+/// Instances that may exist at once across the process (pool slots), unless
+/// [`configure`] or `DS_MAX_INSTANCES` says otherwise.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1024;
 
 /// Largest linear memory a model instance may grow to.
 pub const MAX_GUEST_MEMORY: usize = 64 << 20;
@@ -48,24 +49,55 @@ pub enum ComponentSource {
     Bytes(Arc<[u8]>),
 }
 
+/// Process-wide engine settings, fixed when the engine is first used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Instances that may exist at once in the process: the pooling allocator reserves
+    /// address space (not memory) for this many linear memories and fiber stacks up front.
+    /// Calls beyond it wait (`ads`) or fail with a clear error (`ds`).
+    pub max_instances: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        let from_env = std::env::var("DS_MAX_INSTANCES").ok().and_then(|v| v.parse().ok());
+        EngineOptions { max_instances: from_env.unwrap_or(DEFAULT_MAX_INSTANCES).max(1) }
+    }
+}
+
+static OPTIONS: OnceLock<EngineOptions> = OnceLock::new();
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+
+/// Sets the process-wide engine options. Must run before the first datastore is built;
+/// returns `false` (and changes nothing) if the engine already exists with other options.
+pub fn configure(options: EngineOptions) -> bool {
+    OPTIONS.get_or_init(|| options.clone()) == &options
+}
+
+/// The process-wide engine options in force.
+pub fn engine_options() -> &'static EngineOptions {
+    OPTIONS.get_or_init(EngineOptions::default)
+}
+
 /// The process-wide engine, created on first use.
 pub fn engine() -> Result<&'static Engine, Error> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
     if let Some(engine) = ENGINE.get() {
         return Ok(engine);
     }
-    let engine = Engine::new(&config()).map_err(|err| Error::Engine(format!("{err:#}")))?;
+    let engine = Engine::new(&engine_config()).map_err(|err| Error::Engine(format!("{err:#}")))?;
     Ok(ENGINE.get_or_init(|| engine))
 }
 
-fn config() -> Config {
+/// The configuration of the process-wide engine (public so benchmarks can vary it).
+pub fn engine_config() -> Config {
+    let max = engine_options().max_instances;
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(MAX_INSTANCES)
+    pool.total_component_instances(max)
         // The no_std guest instantiates 6 core instances with one memory and one table.
-        .total_core_instances(MAX_INSTANCES * 8)
-        .total_memories(MAX_INSTANCES)
-        .total_tables(MAX_INSTANCES * 2)
-        .total_stacks(MAX_INSTANCES)
+        .total_core_instances(max.saturating_mul(8))
+        .total_memories(max)
+        .total_tables(max.saturating_mul(2))
+        .total_stacks(max)
         .max_memory_size(MAX_GUEST_MEMORY)
         // Keep the first pages of a slot resident: reuse costs a memset, not page faults.
         .linear_memory_keep_resident(64 << 10)

@@ -34,6 +34,17 @@ pub use host_core::{
     ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key, PathElement, Properties,
 };
 
+/// Runs one export call on a leased instance and gives the instance back (or drops it after
+/// a trap). Evaluates to the call's `wasmtime::Result`.
+macro_rules! call_export {
+    ($self:ident, $method:ident($($arg:expr),*)) => {{
+        let mut instance = $self.lease()?;
+        let result = instance.model.ds_datastore_datastore().$method(&mut instance.store, $($arg),*);
+        $self.inner.pool.give_back(instance, result.is_err());
+        result
+    }};
+}
+
 /// A datastore: the model component over a blocking store.
 ///
 /// Cheap to clone and safe to share between threads; each call runs on the calling thread.
@@ -137,9 +148,7 @@ impl Datastore {
     pub fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ds::api", "Model sync get()");
         let key = convert::key_to_wit(key);
-        let mut instance = self.lease()?;
-        let result = instance.model.ds_datastore_datastore().call_get(&mut instance.store, &key);
-        self.inner.pool.give_back(instance, result.is_err());
+        let result = call_export!(self, call_get(&key));
         convert::call_result(result, |entity| entity.map(convert::entity_from_wit).transpose())
     }
 
@@ -147,9 +156,7 @@ impl Datastore {
     pub fn put(&self, entity: &Entity) -> Result<Key, Error> {
         tracing::debug!(target: "ds::api", "Model sync put()");
         let entity = convert::entity_to_wit(entity);
-        let mut instance = self.lease()?;
-        let result = instance.model.ds_datastore_datastore().call_put(&mut instance.store, &entity);
-        self.inner.pool.give_back(instance, result.is_err());
+        let result = call_export!(self, call_put(&entity));
         convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
     }
 
@@ -157,9 +164,7 @@ impl Datastore {
     pub fn delete(&self, key: &Key) -> Result<(), Error> {
         tracing::debug!(target: "ds::api", "Model sync delete()");
         let key = convert::key_to_wit(key);
-        let mut instance = self.lease()?;
-        let result = instance.model.ds_datastore_datastore().call_delete(&mut instance.store, &key);
-        self.inner.pool.give_back(instance, result.is_err());
+        let result = call_export!(self, call_delete(&key));
         convert::call_result(result, Ok)
     }
 

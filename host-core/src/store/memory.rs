@@ -2,7 +2,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use ds_guest::transport::{MemoryTransport, Transport};
+use ds_model::transport::{MemoryTransport, Transport};
 
 use super::{AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
 

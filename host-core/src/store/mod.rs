@@ -2,7 +2,7 @@
 //!
 //! A store implements the transport contract (see `wit/transport.wit`) once, as a blocking
 //! [`Store`] or an async [`AsyncStore`]. The data types are the guest's own
-//! ([`ds_guest::transport`]), so guest and hosts share one definition of the key-value model.
+//! ([`ds_model::transport`]), so guest and hosts share one definition of the key-value model.
 //!
 //! - `ds` runs a [`Store`] directly on the calling thread.
 //! - `ads` runs an [`AsyncStore`]. A blocking store is adapted with [`Offload`], which runs
@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use ds_guest::transport::{
+pub use ds_model::transport::{
     Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
 };
 
@@ -133,5 +133,27 @@ pub fn scan_all(store: &dyn Store) -> Result<Vec<Entry>, StoreError> {
         if !full {
             return Ok(out);
         }
+    }
+}
+
+/// The guest's model logic run natively over a host [`Store`]: a [`ds_model::Transport`]
+/// backed by the store, for native baselines and tests.
+pub struct NativeTransport<'a>(pub &'a dyn Store);
+
+impl ds_model::Transport for NativeTransport<'_> {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        self.0.get(key)
+    }
+
+    fn get_many(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        self.0.get_many(keys)
+    }
+
+    fn scan(&mut self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError> {
+        self.0.scan(range, limit, direction)
+    }
+
+    fn commit(&mut self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        self.0.commit(checks, writes)
     }
 }

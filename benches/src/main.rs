@@ -1,0 +1,938 @@
+//! `ds-bench`: every comparison of the performance issue, side by side in one process run,
+//! written to `BENCHMARKS.md` with SVG plots in `benches/plots/`.
+//!
+//! ```text
+//! cargo run --release -p ds-bench             # full run (a few minutes)
+//! cargo run --release -p ds-bench -- --quick  # fewer iterations
+//! ```
+//!
+//! Timings are medians of several rounds, reported beside the native baseline measured in the
+//! same run, so the ratios are what to read. Instruction counts (callgrind) are repeatable on a
+//! noisy machine. Nothing here asserts a timing.
+
+mod svg;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use ds_model::transport::NoLog;
+use ds_model::{Entity, Key, Model};
+use host_core::store::{
+    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, NativeTransport, SqliteStore, Store,
+    StoreError, Versioned, Write,
+};
+use host_core::Isolation;
+
+// ---------------------------------------------------------------------------------------
+// Shared fixtures
+
+fn key() -> Key {
+    Key::name("Model", "my_key")
+}
+
+fn entity() -> Entity {
+    let properties = serde_json::json!({ "name": "Ada", "balance": 10, "tags": ["a", "b"] });
+    Entity { key: key(), properties: properties.as_object().cloned().unwrap_or_default() }
+}
+
+fn memory_store() -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    let mut model = Model::new(NativeTransport(store.as_ref()), NoLog);
+    model.put(&entity()).expect("seed the store");
+    store
+}
+
+/// The model's `get` written as async Rust over an async store: the baseline for `ads`,
+/// and (driven by `block_on`) the "async core + blocking wrapper" pattern of `postgres`.
+async fn native_async_get(store: &dyn AsyncStore, key: &Key) -> Result<Option<Entity>, ds_model::Error> {
+    key.validate()?;
+    match store.get(key.encode()).await? {
+        None => Ok(None),
+        Some(stored) => Entity::decode(key.clone(), &stored.value).map(Some),
+    }
+}
+
+fn sync_db(store: Arc<dyn Store>, isolation: Isolation) -> Result<ds::Datastore> {
+    Ok(ds::Datastore::builder().store(store).isolation(isolation).build()?)
+}
+
+async fn async_db(store: Arc<dyn AsyncStore>, isolation: Isolation) -> Result<ads::Datastore> {
+    Ok(ads::Datastore::builder().store(store).isolation(isolation).build().await?)
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// Median ns per op of `rounds` rounds of `iters` calls of `op`.
+fn time_ns(iters: u64, rounds: usize, mut op: impl FnMut()) -> f64 {
+    for _ in 0..iters / 5 + 1 {
+        op();
+    }
+    let mut samples: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                op();
+            }
+            start.elapsed().as_nanos() as f64 / iters as f64
+        })
+        .collect();
+    median(&mut samples)
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+// ---------------------------------------------------------------------------------------
+// The report
+
+struct Report {
+    quick: bool,
+    out: String,
+    plots: PathBuf,
+}
+
+impl Report {
+    fn section(&mut self, title: &str, text: &str) {
+        let _ = writeln!(self.out, "\n## {title}\n\n{text}\n");
+        eprintln!("== {title}");
+    }
+
+    fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
+        let _ = writeln!(self.out, "| {} |", header.join(" | "));
+        let _ = writeln!(self.out, "|{}|", header.iter().map(|_| " --- ").collect::<Vec<_>>().join("|"));
+        for row in rows {
+            let _ = writeln!(self.out, "| {} |", row.join(" | "));
+            eprintln!("   {}", row.join(" | "));
+        }
+        self.out.push('\n');
+    }
+
+    fn plot(&mut self, name: &str, svg: String) -> Result<()> {
+        std::fs::create_dir_all(&self.plots)?;
+        std::fs::write(self.plots.join(name), svg)?;
+        let _ = writeln!(self.out, "![{name}](benches/plots/{name})\n");
+        Ok(())
+    }
+
+    fn iters(&self, full: u64) -> u64 {
+        if self.quick { (full / 10).max(10) } else { full }
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("op") => return op_loop(args.get(2).context("variant")?, args.get(3).context("count")?.parse()?),
+        Some("rss") => return rss_child(args.get(2).context("mode")?, args.get(3).context("calls")?.parse()?),
+        _ => {}
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let root = workspace_root();
+    // High-concurrency rows need more instance slots than the default 1024.
+    host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: 10_500 });
+    let mut report = Report { quick, out: String::new(), plots: root.join("benches/plots") };
+    header(&mut report)?;
+    per_call(&mut report)?;
+    callgrind(&mut report, &root)?;
+    instantiation(&mut report)?;
+    overlap(&mut report)?;
+    throughput(&mut report)?;
+    memory(&mut report, &root)?;
+    sqlite(&mut report)?;
+    cold_start(&mut report, &root)?;
+    std::fs::write(root.join("BENCHMARKS.md"), &report.out)?;
+    eprintln!("wrote {}", root.join("BENCHMARKS.md").display());
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("benches/ is in the workspace").to_path_buf()
+}
+
+fn header(report: &mut Report) -> Result<()> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| info.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let rustc = Command::new("rustc").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let wasm = host_core::runtime::EMBEDDED_COMPONENT.len();
+    let _ = writeln!(
+        report.out,
+        "# ds benchmarks\n\nGenerated by `cargo run --release -p ds-bench{}` (do not edit by hand).\n\n\
+         - machine: {cpu}, {cores} cores (shared and noisy: read the ratios, measured side by side in one run)\n\
+         - {rustc}; wasmtime 48.0.8 (cranelift, pooling allocator, copy-on-write images); wit-bindgen 0.63.0\n\
+         - guest component: {wasm} bytes, `#![no_std]`, imports only `ds:datastore/{{types,transport,logging}}`\n\
+         - timings: median of rounds; ns per operation unless stated",
+        if report.quick { " -- --quick" } else { "" }
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) One model get on the memory store
+
+fn per_call(report: &mut Report) -> Result<()> {
+    report.section(
+        "(a) One model `get`, memory store",
+        "The same `get` (validate key, encode, one transport `get`, decode and validate the entity) \
+         natively and through both hosts. `ads` calls are awaited one after another on a \
+         current-thread runtime. *Over native* is the cost of the component.",
+    );
+    let iters = report.iters(200_000);
+    let rounds = 9;
+    let store = memory_store();
+    let key = key();
+    let rt = current_thread();
+
+    let native = time_ns(iters, rounds, || {
+        let mut model = Model::new(NativeTransport(store.as_ref()), NoLog);
+        std::hint::black_box(model.get(&key).expect("get"));
+    });
+    let async_store: Arc<dyn AsyncStore> = store.clone();
+    let block_on = time_ns(iters, rounds, || {
+        std::hint::black_box(rt.block_on(native_async_get(async_store.as_ref(), &key)).expect("get"));
+    });
+    let mut rows = Vec::new();
+    let mut bars = Vec::new();
+    let mut row = |name: &str, ns: f64, rows: &mut Vec<Vec<String>>| {
+        rows.push(vec![name.into(), format!("{ns:.0}"), format!("{:+.2} µs", (ns - native) / 1000.0), format!("{:.1}×", ns / native)]);
+        bars.push((name.to_string(), ns));
+    };
+    row("native Rust (the guest's logic, called directly)", native, &mut rows);
+    row("async Rust driven by `block_on` (postgres-style)", block_on, &mut rows);
+    for isolation in [Isolation::Warm, Isolation::PerCall] {
+        let db = sync_db(store.clone(), isolation)?;
+        let ns = time_ns(iters, rounds, || {
+            std::hint::black_box(db.get(&key).expect("get"));
+        });
+        row(&format!("`ds` {}", mode(isolation)), ns, &mut rows);
+    }
+    for isolation in [Isolation::Warm, Isolation::PerCall] {
+        let db = rt.block_on(async_db(store.clone(), isolation))?;
+        let mut samples = Vec::new();
+        rt.block_on(async {
+            for _ in 0..iters / 5 {
+                let _ = db.get(&key).await;
+            }
+            for _ in 0..rounds {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    std::hint::black_box(db.get(&key).await.expect("get"));
+                }
+                samples.push(start.elapsed().as_nanos() as f64 / iters as f64);
+            }
+        });
+        row(&format!("`ads` {}", mode(isolation)), median(&mut samples), &mut rows);
+    }
+
+    // The split: an export call that does no transport call (the key is refused at once),
+    // and instantiation alone.
+    let db = sync_db(store.clone(), Isolation::Warm)?;
+    let bad_key = Key::id("Model", 0);
+    let export_only = time_ns(iters, rounds, || {
+        std::hint::black_box(db.get(&bad_key).expect_err("id 0 is refused"));
+    });
+    let native_refuse = time_ns(iters, rounds, || {
+        let mut model = Model::new(NativeTransport(store.as_ref()), NoLog);
+        std::hint::black_box(model.get(&bad_key).expect_err("refused"));
+    });
+    let instantiate = instantiate_ns(&host_core::runtime::engine_config(), report.iters(20_000))?;
+    report.table(&["variant", "ns/op", "over native", "ratio"], &rows);
+    let warm_sync = bars[2].1;
+    let text = format!(
+        "Cost split (blocking host): a fresh instance (store + instantiate + drop) costs \
+         **{instantiate:.0} ns**; an export call that returns at once costs {export_only:.0} ns \
+         against {native_refuse:.0} ns natively (**{:.0} ns** for crossing into the guest and back, \
+         with the key lowered and the error lifted); the rest of the warm `ds` overhead, \
+         **{:.0} ns**, is the transport import call and the entity crossing the boundary \
+         (JSON text out, parsed again by the host).",
+        export_only - native_refuse,
+        (warm_sync - native) - (export_only - native_refuse),
+    );
+    report.out.push_str(&text);
+    report.out.push_str("\n\n");
+    report.plot("per-call-cost.svg", svg::bar_chart("One model get: ns per call", "ns", &bars))?;
+    Ok(())
+}
+
+fn mode(isolation: Isolation) -> &'static str {
+    match isolation {
+        Isolation::Warm => "warm instance",
+        Isolation::PerCall => "fresh instance per call",
+    }
+}
+
+/// ns to create a store, instantiate the embedded component and drop both.
+fn instantiate_ns(config: &wasmtime::Config, iters: u64) -> Result<f64> {
+    let engine = wasmtime::Engine::new(config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let component = wasmtime::component::Component::new(&engine, host_core::runtime::EMBEDDED_COMPONENT)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let mut linker = wasmtime::component::Linker::<()>::new(&engine);
+    linker.define_unknown_imports_as_traps(&component).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    Ok(time_ns(iters, 7, || {
+        let mut store = wasmtime::Store::new(&engine, ());
+        std::hint::black_box(pre.instantiate(&mut store).expect("instantiate"));
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Instruction counts under callgrind
+
+/// Runs `count` gets of one variant: what callgrind measures.
+fn op_loop(variant: &str, count: u64) -> Result<()> {
+    let store = memory_store();
+    let key = key();
+    match variant {
+        "native" => {
+            for _ in 0..count {
+                let mut model = Model::new(NativeTransport(store.as_ref()), NoLog);
+                std::hint::black_box(model.get(&key)?);
+            }
+        }
+        "ds-warm" | "ds-per-call" => {
+            let isolation = if variant == "ds-warm" { Isolation::Warm } else { Isolation::PerCall };
+            let db = sync_db(store, isolation)?;
+            for _ in 0..count {
+                std::hint::black_box(db.get(&key)?);
+            }
+        }
+        "ads-warm" | "ads-per-call" => {
+            let isolation = if variant == "ads-warm" { Isolation::Warm } else { Isolation::PerCall };
+            let rt = current_thread();
+            rt.block_on(async {
+                let db = async_db(store, isolation).await?;
+                for _ in 0..count {
+                    std::hint::black_box(db.get(&key).await?);
+                }
+                anyhow::Ok(())
+            })?;
+        }
+        other => bail!("unknown variant {other}"),
+    }
+    Ok(())
+}
+
+fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
+    report.section(
+        "Instruction counts (callgrind)",
+        "Instructions per `get`, from two runs of N and N+1000 calls under \
+         `valgrind --tool=callgrind` (the difference divided by 1000, so start-up cancels out). \
+         Repeatable on a noisy machine.",
+    );
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        report.out.push_str("valgrind is not installed here; skipped.\n");
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let dir = tempfile::tempdir()?;
+    let mut rows = Vec::new();
+    let mut native = 0.0;
+    for variant in ["native", "ds-warm", "ds-per-call", "ads-warm", "ads-per-call"] {
+        let mut counts = Vec::new();
+        for n in [200u64, 1200] {
+            let out_file = dir.path().join(format!("{variant}-{n}.out"));
+            let status = Command::new("valgrind")
+                .args(["--tool=callgrind", "--smc-check=all-non-file"])
+                .arg(format!("--callgrind-out-file={}", out_file.display()))
+                .arg(&exe)
+                .args(["op", variant, &n.to_string()])
+                .env("DS_CACHE_DIR", root.join("target/bench-cache"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("callgrind run of {variant} failed");
+            }
+            counts.push(callgrind_total(&out_file)?);
+        }
+        let per_op = (counts[1] - counts[0]) as f64 / 1000.0;
+        if variant == "native" {
+            native = per_op;
+        }
+        rows.push(vec![variant.to_string(), format!("{per_op:.0}"), format!("{:.1}×", per_op / native)]);
+    }
+    report.table(&["variant", "instructions/op", "ratio to native"], &rows);
+    Ok(())
+}
+
+fn callgrind_total(path: &Path) -> Result<u64> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no total in the callgrind output")
+}
+
+// ---------------------------------------------------------------------------------------
+// (b) Instantiation
+
+fn instantiation(report: &mut Report) -> Result<()> {
+    report.section(
+        "(b) Instantiation",
+        "A fresh `Store` plus an instance of the component, then dropped, under each allocator \
+         configuration (the rest of the configuration as the hosts use it).",
+    );
+    let iters = report.iters(20_000);
+    let base = host_core::runtime::engine_config;
+    let mut rows = Vec::new();
+    let configs: Vec<(&str, wasmtime::Config)> = vec![
+        ("pooling, CoW, keep-resident (the hosts' choice)", base()),
+        ("pooling, CoW, no keep-resident", {
+            let mut c = base();
+            let mut pool = wasmtime::PoolingAllocationConfig::new();
+            pool.total_component_instances(64).total_core_instances(512).total_memories(64).total_tables(128).total_stacks(64);
+            c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+            c
+        }),
+        ("pooling, no CoW", {
+            let mut c = base();
+            c.memory_init_cow(false);
+            c
+        }),
+        ("on-demand, CoW", {
+            let mut c = base();
+            c.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand);
+            c
+        }),
+        ("on-demand, no CoW", {
+            let mut c = base();
+            c.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand).memory_init_cow(false);
+            c
+        }),
+    ];
+    let mut first = 0.0;
+    for (name, config) in configs {
+        let ns = instantiate_ns(&config, iters)?;
+        if first == 0.0 {
+            first = ns;
+        }
+        rows.push(vec![name.to_string(), format!("{:.1}", ns / 1000.0), format!("{:.1}×", ns / first)]);
+    }
+    report.table(&["allocator", "µs per instance", "ratio"], &rows);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// (c) Overlap with 5 ms of store latency
+
+/// A store whose `get` takes `delay` (async sleep, or thread sleep in blocking mode).
+struct DelayStore {
+    inner: MemoryStore,
+    delay: Duration,
+}
+
+impl Store for DelayStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        std::thread::sleep(self.delay);
+        Store::get(&self.inner, key)
+    }
+    fn scan(&self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError> {
+        Store::scan(&self.inner, range, limit, direction)
+    }
+    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        Store::commit(&self.inner, checks, writes)
+    }
+}
+
+impl AsyncStore for DelayStore {
+    fn get(&self, key: Vec<u8>) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            Store::get(&self.inner, &key)
+        })
+    }
+    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+        AsyncStore::get_many(&self.inner, keys)
+    }
+    fn scan(&self, range: KeyRange, limit: u32, direction: Direction) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+        AsyncStore::scan(&self.inner, range, limit, direction)
+    }
+    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        AsyncStore::commit(&self.inner, checks, writes)
+    }
+}
+
+fn delay_store(delay: Duration) -> Arc<DelayStore> {
+    let store = Arc::new(DelayStore { inner: MemoryStore::new(), delay });
+    let mut model = Model::new(NativeTransport(&store.inner), NoLog);
+    model.put(&entity()).expect("seed");
+    store
+}
+
+/// Runs `total` gets as `concurrency` tasks; returns (wall, sorted latencies in ms).
+async fn concurrent_gets<F, Fut>(total: usize, concurrency: usize, get: F) -> (Duration, Vec<f64>)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (get, next) = (get.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    let t = Instant::now();
+                    get().await;
+                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(total);
+    for task in tasks {
+        latencies.extend(task.await.expect("task"));
+    }
+    let wall = start.elapsed();
+    latencies.sort_by(f64::total_cmp);
+    (wall, latencies)
+}
+
+fn overlap(report: &mut Report) -> Result<()> {
+    report.section(
+        "(c) Overlap: gets against a store with 5 ms of latency",
+        "10,000 gets, at each concurrency, on a 2-worker tokio runtime: `ads` (warm instances) \
+         against the same logic as native async Rust on the same runtime and store. `ds` runs \
+         them serially (a smaller count, extrapolated to 10,000: marked *extrapolated*). The \
+         ideal is 10,000 / concurrency × 5 ms; the ratio to native async is the one to read.",
+    );
+    let total = if report.quick { 2_000 } else { 10_000 };
+    let rt = multi_thread();
+    let store = delay_store(Duration::from_millis(5));
+    let key = Arc::new(key());
+    let mut rows = Vec::new();
+    let (mut native_series, mut ads_series) = (Vec::new(), Vec::new());
+    let (mut native_p99, mut ads_p99) = (Vec::new(), Vec::new());
+    for concurrency in [10usize, 100, 1_000, 10_000] {
+        let concurrency = concurrency.min(total);
+        let (native_wall, native_lat) = rt.block_on({
+            let (store, key) = (store.clone(), key.clone());
+            concurrent_gets(total, concurrency, move || {
+                let (store, key) = (store.clone(), key.clone());
+                async move {
+                    std::hint::black_box(native_async_get(store.as_ref(), &key).await.expect("get"));
+                }
+            })
+        });
+        let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
+        let (ads_wall, ads_lat) = rt.block_on({
+            let key = key.clone();
+            concurrent_gets(total, concurrency, move || {
+                let (db, key) = (db.clone(), key.clone());
+                async move {
+                    std::hint::black_box(db.get(&key).await.expect("get"));
+                }
+            })
+        });
+        let ideal = (total as f64 / concurrency as f64).ceil() * 5.0;
+        let (n, a) = (native_wall.as_secs_f64() * 1000.0, ads_wall.as_secs_f64() * 1000.0);
+        rows.push(vec![
+            concurrency.to_string(),
+            format!("{ideal:.0}"),
+            format!("{n:.0}"),
+            format!("{a:.0}"),
+            format!("**{:.2}×**", a / n),
+            format!("{:.1} / {:.1}", percentile(&native_lat, 0.5), percentile(&native_lat, 0.99)),
+            format!("{:.1} / {:.1}", percentile(&ads_lat, 0.5), percentile(&ads_lat, 0.99)),
+        ]);
+        native_series.push((concurrency as f64, total as f64 / native_wall.as_secs_f64()));
+        ads_series.push((concurrency as f64, total as f64 / ads_wall.as_secs_f64()));
+        native_p99.push((concurrency as f64, percentile(&native_lat, 0.99)));
+        ads_p99.push((concurrency as f64, percentile(&ads_lat, 0.99)));
+    }
+    let serial = 100;
+    let db = sync_db(store.clone(), Isolation::Warm)?;
+    let start = Instant::now();
+    for _ in 0..serial {
+        std::hint::black_box(db.get(&key)?);
+    }
+    let ds_ms = start.elapsed().as_secs_f64() * 1000.0 * total as f64 / serial as f64;
+    report.table(
+        &["concurrency", "ideal ms", "native async ms", "ads ms", "ads / native", "native p50 / p99 ms", "ads p50 / p99 ms"],
+        &rows,
+    );
+    let _ = writeln!(report.out, "`ds`, serial: {ds_ms:.0} ms for {total} gets (*extrapolated* from {serial}).\n");
+    report.plot(
+        "overlap-throughput.svg",
+        svg::line_chart(
+            "gets/s with 5 ms store latency",
+            "concurrency",
+            "gets per second",
+            &[
+                svg::Series { label: "native async".into(), points: native_series },
+                svg::Series { label: "ads".into(), points: ads_series },
+            ],
+            true,
+        ),
+    )?;
+    report.plot(
+        "overlap-latency.svg",
+        svg::line_chart(
+            "p99 latency with 5 ms store latency",
+            "concurrency",
+            "p99 ms",
+            &[
+                svg::Series { label: "native async".into(), points: native_p99 },
+                svg::Series { label: "ads".into(), points: ads_p99 },
+            ],
+            true,
+        ),
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// (d) Throughput with an instant store
+
+fn throughput(report: &mut Report) -> Result<()> {
+    report.section(
+        "(d) Throughput, instant (memory) store",
+        "Model gets per second on a 2-worker tokio runtime, `ads` with warm instances against \
+         native async Rust running the same logic.",
+    );
+    let total = report.iters(400_000) as usize;
+    let rt = multi_thread();
+    let store = memory_store();
+    let key = Arc::new(key());
+    let mut rows = Vec::new();
+    let mut native_series = Vec::new();
+    let mut ads_series = Vec::new();
+    for concurrency in [1usize, 16, 256] {
+        let mut native = Vec::new();
+        let mut ads_rate = Vec::new();
+        let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
+        for _ in 0..3 {
+            let (wall, _) = rt.block_on({
+                let (store, key) = (store.clone(), key.clone());
+                concurrent_gets(total, concurrency, move || {
+                    let (store, key) = (store.clone(), key.clone());
+                    async move {
+                        std::hint::black_box(native_async_get(store.as_ref(), &key).await.expect("get"));
+                    }
+                })
+            });
+            native.push(total as f64 / wall.as_secs_f64());
+            let (wall, _) = rt.block_on({
+                let (db, key) = (db.clone(), key.clone());
+                concurrent_gets(total, concurrency, move || {
+                    let (db, key) = (db.clone(), key.clone());
+                    async move {
+                        std::hint::black_box(db.get(&key).await.expect("get"));
+                    }
+                })
+            });
+            ads_rate.push(total as f64 / wall.as_secs_f64());
+        }
+        let (n, a) = (median(&mut native), median(&mut ads_rate));
+        rows.push(vec![concurrency.to_string(), format!("{n:.0}"), format!("**{a:.0}**"), format!("{:.2}", a / n)]);
+        native_series.push((concurrency as f64, n));
+        ads_series.push((concurrency as f64, a));
+    }
+    report.table(&["concurrency", "native async gets/s", "ads gets/s", "ads / native"], &rows);
+    report.plot(
+        "throughput.svg",
+        svg::line_chart(
+            "gets/s, instant store, 2 workers",
+            "concurrency",
+            "gets per second",
+            &[
+                svg::Series { label: "native async".into(), points: native_series },
+                svg::Series { label: "ads".into(), points: ads_series },
+            ],
+            true,
+        ),
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// (e) Resident memory per in-flight call
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// In a fresh process: start `calls` gets that all wait on the store, then report the RSS
+/// growth per call (KiB) on stdout.
+fn rss_child(mode: &str, calls: usize) -> Result<()> {
+    host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: calls as u32 + 16 });
+    let rt = multi_thread();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(GateStore { inner: memory_store(), gate: gate.clone(), started: started.clone() });
+    let key = Arc::new(key());
+    let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
+    // Warm up one call (and the engine) before the baseline.
+    gate.add_permits(1);
+    rt.block_on(db.get(&key))?;
+    started.store(0, Ordering::SeqCst);
+    let before = rss_kib();
+    let native = mode == "native";
+    let mut tasks = Vec::new();
+    for _ in 0..calls {
+        let (db, key, store) = (db.clone(), key.clone(), store.clone());
+        tasks.push(rt.spawn(async move {
+            if native {
+                native_async_get(store.as_ref(), &key).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+            } else {
+                db.get(&key).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+            }
+        }));
+    }
+    while started.load(Ordering::SeqCst) < calls {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let during = rss_kib();
+    gate.add_permits(calls);
+    rt.block_on(async {
+        for task in tasks {
+            task.await??;
+        }
+        anyhow::Ok(())
+    })?;
+    println!("{:.2}", (during.saturating_sub(before)) as f64 / calls as f64);
+    Ok(())
+}
+
+/// A memory store whose `get` waits at a gate until released.
+struct GateStore {
+    inner: Arc<MemoryStore>,
+    gate: Arc<tokio::sync::Semaphore>,
+    started: Arc<AtomicUsize>,
+}
+
+impl AsyncStore for GateStore {
+    fn get(&self, key: Vec<u8>) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>> {
+        Box::pin(async move {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            let _ = self.gate.acquire().await.map(|p| p.forget());
+            Store::get(self.inner.as_ref(), &key)
+        })
+    }
+    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+        AsyncStore::get_many(self.inner.as_ref(), keys)
+    }
+    fn scan(&self, range: KeyRange, limit: u32, direction: Direction) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+        AsyncStore::scan(self.inner.as_ref(), range, limit, direction)
+    }
+    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        AsyncStore::commit(self.inner.as_ref(), checks, writes)
+    }
+}
+
+fn memory(report: &mut Report, root: &Path) -> Result<()> {
+    report.section(
+        "(e) Resident memory per in-flight call",
+        "Each run is a fresh process: N gets are started and all wait inside the store; the \
+         growth of resident memory (VmRSS) divided by N. `ads` holds an instance, a store and \
+         a fiber stack per in-flight call; native async holds only its future.",
+    );
+    let exe = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    for calls in [1_000usize, 10_000] {
+        let mut cells = vec![calls.to_string()];
+        for mode in ["native", "ads"] {
+            let out = Command::new(&exe)
+                .args(["rss", mode, &calls.to_string()])
+                .env("DS_CACHE_DIR", root.join("target/bench-cache"))
+                .output()?;
+            if !out.status.success() {
+                bail!("rss child failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            cells.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        rows.push(cells);
+    }
+    report.table(&["in-flight calls", "native async KiB/call", "ads KiB/call"], &rows);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// (f) SQLite
+
+fn sqlite(report: &mut Report) -> Result<()> {
+    report.section(
+        "(f) SQLite store",
+        "Gets and puts per second on a SQLite file (WAL, synchronous=FULL), `ds` from N threads \
+         and `ads` with N tasks, against the same statements in a native rusqlite loop on N \
+         threads. A put is one commit transaction (version counter + upsert).",
+    );
+    let dir = tempfile::tempdir()?;
+    let ops = report.iters(20_000) as usize;
+    let mut rows = Vec::new();
+    for concurrency in [1usize, 16] {
+        for op in ["get", "put"] {
+            let path = dir.path().join(format!("{op}-{concurrency}.db"));
+            let store = Arc::new(SqliteStore::open(&path)?);
+            Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
+            let per = if op == "put" { ops / 10 } else { ops };
+            let native = threads_rate(concurrency, per, || {
+                let conn = rusqlite::Connection::open(&path).expect("open");
+                conn.busy_timeout(Duration::from_secs(30)).expect("timeout");
+                conn.pragma_update(None, "synchronous", "FULL").expect("pragma");
+                let key = key().encode();
+                let value = entity().encode().expect("encode");
+                move || {
+                    if op == "get" {
+                        let mut stmt = conn.prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1").expect("prepare");
+                        let row: (Vec<u8>, i64) = stmt.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).expect("get");
+                        let _ = Entity::decode(self::key(), &row.0).expect("decode");
+                    } else {
+                        let tx = conn.unchecked_transaction().expect("tx");
+                        tx.execute_batch("").ok();
+                        let v: i64 = tx
+                            .query_row("UPDATE ds_meta SET value = value + 1 WHERE name = 'last_version' RETURNING value", [], |r| r.get(0))
+                            .expect("version");
+                        tx.prepare_cached("INSERT INTO ds_kv (key, value, version) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version")
+                            .expect("prepare")
+                            .execute(rusqlite::params![key, value, v])
+                            .expect("put");
+                        tx.commit().expect("commit");
+                    }
+                }
+            });
+            let db = sync_db(store.clone(), Isolation::Warm)?;
+            let ds_rate = threads_rate(concurrency, per, || {
+                let db = db.clone();
+                move || {
+                    if op == "get" {
+                        std::hint::black_box(db.get(&key()).expect("get"));
+                    } else {
+                        db.put(&entity()).expect("put");
+                    }
+                }
+            });
+            let rt = multi_thread();
+            let adb = rt.block_on(async_db(Arc::new(host_core::store::Offload(store.clone())), Isolation::Warm))?;
+            let (wall, _) = rt.block_on(concurrent_gets(per * concurrency, concurrency, move || {
+                let adb = adb.clone();
+                async move {
+                    if op == "get" {
+                        std::hint::black_box(adb.get(&key()).await.expect("get"));
+                    } else {
+                        adb.put(&entity()).await.expect("put");
+                    }
+                }
+            }));
+            let ads_rate = (per * concurrency) as f64 / wall.as_secs_f64();
+            rows.push(vec![
+                op.into(),
+                concurrency.to_string(),
+                format!("{native:.0}"),
+                format!("{ds_rate:.0}"),
+                format!("**{:.2}**", ds_rate / native),
+                format!("{ads_rate:.0}"),
+                format!("**{:.2}**", ads_rate / native),
+            ]);
+        }
+    }
+    report.table(&["op", "concurrency", "native rusqlite ops/s", "ds ops/s", "ds / native", "ads ops/s", "ads / native"], &rows);
+    Ok(())
+}
+
+/// Ops per second of `concurrency` threads each running `per_thread` calls of the closure
+/// that `make` builds on that thread.
+fn threads_rate<M, F>(concurrency: usize, per_thread: usize, make: M) -> f64
+where
+    M: Fn() -> F + Sync,
+    F: FnMut(),
+{
+    let barrier = std::sync::Barrier::new(concurrency + 1);
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency {
+            scope.spawn(|| {
+                let mut op = make();
+                barrier.wait();
+                for _ in 0..per_thread {
+                    op();
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        (concurrency * per_thread) as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// (g) CLI cold start
+
+fn cold_start(report: &mut Report, root: &Path) -> Result<()> {
+    report.section(
+        "(g) CLI cold start",
+        "`ds get` end to end as a process (release build), median of runs, with the \
+         precompiled component cache warm and with the cache disabled (`DS_CACHE_DIR=off`, so \
+         every start compiles the component with Cranelift).",
+    );
+    let ds = root.join("target/release/ds");
+    if !ds.is_file() {
+        report.out.push_str("`target/release/ds` is not built; run `cargo build --release -p host-sync` first.\n");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let store = format!("sqlite:{}", dir.path().join("cli.db").display());
+    let cache = dir.path().join("cache");
+    let run = |cache: &str| -> Result<f64> {
+        let start = Instant::now();
+        let out = Command::new(&ds).args(["--store", &store, "get", "Model:my_key"]).env("DS_CACHE_DIR", cache).output()?;
+        if !out.status.success() {
+            bail!("ds failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(start.elapsed().as_secs_f64() * 1000.0)
+    };
+    let out = Command::new(&ds).args(["--store", &store, "put", "Model:my_key", "{}"]).env("DS_CACHE_DIR", &cache).output()?;
+    if !out.status.success() {
+        bail!("ds put failed");
+    }
+    let cache_str = cache.to_string_lossy().to_string();
+    let runs = if report.quick { 5 } else { 15 };
+    let mut warm: Vec<f64> = (0..runs).map(|_| run(&cache_str)).collect::<Result<_>>()?;
+    let mut cold: Vec<f64> = (0..runs.min(7)).map(|_| run("off")).collect::<Result<_>>()?;
+    let (warm, cold) = (median(&mut warm), median(&mut cold));
+
+    let engine = host_core::runtime::engine()?;
+    let bytes = host_core::runtime::EMBEDDED_COMPONENT;
+    let start = Instant::now();
+    let precompiled = engine.precompile_component(bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let compile_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let start = Instant::now();
+    // SAFETY: the bytes were produced by this engine's `precompile_component` just above.
+    let _component = unsafe { wasmtime::component::Component::deserialize(engine, &precompiled) }.map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let deserialize_ms = start.elapsed().as_secs_f64() * 1000.0;
+    report.table(
+        &["measure", "ms"],
+        &[
+            vec!["`ds get`, warm component cache".into(), format!("**{warm:.1}**")],
+            vec!["`ds get`, no cache (compiles)".into(), format!("{cold:.1}")],
+            vec!["compile the component (Cranelift), in process".into(), format!("{compile_ms:.1}")],
+            vec!["deserialise the precompiled component, in process".into(), format!("{deserialize_ms:.2}")],
+        ],
+    );
+    Ok(())
+}
