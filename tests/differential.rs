@@ -1,12 +1,18 @@
-//! The same operations through `ds` and `ads`, over the memory and SQLite stores, give the
+//! The same operations through `ds` and `ads`, over the memory, SQLite and PostgreSQL stores
+//! (PostgreSQL when a server answers; always under `CI=true`), give the
 //! same results and leave the same key-value contents, byte for byte (versions included),
 //! with warm instances and with a fresh instance per call.
 
 use std::sync::Arc;
 
 use ds_model::{Entity, Key};
+use std::sync::OnceLock;
+
+use ds_tests::{PostgresSchema, postgres_server};
 use host_core::Isolation;
-use host_core::store::{self, Entry, MemoryStore, Offload, SqliteStore, Store};
+use host_core::store::{self, Entry, MemoryStore, Offload, SqliteStore, Store, StoreUrl, open_blocking};
+
+static POSTGRES: OnceLock<Option<String>> = OnceLock::new();
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -76,7 +82,7 @@ fn contents(store: &dyn Store) -> Vec<Entry> {
 }
 
 /// Runs `ops` through every host × store × isolation; returns (label, results, contents).
-fn run_everywhere(ops: &[Op]) -> Vec<(String, Vec<String>, Vec<Entry>)> {
+fn run_everywhere(ops: &[Op], postgres: Option<&str>) -> Vec<(String, Vec<String>, Vec<Entry>)> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
@@ -103,16 +109,34 @@ fn run_everywhere(ops: &[Op]) -> Vec<(String, Vec<String>, Vec<Entry>)> {
             run_async(&db, ops).await
         });
         runs.push((format!("ads/sqlite/{isolation:?}"), results, contents(sqlite.as_ref())));
+
+        if let Some(server) = postgres {
+            let schema = PostgresSchema::new(server);
+            let url: StoreUrl = schema.url().parse().unwrap();
+            let store = open_blocking(&url).unwrap();
+            let db = ds::Datastore::builder().store(store.clone()).isolation(isolation).build().unwrap();
+            runs.push((format!("ds/postgres/{isolation:?}"), run_blocking(&db, ops), contents(store.as_ref())));
+
+            let schema = PostgresSchema::new(server);
+            let url: StoreUrl = schema.url().parse().unwrap();
+            let results = runtime.block_on(async {
+                let db = ads::Datastore::builder().store_url(&schema.url()).isolation(isolation).build().await.unwrap();
+                run_async(&db, ops).await
+            });
+            // Read back through a blocking store on the same schema.
+            let store = open_blocking(&url).unwrap();
+            runs.push((format!("ads/postgres/{isolation:?}"), results, contents(store.as_ref())));
+        }
     }
     runs
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn every_host_store_and_isolation_agrees(ops in proptest::collection::vec(arb_op(), 1..24)) {
-        let runs = run_everywhere(&ops);
+        let runs = run_everywhere(&ops, POSTGRES.get_or_init(postgres_server).as_deref());
         let (first, results, contents) = &runs[0];
         for (label, other_results, other_contents) in &runs[1..] {
             prop_assert_eq!(other_results, results, "{} vs {}: results", label, first);

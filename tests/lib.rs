@@ -85,3 +85,73 @@ impl AsyncStore for SleepStore {
         AsyncStore::commit(&self.inner, checks, writes)
     }
 }
+
+/// The PostgreSQL server the tests use: `DS_TEST_POSTGRES`, or
+/// `postgres://postgres@127.0.0.1:5432/test`.
+///
+/// When no server answers there: under `CI=true` this panics (PostgreSQL tests must run in
+/// CI, never skip); otherwise it prints that the test is skipped and how to enable it, and
+/// returns `None`.
+pub fn postgres_server() -> Option<String> {
+    let url = std::env::var("DS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let config: tokio_postgres::Config = url.parse().expect("DS_TEST_POSTGRES is a valid PostgreSQL URL");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+    if reachable {
+        return Some(url);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but no PostgreSQL server answers at {host}:{port} (set DS_TEST_POSTGRES)");
+    }
+    eprintln!(
+        "SKIPPED: no PostgreSQL server at {host}:{port}. Start one (see .ci/run) or set \
+         DS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the PostgreSQL tests."
+    );
+    None
+}
+
+/// A schema of its own on the test server, dropped (with its tables) when this is dropped,
+/// so test runs and test cases never see each other's data.
+pub struct PostgresSchema {
+    server: String,
+    name: String,
+}
+
+impl PostgresSchema {
+    /// A fresh schema name on `server` (the schema itself is created by the store).
+    pub fn new(server: &str) -> PostgresSchema {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let name = format!("ds_test_{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst), nanos);
+        PostgresSchema { server: server.to_string(), name }
+    }
+
+    /// The store URL for this schema.
+    pub fn url(&self) -> String {
+        let separator = if self.server.contains('?') { '&' } else { '?' };
+        format!("{}{separator}schema={}", self.server, self.name)
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // A thread of its own: the drop may happen inside a tokio runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await.ok()
+            })
+        })
+        .join();
+    }
+}

@@ -140,6 +140,27 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("op") => return op_loop(args.get(2).context("variant")?, args.get(3).context("count")?.parse()?),
+        Some("overlap") => {
+            let concurrency: usize = args.get(2).context("concurrency")?.parse()?;
+            host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: 10_500 });
+            let rt = multi_thread();
+            let store = delay_store(Duration::from_millis(5));
+            let key = Arc::new(key());
+            let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
+            for round in 0..4 {
+                let (wall, lat) = rt.block_on({
+                    let (key, db) = (key.clone(), db.clone());
+                    concurrent_gets(10_000, concurrency, move || {
+                        let (db, key) = (db.clone(), key.clone());
+                        async move {
+                            std::hint::black_box(db.get(&key).await.expect("get"));
+                        }
+                    })
+                });
+                eprintln!("round {round}: {:?} p50 {:.1} idle {}", wall, percentile(&lat, 0.5), db.idle_instances());
+            }
+            return Ok(());
+        }
         Some("rss") => return rss_child(args.get(2).context("mode")?, args.get(3).context("calls")?.parse()?),
         _ => {}
     }
@@ -299,6 +320,8 @@ fn instantiate_ns(config: &wasmtime::Config, iters: u64) -> Result<f64> {
 
 /// Runs `count` gets of one variant: what callgrind measures.
 fn op_loop(variant: &str, count: u64) -> Result<()> {
+    // Valgrind cannot reserve the address space of a large instance pool.
+    host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: 2 });
     let store = memory_store();
     let key = key();
     match variant {
@@ -347,6 +370,12 @@ fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
     let mut rows = Vec::new();
     let mut native = 0.0;
     for variant in ["native", "ds-warm", "ds-per-call", "ads-warm", "ads-per-call"] {
+        // Fill the component cache for this engine configuration first, so that both
+        // measured runs deserialize instead of one of them compiling.
+        let warm = Command::new(&exe).args(["op", variant, "1"]).env("DS_CACHE_DIR", root.join("target/bench-cache")).status()?;
+        if !warm.success() {
+            bail!("{variant} failed outside callgrind");
+        }
         let mut counts = Vec::new();
         for n in [200u64, 1200] {
             let out_file = dir.path().join(format!("{variant}-{n}.out"));
@@ -364,7 +393,7 @@ fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
             }
             counts.push(callgrind_total(&out_file)?);
         }
-        let per_op = (counts[1] - counts[0]) as f64 / 1000.0;
+        let per_op = (counts[1] as f64 - counts[0] as f64) / 1000.0;
         if variant == "native" {
             native = per_op;
         }
@@ -515,7 +544,9 @@ fn overlap(report: &mut Report) -> Result<()> {
         "10,000 gets, at each concurrency, on a 2-worker tokio runtime: `ads` (warm instances) \
          against the same logic as native async Rust on the same runtime and store. `ds` runs \
          them serially (a smaller count, extrapolated to 10,000: marked *extrapolated*). The \
-         ideal is 10,000 / concurrency × 5 ms; the ratio to native async is the one to read.",
+         ideal is 10,000 / concurrency × 5 ms; the ratio to native async is the one to read. \
+         Each concurrency gets one untimed warm-up round first (steady state, not first burst: \
+         a first burst of N calls also instantiates N instances, about 8 µs each).",
     );
     let total = if report.quick { 2_000 } else { 10_000 };
     let rt = multi_thread();
@@ -524,8 +555,20 @@ fn overlap(report: &mut Report) -> Result<()> {
     let mut rows = Vec::new();
     let (mut native_series, mut ads_series) = (Vec::new(), Vec::new());
     let (mut native_p99, mut ads_p99) = (Vec::new(), Vec::new());
+    let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
     for concurrency in [10usize, 100, 1_000, 10_000] {
         let concurrency = concurrency.min(total);
+        // One warm-up round at this concurrency for both, so that the timed run measures the
+        // steady state (for ads: a warm instance per concurrent call) and not the first burst.
+        rt.block_on({
+            let (store, key, db) = (store.clone(), key.clone(), db.clone());
+            async move {
+                let native = (0..concurrency).map(|_| native_async_get(store.as_ref(), &key));
+                futures::future::join_all(native).await;
+                let hosted = (0..concurrency).map(|_| db.get(&key));
+                futures::future::join_all(hosted).await;
+            }
+        });
         let (native_wall, native_lat) = rt.block_on({
             let (store, key) = (store.clone(), key.clone());
             concurrent_gets(total, concurrency, move || {
@@ -535,9 +578,8 @@ fn overlap(report: &mut Report) -> Result<()> {
                 }
             })
         });
-        let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
         let (ads_wall, ads_lat) = rt.block_on({
-            let key = key.clone();
+            let (key, db) = (key.clone(), db.clone());
             concurrent_gets(total, concurrency, move || {
                 let (db, key) = (db.clone(), key.clone());
                 async move {
@@ -777,9 +819,11 @@ fn memory(report: &mut Report, root: &Path) -> Result<()> {
 fn sqlite(report: &mut Report) -> Result<()> {
     report.section(
         "(f) SQLite store",
-        "Gets and puts per second on a SQLite file (WAL, synchronous=FULL), `ds` from N threads \
-         and `ads` with N tasks, against the same statements in a native rusqlite loop on N \
-         threads. A put is one commit transaction (version counter + upsert).",
+        "Gets and puts per second on a SQLite file (WAL, synchronous=FULL). `ds` from N threads \
+         against the same statements in a native rusqlite loop on N threads; `ads` with N tasks \
+         against the same statements from N tokio tasks through `spawn_blocking` (SQLite blocks, \
+         so async code must hand it to the blocking pool; `ads` does the same). A put is one \
+         `BEGIN IMMEDIATE` transaction (version counter + upsert).",
     );
     let dir = tempfile::tempdir()?;
     let ops = report.iters(20_000) as usize;
@@ -790,31 +834,62 @@ fn sqlite(report: &mut Report) -> Result<()> {
             let store = Arc::new(SqliteStore::open(&path)?);
             Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
             let per = if op == "put" { ops / 10 } else { ops };
-            let native = threads_rate(concurrency, per, || {
+            let is_get = op == "get";
+            let native_op = move |conn: &rusqlite::Connection| {
+                let key = key().encode();
+                if is_get {
+                    let mut stmt = conn.prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1").expect("prepare");
+                    let row: (Vec<u8>, i64) = stmt.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).expect("get");
+                    std::hint::black_box(Entity::decode(self::key(), &row.0).expect("decode"));
+                } else {
+                    let value = entity().encode().expect("encode");
+                    conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+                    let v: i64 = conn
+                        .query_row("UPDATE ds_meta SET value = value + 1 WHERE name = 'last_version' RETURNING value", [], |r| r.get(0))
+                        .expect("version");
+                    conn.prepare_cached("INSERT INTO ds_kv (key, value, version) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version")
+                        .expect("prepare")
+                        .execute(rusqlite::params![key, value, v])
+                        .expect("put");
+                    conn.execute_batch("COMMIT").expect("commit");
+                }
+            };
+            let open = || {
                 let conn = rusqlite::Connection::open(&path).expect("open");
                 conn.busy_timeout(Duration::from_secs(30)).expect("timeout");
                 conn.pragma_update(None, "synchronous", "FULL").expect("pragma");
-                let key = key().encode();
-                let value = entity().encode().expect("encode");
-                move || {
-                    if op == "get" {
-                        let mut stmt = conn.prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1").expect("prepare");
-                        let row: (Vec<u8>, i64) = stmt.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).expect("get");
-                        let _ = Entity::decode(self::key(), &row.0).expect("decode");
-                    } else {
-                        let tx = conn.unchecked_transaction().expect("tx");
-                        tx.execute_batch("").ok();
-                        let v: i64 = tx
-                            .query_row("UPDATE ds_meta SET value = value + 1 WHERE name = 'last_version' RETURNING value", [], |r| r.get(0))
-                            .expect("version");
-                        tx.prepare_cached("INSERT INTO ds_kv (key, value, version) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version")
-                            .expect("prepare")
-                            .execute(rusqlite::params![key, value, v])
-                            .expect("put");
-                        tx.commit().expect("commit");
-                    }
+                conn
+            };
+            let native = threads_rate(concurrency, per, || {
+                let conn = open();
+                move || native_op(&conn)
+            });
+            // The async baseline: the same statements from tokio tasks, each on the blocking
+            // pool (a connection per task), as any async program must run SQLite.
+            let rt = multi_thread();
+            let conns: Vec<Arc<std::sync::Mutex<rusqlite::Connection>>> =
+                (0..concurrency).map(|_| Arc::new(std::sync::Mutex::new(open()))).collect();
+            let start = Instant::now();
+            rt.block_on(async {
+                let tasks: Vec<_> = conns
+                    .iter()
+                    .cloned()
+                    .map(|conn| {
+                        tokio::spawn(async move {
+                            for _ in 0..per {
+                                let conn = conn.clone();
+                                tokio::task::spawn_blocking(move || native_op(&conn.lock().expect("lock")))
+                                    .await
+                                    .expect("blocking op");
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
                 }
             });
+            let native_async = (per * concurrency) as f64 / start.elapsed().as_secs_f64();
             let db = sync_db(store.clone(), Isolation::Warm)?;
             let ds_rate = threads_rate(concurrency, per, || {
                 let db = db.clone();
@@ -826,7 +901,6 @@ fn sqlite(report: &mut Report) -> Result<()> {
                     }
                 }
             });
-            let rt = multi_thread();
             let adb = rt.block_on(async_db(Arc::new(host_core::store::Offload(store.clone())), Isolation::Warm))?;
             let (wall, _) = rt.block_on(concurrent_gets(per * concurrency, concurrency, move || {
                 let adb = adb.clone();
@@ -845,12 +919,16 @@ fn sqlite(report: &mut Report) -> Result<()> {
                 format!("{native:.0}"),
                 format!("{ds_rate:.0}"),
                 format!("**{:.2}**", ds_rate / native),
+                format!("{native_async:.0}"),
                 format!("{ads_rate:.0}"),
-                format!("**{:.2}**", ads_rate / native),
+                format!("**{:.2}**", ads_rate / native_async),
             ]);
         }
     }
-    report.table(&["op", "concurrency", "native rusqlite ops/s", "ds ops/s", "ds / native", "ads ops/s", "ads / native"], &rows);
+    report.table(
+        &["op", "concurrency", "rusqlite threads ops/s", "ds ops/s", "ds / rusqlite", "rusqlite via spawn_blocking ops/s", "ads ops/s", "ads / spawn_blocking"],
+        &rows,
+    );
     Ok(())
 }
 

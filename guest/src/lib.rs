@@ -29,9 +29,9 @@ export!(Component);
 
 impl Guest for Component {
     fn get(key: wit::Key) -> Result<Option<wit::Entity>, wit::Error> {
-        let key = key_from_wit(key);
-        let entity = model().get(&key).map_err(error_to_wit)?;
-        Ok(entity.map(entity_to_wit))
+        let native = key_from_wit(key.clone());
+        let properties = model().get_json(&native).map_err(error_to_wit)?;
+        Ok(properties.map(|properties| wit::Entity { key, properties }))
     }
 
     fn put(entity: wit::Entity) -> Result<wit::Key, wit::Error> {
@@ -170,11 +170,6 @@ fn key_to_wit(key: Key) -> wit::Key {
         })
         .collect();
     wit::Key { namespace: key.namespace, path }
-}
-
-fn entity_to_wit(entity: Entity) -> wit::Entity {
-    let properties: String = entity.properties_json();
-    wit::Entity { key: key_to_wit(entity.key), properties }
 }
 
 // ---- What `std` would provide ----

@@ -82,16 +82,8 @@ impl Entity {
 
     /// Decodes a stored value for `key`.
     pub fn decode(key: Key, stored: &[u8]) -> Result<Entity, Error> {
-        let Some((&format, json)) = stored.split_first() else {
-            return Err(Error::Corrupt(format!("entity {key} has an empty value")));
-        };
-        if format != FORMAT_JSON_V1 {
-            return Err(Error::Corrupt(format!(
-                "entity {key} has value format {format}; this model reads format {FORMAT_JSON_V1} \
-                 (was it written by a newer model?)"
-            )));
-        }
-        match serde_json::from_slice(json) {
+        let json = decode_json(&key, stored)?;
+        match serde_json::from_str(json) {
             Ok(Value::Object(properties)) => Ok(Entity { key, properties }),
             Ok(other) => Err(Error::Corrupt(format!(
                 "entity {key} holds {} instead of an object",
@@ -100,6 +92,21 @@ impl Entity {
             Err(err) => Err(Error::Corrupt(format!("entity {key} holds invalid JSON: {err}"))),
         }
     }
+}
+
+/// The properties' JSON text of a stored value for `key`, checked for its format byte and
+/// UTF-8 but not parsed: what crosses to the host, which parses it once into its own types.
+pub fn decode_json<'a>(key: &Key, stored: &'a [u8]) -> Result<&'a str, Error> {
+    let Some((&format, json)) = stored.split_first() else {
+        return Err(Error::Corrupt(format!("entity {key} has an empty value")));
+    };
+    if format != FORMAT_JSON_V1 {
+        return Err(Error::Corrupt(format!(
+            "entity {key} has value format {format}; this model reads format {FORMAT_JSON_V1} \
+             (was it written by a newer model?)"
+        )));
+    }
+    core::str::from_utf8(json).map_err(|_| Error::Corrupt(format!("entity {key} holds text that is not UTF-8")))
 }
 
 fn json_type(value: &Value) -> &'static str {

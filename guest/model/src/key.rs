@@ -139,9 +139,22 @@ impl Key {
         Ok(())
     }
 
-    fn encoded_len(&self) -> usize {
-        // An upper bound is not enough here: the limit is on the real encoding.
-        self.encode().len()
+    /// The exact length of [`Key::encode`]'s output, computed without encoding.
+    pub fn encoded_len(&self) -> usize {
+        let bytes = |s: &str| s.len() + s.bytes().filter(|&b| b == 0).count() + 2;
+        1 + bytes(&self.namespace)
+            + self
+                .path
+                .iter()
+                .map(|e| {
+                    bytes(&e.kind)
+                        + 1
+                        + match &e.id {
+                            IdOrName::Id(_) => 8,
+                            IdOrName::Name(name) => bytes(name),
+                        }
+                })
+                .sum::<usize>()
     }
 
     /// The transport key of the entity row: order-preserving and prefix-free per element.
@@ -488,6 +501,7 @@ mod tests {
 
         #[test]
         fn encoding_round_trips(key in arb_key()) {
+            prop_assert_eq!(key.encoded_len(), key.encode().len());
             prop_assert_eq!(Key::decode(&key.encode()).unwrap(), key);
         }
 

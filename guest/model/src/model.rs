@@ -1,5 +1,8 @@
 //! The datastore operations: the logic both hosts share.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use crate::entity::Entity;
 use crate::error::Error;
 use crate::key::Key;
@@ -26,12 +29,25 @@ impl<T: Transport, L: Log> Model<T, L> {
 
     /// Reads the entity at `key`: one transport `get`, then decoding and validation.
     pub fn get(&mut self, key: &Key) -> Result<Option<Entity>, Error> {
+        match self.read(key)? {
+            None => Ok(None),
+            Some(stored) => Entity::decode(key.clone(), &stored).map(Some),
+        }
+    }
+
+    /// Reads the entity at `key` as its properties' JSON text, checked but not parsed: what
+    /// the component returns, since the host parses it into its own types anyway.
+    pub fn get_json(&mut self, key: &Key) -> Result<Option<String>, Error> {
+        match self.read(key)? {
+            None => Ok(None),
+            Some(stored) => crate::entity::decode_json(key, &stored).map(|json| Some(json.into())),
+        }
+    }
+
+    fn read(&mut self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
         self.log.log(Level::Debug, "model", "Model base _get()");
         key.validate()?;
-        match self.transport.get(&key.encode())? {
-            None => Ok(None),
-            Some(stored) => Entity::decode(key.clone(), &stored.value).map(Some),
-        }
+        Ok(self.transport.get(&key.encode())?.map(|stored| stored.value))
     }
 
     /// Validates and writes `entity` in one atomic commit; returns its key.

@@ -17,11 +17,15 @@ pub use ds_model::transport::{
     Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
 };
 
+mod block_on;
 mod memory;
+pub mod postgres;
 mod sqlite;
 mod url;
 
+pub use block_on::BlockOn;
 pub use memory::MemoryStore;
+pub use postgres::{PostgresStore, PostgresUrl};
 pub use sqlite::SqliteStore;
 pub use url::{DEFAULT_STORE_URL, StoreUrl, StoreUrlError, open_async, open_blocking};
 

@@ -19,8 +19,9 @@ pub const FORMAT_VERSION: i64 = 1;
 /// How long a call waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Idle connections kept for reuse.
-const MAX_IDLE_CONNECTIONS: usize = 8;
+/// Idle connections kept for reuse: enough for every thread that calls at once in practice
+/// (opening a connection costs far more than a query).
+const MAX_IDLE_CONNECTIONS: usize = 64;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS ds_meta (

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::{AsyncStore, MemoryStore, Offload, SqliteStore, Store, StoreError};
+use super::{AsyncStore, BlockOn, MemoryStore, Offload, PostgresStore, PostgresUrl, SqliteStore, Store, StoreError};
 
 /// The store used when neither `--store` nor `DS_STORE` names one: `./ds.db`.
 pub const DEFAULT_STORE_URL: &str = "sqlite:ds.db";
@@ -17,6 +17,8 @@ pub enum StoreUrl {
     Memory,
     /// `sqlite:PATH` (also `sqlite://PATH`) — a SQLite database file.
     Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…` — a PostgreSQL (or PostgreSQL-protocol) server.
+    Postgres(PostgresUrl),
 }
 
 /// Why a store URL is not valid.
@@ -36,7 +38,7 @@ impl FromStr for StoreUrl {
         let error = |reason: &str| StoreUrlError { url: url.into(), reason: reason.into() };
         let (scheme, rest) = url
             .split_once(':')
-            .ok_or_else(|| error("no scheme; use memory: or sqlite:PATH (e.g. sqlite:ds.db)"))?;
+            .ok_or_else(|| error("no scheme; use sqlite:PATH (e.g. sqlite:ds.db), memory: or postgres://…"))?;
         match scheme.to_ascii_lowercase().as_str() {
             "memory" if rest.is_empty() => Ok(StoreUrl::Memory),
             "memory" => Err(error("memory: takes nothing after the colon")),
@@ -47,8 +49,10 @@ impl FromStr for StoreUrl {
                 }
                 Ok(StoreUrl::Sqlite(PathBuf::from(path)))
             }
-            "postgres" | "postgresql" => Err(error("the PostgreSQL store is not available in this build")),
-            other => Err(error(&format!("unknown scheme {other:?}; supported: memory:, sqlite:PATH"))),
+            "postgres" | "postgresql" => PostgresUrl::parse(url).map(StoreUrl::Postgres).map_err(|reason| error(&reason)),
+            other => Err(error(&format!(
+                "unknown scheme {other:?}; supported: memory:, sqlite:PATH, postgres://USER@HOST/DB"
+            ))),
         }
     }
 }
@@ -58,7 +62,22 @@ impl fmt::Display for StoreUrl {
         match self {
             StoreUrl::Memory => f.write_str("memory:"),
             StoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            StoreUrl::Postgres(url) => f.write_str(&redact(&url.url)),
         }
+    }
+}
+
+/// A URL with any password replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -67,14 +86,27 @@ pub fn open_blocking(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
         StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        StoreUrl::Postgres(url) => {
+            let runtime = BlockOn::<PostgresStore>::runtime()?;
+            let store = super::postgres::open_on(runtime.handle(), url)?;
+            Arc::new(BlockOn::new(runtime, store))
+        }
     })
 }
 
-/// Opens the store at `url` for the async host. Blocking stores run on the blocking pool.
+/// Opens the store at `url` for the async host. Blocking stores run on the blocking pool;
+/// call it from a thread of the tokio runtime that will run the store (a worker or a
+/// `spawn_blocking` thread).
 pub fn open_async(url: &StoreUrl) -> Result<Arc<dyn AsyncStore>, StoreError> {
     Ok(match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
         StoreUrl::Sqlite(path) => Arc::new(Offload(Arc::new(SqliteStore::open(path)?))),
+        StoreUrl::Postgres(url) => {
+            let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+                StoreError::Unavailable("the async PostgreSQL store must be opened inside a tokio runtime".into())
+            })?;
+            super::postgres::open_on(&handle, url)?
+        }
     })
 }
 
@@ -88,6 +120,16 @@ mod tests {
         assert_eq!("sqlite:ds.db".parse(), Ok(StoreUrl::Sqlite("ds.db".into())));
         assert_eq!("sqlite:///tmp/x.db".parse(), Ok(StoreUrl::Sqlite("/tmp/x.db".into())));
         assert_eq!("SQLite:a".parse(), Ok(StoreUrl::Sqlite("a".into())));
+        let pg: StoreUrl = "postgres://u:secret@localhost:5432/db?schema=Run_1&connect_timeout=5".parse().unwrap();
+        assert_eq!(
+            pg,
+            StoreUrl::Postgres(PostgresUrl {
+                url: "postgres://u:secret@localhost:5432/db?connect_timeout=5".into(),
+                schema: Some("run_1".into())
+            })
+        );
+        assert_eq!(pg.to_string(), "postgres://u:***@localhost:5432/db?connect_timeout=5");
+        assert!(matches!("postgresql://localhost/db".parse(), Ok(StoreUrl::Postgres(_))));
     }
 
     #[test]
@@ -97,6 +139,8 @@ mod tests {
             ("redis://x", "unknown scheme"),
             ("sqlite:", "needs a file path"),
             ("memory:x", "nothing after"),
+            ("postgres://localhost/db?schema=a;drop", "schema"),
+            ("postgres://localhost/db?bogus_option=1", "not a valid PostgreSQL URL"),
         ] {
             let err = url.parse::<StoreUrl>().unwrap_err();
             assert!(err.to_string().contains(reason), "{url}: {err}");

@@ -1,0 +1,67 @@
+//! Runs an [`AsyncStore`] as a blocking [`Store`]: the `postgres`-over-`tokio-postgres`
+//! pattern. The store's logic is written once (async); the blocking host drives it with a
+//! private runtime, one `block_on` per call.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{AsyncStore, Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
+
+/// A blocking [`Store`] over an [`AsyncStore`] and a private tokio runtime.
+///
+/// The runtime has one worker thread, which drives the store's connections; each call runs
+/// on the calling thread with `block_on`. A thread inside another tokio runtime cannot
+/// `block_on` (tokio panics: rust-postgres #639), so such a call runs on a short-lived helper
+/// thread instead: it works, but it still blocks the caller, so async code should use `ads`.
+pub struct BlockOn<S: ?Sized> {
+    runtime: Arc<tokio::runtime::Runtime>,
+    store: Arc<S>,
+}
+
+impl<S: AsyncStore + ?Sized> BlockOn<S> {
+    /// Wraps `store`, whose connections live on `runtime`.
+    pub fn new(runtime: Arc<tokio::runtime::Runtime>, store: Arc<S>) -> Self {
+        BlockOn { runtime, store }
+    }
+
+    /// A runtime fit to drive blocking stores: one worker, I/O and timers enabled.
+    pub fn runtime() -> Result<Arc<tokio::runtime::Runtime>, StoreError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ds-store-io")
+            .enable_all()
+            .build()
+            .map(Arc::new)
+            .map_err(|err| StoreError::Unavailable(format!("cannot start the store's I/O thread: {err}")))
+    }
+
+    fn run<R: Send>(&self, call: impl Future<Output = Result<R, StoreError>> + Send) -> Result<R, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.runtime.block_on(call);
+        }
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.runtime.block_on(call))
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Internal("the store call panicked".into())))
+        })
+    }
+}
+
+impl<S: AsyncStore + ?Sized> Store for BlockOn<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        self.run(self.store.get(key.to_vec()))
+    }
+
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        self.run(self.store.get_many(keys.to_vec()))
+    }
+
+    fn scan(&self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError> {
+        self.run(self.store.scan(range.clone(), limit, direction))
+    }
+
+    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        self.run(self.store.commit(checks.to_vec(), writes.to_vec()))
+    }
+}
