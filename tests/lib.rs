@@ -110,9 +110,14 @@ pub fn postgres_server() -> Option<String> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but no PostgreSQL server answers at {host}:{port} (set DS_TEST_POSTGRES)");
     }
-    eprintln!(
-        "SKIPPED: no PostgreSQL server at {host}:{port}. Start one (see .ci/run) or set \
-         DS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the PostgreSQL tests."
+    // Straight to stderr, past the test harness's capture, so the skip is seen.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!(
+            "SKIPPED PostgreSQL tests: no server at {host}:{port}. Start one (bash .ci/postgres.sh \
+             prints a URL) or set DS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB.\n"
+        )
+        .as_bytes(),
     );
     None
 }
