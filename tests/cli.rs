@@ -169,3 +169,47 @@ fn the_component_cache_is_filled_and_a_damaged_entry_is_rebuilt() {
     }
     assert_eq!(std::fs::read(&cached[0]).unwrap(), good, "the damaged cache file was rebuilt");
 }
+
+#[test]
+fn import_then_check_and_bad_lines_stop_the_import() {
+    for host in HOSTS {
+        let dir = tempfile::tempdir().unwrap();
+        let good: String = (1..=7).map(|i| format!("{{\"key\": \"Item:{i}\", \"properties\": {{\"n\": {i}}}}}\n\n")).collect();
+        std::fs::write(dir.path().join("good.jsonl"), &good).unwrap();
+        let import = run(host, dir.path(), &["import", "good.jsonl", "--batch", "3"]);
+        assert_eq!((import.code, import.stdout.as_str()), (0, "{\"imported\":7}\n"), "{host}: {}", import.stderr);
+        let check = run(host, dir.path(), &["check"]);
+        assert_eq!((check.code, check.stdout.as_str()), (0, "{\"entities\":7,\"problems\":[]}\n"), "{host}");
+
+        // Line 5 is bad: the first batch (lines 1-3) is written, the second is not.
+        let bad = "{\"key\": \"New:1\"}\n{\"key\": \"New:2\"}\n{\"key\": \"New:3\"}\n{\"key\": \"New:4\"}\n{\"key\": \"New:0\"}\n";
+        std::fs::write(dir.path().join("bad.jsonl"), bad).unwrap();
+        let import = run(host, dir.path(), &["import", "bad.jsonl", "--batch", "3"]);
+        assert_eq!(import.code, 2, "{host}: {}", import.stderr);
+        assert!(import.stderr.contains("line 5") && import.stderr.contains("id 0"), "{host}: {}", import.stderr);
+        assert_eq!(run(host, dir.path(), &["get", "New:3"]).code, 0, "{host}: first batch written");
+        assert_eq!(run(host, dir.path(), &["get", "New:4"]).code, 1, "{host}: second batch not written");
+
+        for (line, message) in [("[1]", "expected an object"), ("{\"key\": 5}", "key string"), ("{\"key\": \"A:b\", \"x\": 1}", "unexpected field")] {
+            std::fs::write(dir.path().join("one.jsonl"), line).unwrap();
+            let out = run(host, dir.path(), &["import", "one.jsonl"]);
+            assert_eq!(out.code, 2, "{host} {line}");
+            assert!(out.stderr.contains(message), "{host} {line}: {}", out.stderr);
+        }
+    }
+}
+
+#[test]
+fn check_reports_rows_the_model_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run("ds", dir.path(), &["put", "A:b", "{}"]).code, 0);
+    let conn = rusqlite::Connection::open(dir.path().join("ds.db")).unwrap();
+    conn.execute("INSERT INTO ds_kv (key, value, version) VALUES (x'99', x'', 1)", []).unwrap();
+    drop(conn);
+    for host in HOSTS {
+        let check = run(host, dir.path(), &["check"]);
+        assert_eq!(check.code, 6, "{host}: {}", check.stderr);
+        assert!(check.stdout.contains("not an entity row"), "{host}: {}", check.stdout);
+        assert!(check.stderr.contains("check found 1 problem"), "{host}: {}", check.stderr);
+    }
+}

@@ -15,17 +15,22 @@ use alloc::vec::Vec;
 use ds_model::transport::{self as t, Direction, KeyRange, Level, Log, Transport};
 use ds_model::{Entity, Error, IdOrName, Key, Model, PathElement};
 
-wit_bindgen::generate!({
-    path: "../wit",
-    world: "model",
-});
+/// The bindings of the `model` world (generated; exempt from the docs lint).
+#[allow(missing_docs)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "model",
+    });
+}
 
-use ds::datastore::types as wit;
-use exports::ds::datastore::datastore::Guest;
+use bindings::ds;
+use bindings::ds::datastore::types as wit;
+use bindings::exports::ds::datastore::datastore::Guest;
 
 struct Component;
 
-export!(Component);
+bindings::export!(Component with_types_in bindings);
 
 impl Guest for Component {
     fn get(key: wit::Key) -> Result<Option<wit::Entity>, wit::Error> {
@@ -42,6 +47,36 @@ impl Guest for Component {
 
     fn delete(key: wit::Key) -> Result<(), wit::Error> {
         model().delete(&key_from_wit(key)).map_err(error_to_wit)
+    }
+
+    fn get_many(keys: Vec<wit::Key>) -> Result<Vec<Option<wit::Entity>>, wit::Error> {
+        let native: Vec<Key> = keys.iter().cloned().map(key_from_wit).collect();
+        let found = model().get_many_json(&native).map_err(error_to_wit)?;
+        Ok(keys
+            .into_iter()
+            .zip(found)
+            .map(|(key, properties)| properties.map(|properties| wit::Entity { key, properties }))
+            .collect())
+    }
+
+    fn put_many(entities: Vec<wit::Entity>) -> Result<Vec<wit::Key>, wit::Error> {
+        let entities = entities
+            .into_iter()
+            .map(|entity| Entity::from_json(key_from_wit(entity.key), &entity.properties))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(error_to_wit)?;
+        let keys = model().put_many(&entities).map_err(error_to_wit)?;
+        Ok(keys.into_iter().map(key_to_wit).collect())
+    }
+
+    fn delete_many(keys: Vec<wit::Key>) -> Result<(), wit::Error> {
+        let keys: Vec<Key> = keys.into_iter().map(key_from_wit).collect();
+        model().delete_many(&keys).map_err(error_to_wit)
+    }
+
+    fn check(start: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
+        let report = model().check(start.as_deref()).map_err(error_to_wit)?;
+        Ok(wit::CheckReport { entities: report.entities, problems: report.problems, next: report.next })
     }
 }
 

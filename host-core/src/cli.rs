@@ -60,6 +60,20 @@ pub enum Command {
         /// The key.
         key: Key,
     },
+    /// Import entities from JSON lines, {"key": "Kind:name", "properties": {...}} per line
+    /// (the output format of `get`), in atomic batches. A bad line stops the import with its
+    /// line number; the batches before it are written, nothing after.
+    Import {
+        /// The file to read; `-` reads standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        /// Entities per atomic batch (one commit each).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
+    },
+    /// Check the store: every row must be a readable entity. Prints a report; exits 6 if
+    /// it found problems.
+    Check,
 }
 
 impl Cli {
@@ -109,11 +123,17 @@ pub fn print_deleted(key: &Key) {
 }
 
 /// Exit codes, documented in README: 0 ok, 1 not found, 2 bad usage or input, 3 conflict,
-/// 4 store unavailable, 5 any other failure.
+/// 4 store unavailable, 5 any other failure, 6 `check` found problems.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         if cause.is::<NotFound>() {
             return ExitCode::from(1);
+        }
+        if cause.is::<ImportError>() {
+            return ExitCode::from(2);
+        }
+        if cause.is::<CheckFailed>() {
+            return ExitCode::from(6);
         }
         if let Some(err) = cause.downcast_ref::<Error>() {
             return ExitCode::from(match err {
@@ -138,4 +158,102 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
 pub fn fail(err: &anyhow::Error) -> ExitCode {
     eprintln!("error: {err:#}");
     exit_code(err)
+}
+
+/// Reads an import file as batches of entities.
+pub struct ImportReader {
+    lines: std::io::Lines<Box<dyn std::io::BufRead + Send>>,
+    line: u64,
+    batch: usize,
+    /// Entities read so far.
+    pub read: u64,
+}
+
+/// A line of an import file that is not an entity.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct ImportError {
+    /// The 1-based line number.
+    pub line: u64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ImportReader {
+    /// Opens `file` (`-`: standard input) to read batches of `batch` entities.
+    pub fn open(file: &std::path::Path, batch: u32) -> anyhow::Result<ImportReader> {
+        use anyhow::Context as _;
+        let reader: Box<dyn std::io::BufRead + Send> = if file.as_os_str() == "-" {
+            Box::new(std::io::BufReader::new(std::io::stdin()))
+        } else {
+            let opened = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+            Box::new(std::io::BufReader::new(opened))
+        };
+        Ok(ImportReader { lines: std::io::BufRead::lines(reader), line: 0, batch: batch as usize, read: 0 })
+    }
+
+    /// The next batch, or `None` at the end of the input. Blank lines are skipped.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<Entity>>, ImportError> {
+        let mut batch = Vec::with_capacity(self.batch);
+        while batch.len() < self.batch {
+            let Some(line) = self.lines.next() else { break };
+            self.line += 1;
+            let line = line.map_err(|err| ImportError { line: self.line, reason: format!("cannot read: {err}") })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            batch.push(parse_import_line(&line).map_err(|reason| ImportError { line: self.line, reason })?);
+        }
+        self.read += batch.len() as u64;
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+}
+
+fn parse_import_line(line: &str) -> Result<Entity, String> {
+    let value: Value = serde_json::from_str(line).map_err(|err| format!("invalid JSON: {err}"))?;
+    let Value::Object(mut object) = value else {
+        return Err("expected an object {\"key\": ..., \"properties\": {...}}".into());
+    };
+    let key = match object.remove("key") {
+        Some(Value::String(text)) => parse_key(&text)?,
+        _ => return Err("\"key\" must be a key string, e.g. \"Account:alice\"".into()),
+    };
+    let properties = match object.remove("properties") {
+        Some(Value::Object(map)) => map,
+        None => Map::new(),
+        Some(_) => return Err("\"properties\" must be a JSON object".into()),
+    };
+    if let Some(extra) = object.keys().next() {
+        return Err(format!("unexpected field {extra:?}: a line holds \"key\" and \"properties\""));
+    }
+    Ok(Entity { key, properties })
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
+pub fn import_progress() -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {human_pos} entities imported ({per_sec}) {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
+/// Prints the result of an import.
+pub fn print_imported(count: u64) {
+    println!("{}", json!({ "imported": count }));
+}
+
+/// `check` found problems in the store.
+#[derive(Debug, thiserror::Error)]
+#[error("check found {0} problem(s) in the store")]
+pub struct CheckFailed(pub usize);
+
+/// Prints a check report; an error if it lists problems.
+pub fn report_check(report: &ds_model::CheckReport) -> Result<(), CheckFailed> {
+    println!("{}", json!({ "entities": report.entities, "problems": report.problems }));
+    if report.problems.is_empty() { Ok(()) } else { Err(CheckFailed(report.problems.len())) }
 }

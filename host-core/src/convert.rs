@@ -141,3 +141,15 @@ pub fn commit_args_from_wit(checks: Vec<wit::Check>, writes: Vec<wit::Write>) ->
         writes.into_iter().map(|w| Write { key: w.key, value: w.value }).collect(),
     )
 }
+
+/// Adds one page of a check to the running `total`; returns where the next page starts.
+pub fn merge_check_page(total: &mut ds_model::CheckReport, page: wit::CheckReport) -> Option<Vec<u8>> {
+    total.entities += page.entities;
+    total.problems.extend(page.problems);
+    page.next
+}
+
+/// Entities returned by `get-many` as host entities.
+pub fn entities_from_wit(found: Vec<Option<wit::Entity>>) -> Result<Vec<Option<Entity>>, Error> {
+    found.into_iter().map(|entity| entity.map(entity_from_wit).transpose()).collect()
+}

@@ -18,7 +18,7 @@ pub mod logging;
 pub mod runtime;
 pub mod store;
 
-pub use ds_model::{Entity, IdOrName, Key, PathElement};
+pub use ds_model::{CheckReport, Entity, IdOrName, Key, PathElement};
 pub use error::Error;
 pub use instances::{InstanceOptions, Isolation};
 pub use runtime::ComponentSource;

@@ -31,7 +31,7 @@ use wasmtime::component::HasSelf;
 pub use host_core::bindings::types as wit;
 pub use host_core::store;
 pub use host_core::{
-    ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key, PathElement, Properties,
+    CheckReport, ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key, PathElement, Properties,
 };
 
 /// Runs one export call on a leased instance and gives the instance back (or drops it after
@@ -166,6 +166,43 @@ impl Datastore {
         let key = convert::key_to_wit(key);
         let result = call_export!(self, call_delete(&key));
         convert::call_result(result, Ok)
+    }
+
+    /// Reads several entities in one transport round trip: one result per key, in order.
+    pub fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
+        let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
+        let result = call_export!(self, call_get_many(&keys));
+        convert::call_result(result, convert::entities_from_wit)
+    }
+
+    /// Validates every entity, then writes them all in one atomic commit; if any is invalid,
+    /// nothing is written. Returns the keys written, in order.
+    pub fn put_many(&self, entities: &[Entity]) -> Result<Vec<Key>, Error> {
+        let entities: Vec<_> = entities.iter().map(convert::entity_to_wit).collect();
+        let result = call_export!(self, call_put_many(&entities));
+        convert::call_result(result, |keys| Ok(keys.into_iter().map(convert::key_from_wit).collect()))
+    }
+
+    /// Deletes several entities in one atomic commit.
+    pub fn delete_many(&self, keys: &[Key]) -> Result<(), Error> {
+        let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
+        let result = call_export!(self, call_delete_many(&keys));
+        convert::call_result(result, Ok)
+    }
+
+    /// Checks the whole store, page by page (each page its own call): every row must be a
+    /// readable entity. Returns the entities examined and every problem found.
+    pub fn check(&self) -> Result<CheckReport, Error> {
+        let mut total = CheckReport::default();
+        let mut start: Option<Vec<u8>> = None;
+        loop {
+            let result = call_export!(self, call_check(start.as_ref()));
+            let page = convert::call_result(result, Ok)?;
+            match convert::merge_check_page(&mut total, page) {
+                Some(next) => start = Some(next),
+                None => return Ok(total),
+            }
+        }
     }
 
     /// An instance for one call: a warm one from the pool, or a fresh one in a fresh store.

@@ -35,6 +35,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             db.delete(&key).with_context(|| format!("delete {key}"))?;
             cli::print_deleted(&key);
         }
+        Command::Import { file, batch } => {
+            let mut reader = cli::ImportReader::open(&file, batch)?;
+            let progress = cli::import_progress();
+            while let Some(entities) = reader.next_batch().context("import stopped; the batches before were written")? {
+                db.put_many(&entities)
+                    .with_context(|| format!("import stopped after {} entities", reader.read - entities.len() as u64))?;
+                progress.inc(entities.len() as u64);
+            }
+            progress.finish_and_clear();
+            cli::print_imported(reader.read);
+        }
+        Command::Check => {
+            let report = db.check().context("check")?;
+            cli::report_check(&report)?;
+        }
     }
     Ok(())
 }

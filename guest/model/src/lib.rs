@@ -24,5 +24,5 @@ pub mod transport;
 pub use entity::Entity;
 pub use error::Error;
 pub use key::{IdOrName, Key, PathElement};
-pub use model::Model;
+pub use model::{CheckReport, Model};
 pub use transport::{Check, Direction, Level, Log, StoreError, Transport, Versioned, Write};
