@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p ds-bench             # full run (a few minutes)
 //! cargo run --release -p ds-bench -- --quick  # fewer iterations
+//! cargo run --release -p ds-bench -- --only a,f-postgres   # some sections, report untouched
 //! ```
 //!
 //! Timings are medians of several rounds, reported beside the native baseline measured in the
@@ -169,17 +170,45 @@ fn main() -> Result<()> {
     // High-concurrency rows need more instance slots than the default 1024.
     host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: 10_500 });
     let mut report = Report { quick, out: String::new(), plots: root.join("benches/plots") };
+    // `--only a,f-postgres`: run some sections, print them, and leave BENCHMARKS.md alone.
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(String::from).collect());
+    let run = |name: &str| only.as_ref().is_none_or(|names| names.iter().any(|n| n == name));
     header(&mut report)?;
-    per_call(&mut report)?;
-    callgrind(&mut report, &root)?;
-    instantiation(&mut report)?;
-    overlap(&mut report)?;
-    throughput(&mut report)?;
-    memory(&mut report, &root)?;
-    sqlite(&mut report)?;
-    cold_start(&mut report, &root)?;
-    std::fs::write(root.join("BENCHMARKS.md"), &report.out)?;
-    eprintln!("wrote {}", root.join("BENCHMARKS.md").display());
+    if run("a") {
+        per_call(&mut report)?;
+    }
+    if run("callgrind") {
+        callgrind(&mut report, &root)?;
+    }
+    if run("b") {
+        instantiation(&mut report)?;
+    }
+    if run("c") {
+        overlap(&mut report)?;
+    }
+    if run("d") {
+        throughput(&mut report)?;
+    }
+    if run("e") {
+        memory(&mut report, &root)?;
+    }
+    if run("f-sqlite") {
+        sqlite(&mut report)?;
+    }
+    if run("f-postgres") {
+        postgres(&mut report)?;
+    }
+    if run("g") {
+        cold_start(&mut report, &root)?;
+    }
+    if only.is_none() {
+        std::fs::write(root.join("BENCHMARKS.md"), &report.out)?;
+        eprintln!("wrote {}", root.join("BENCHMARKS.md").display());
+    }
     Ok(())
 }
 
@@ -828,7 +857,7 @@ fn sqlite(report: &mut Report) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let ops = report.iters(20_000) as usize;
     let mut rows = Vec::new();
-    for concurrency in [1usize, 16] {
+    for concurrency in [1usize, 16, 64] {
         for op in ["get", "put"] {
             let path = dir.path().join(format!("{op}-{concurrency}.db"));
             let store = Arc::new(SqliteStore::open(&path)?);
@@ -932,6 +961,172 @@ fn sqlite(report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------
+// (f) PostgreSQL
+
+const PG_GET: &str = "SELECT value, version FROM ds_kv WHERE key = $1";
+const PG_PUT: &str = "INSERT INTO ds_kv (key, value, version) SELECT k, v, $3 FROM UNNEST($1::bytea[], $2::bytea[]) AS t (k, v) \
+                      ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version";
+
+fn postgres(report: &mut Report) -> Result<()> {
+    report.section(
+        "(f) PostgreSQL store",
+        "Gets and puts per second against the local PostgreSQL 15 server. `ds` from N threads \
+         against the same statements from the `postgres` crate on N threads (a connection each); \
+         `ads` with N tasks against the same statements from `tokio-postgres` in N tasks (a \
+         connection each). A put is one `SERIALIZABLE` transaction: `nextval`, then the upsert.",
+    );
+    let server = std::env::var("DS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    if postgres::Client::connect(&server, postgres::NoTls).is_err() {
+        let _ = writeln!(report.out, "No PostgreSQL server at `{server}`: skipped (set DS_TEST_POSTGRES).\n");
+        return Ok(());
+    }
+    let schema = format!("ds_bench_{}", std::process::id());
+    let url = format!("{server}{}schema={schema}", if server.contains('?') { '&' } else { '?' });
+    let ops = report.iters(4_000) as usize;
+    let mut rows = Vec::new();
+    let store = open_store(&url)?;
+    Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
+    let value = entity().encode()?;
+    for concurrency in [1usize, 16, 64] {
+        for op in ["get", "put"] {
+            let is_get = op == "get";
+            let per = if is_get { ops } else { ops / 4 };
+            let thread_ids = AtomicUsize::new(0);
+            let native = threads_rate(concurrency, per, || {
+                // Each writer has a key of its own: the rows measure the store, not contention.
+                let write_key = own_key(&thread_ids).encode();
+                let read_key = key().encode();
+                let mut client = postgres::Client::connect(&server, postgres::NoTls).expect("connect");
+                client.batch_execute(&format!("SET search_path TO {schema}")).expect("schema");
+                let get = client.prepare(PG_GET).expect("prepare");
+                let put = client.prepare(PG_PUT).expect("prepare");
+                let value = value.clone();
+                move || {
+                    if is_get {
+                        let row = client.query_opt(&get, &[&read_key]).expect("get");
+                        std::hint::black_box(row.map(|row| Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")));
+                    } else {
+                        let mut tx = client.build_transaction().isolation_level(postgres::IsolationLevel::Serializable).start().expect("begin");
+                        let version: i64 = tx.query_one("SELECT nextval('ds_version')", &[]).expect("nextval").get(0);
+                        tx.execute(&put, &[&vec![write_key.as_slice()], &vec![value.as_slice()], &version]).expect("put");
+                        tx.commit().expect("commit");
+                    }
+                }
+            });
+            let db = sync_db(store.clone(), Isolation::Warm)?;
+            let thread_ids = AtomicUsize::new(0);
+            let ds_rate = threads_rate(concurrency, per, || {
+                let db = db.clone();
+                let own = Entity { key: own_key(&thread_ids), properties: entity().properties };
+                move || {
+                    if is_get {
+                        std::hint::black_box(db.get(&key()).expect("get"));
+                    } else {
+                        db.put(&own).expect("put");
+                    }
+                }
+            });
+            let rt = multi_thread();
+            let native_async = rt.block_on(async {
+                let mut clients = Vec::new();
+                for _ in 0..concurrency {
+                    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
+                    tokio::spawn(connection);
+                    client.batch_execute(&format!("SET search_path TO {schema}")).await?;
+                    clients.push(client);
+                }
+                let start = Instant::now();
+                let thread_ids = AtomicUsize::new(0);
+                let tasks: Vec<_> = clients
+                    .into_iter()
+                    .map(|mut client| {
+                        let (write_key, read_key, value) = (own_key(&thread_ids).encode(), key().encode(), value.clone());
+                        tokio::spawn(async move {
+                            let get = client.prepare(PG_GET).await.expect("prepare");
+                            let put = client.prepare(PG_PUT).await.expect("prepare");
+                            for _ in 0..per {
+                                if is_get {
+                                    let row = client.query_opt(&get, &[&read_key]).await.expect("get");
+                                    std::hint::black_box(row.map(|row| Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")));
+                                } else {
+                                    let tx = client
+                                        .build_transaction()
+                                        .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+                                        .start()
+                                        .await
+                                        .expect("begin");
+                                    let version: i64 = tx.query_one("SELECT nextval('ds_version')", &[]).await.expect("nextval").get(0);
+                                    tx.execute(&put, &[&vec![write_key.as_slice()], &vec![value.as_slice()], &version]).await.expect("put");
+                                    tx.commit().await.expect("commit");
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                anyhow::Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
+            })?;
+            let adb = rt.block_on(async {
+                ads::Datastore::builder().store_url(&url).isolation(Isolation::Warm).build().await
+            })?;
+            let start = Instant::now();
+            rt.block_on(async {
+                let thread_ids = AtomicUsize::new(0);
+                let tasks: Vec<_> = (0..concurrency)
+                    .map(|_| {
+                        let adb = adb.clone();
+                        let own = Entity { key: own_key(&thread_ids), properties: entity().properties };
+                        tokio::spawn(async move {
+                            for _ in 0..per {
+                                if is_get {
+                                    std::hint::black_box(adb.get(&key()).await.expect("get"));
+                                } else {
+                                    adb.put(&own).await.expect("put");
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+            });
+            let wall = start.elapsed();
+            let ads_rate = (per * concurrency) as f64 / wall.as_secs_f64();
+            rows.push(vec![
+                op.into(),
+                concurrency.to_string(),
+                format!("{native:.0}"),
+                format!("{ds_rate:.0}"),
+                format!("**{:.2}**", ds_rate / native),
+                format!("{native_async:.0}"),
+                format!("{ads_rate:.0}"),
+                format!("**{:.2}**", ads_rate / native_async),
+            ]);
+        }
+    }
+    let mut client = postgres::Client::connect(&server, postgres::NoTls)?;
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
+    report.table(
+        &["op", "concurrency", "postgres ops/s", "ds ops/s", "ds / postgres", "tokio-postgres ops/s", "ads ops/s", "ads / tokio-postgres"],
+        &rows,
+    );
+    Ok(())
+}
+
+/// The key of the next writer: one per thread or task.
+fn own_key(ids: &AtomicUsize) -> Key {
+    Key::name("Model", format!("writer-{}", ids.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+    let url: host_core::store::StoreUrl = url.parse()?;
+    Ok(host_core::store::open_blocking(&url)?)
+}
+
 /// Ops per second of `concurrency` threads each running `per_thread` calls of the closure
 /// that `make` builds on that thread.
 fn threads_rate<M, F>(concurrency: usize, per_thread: usize, make: M) -> f64
@@ -939,22 +1134,38 @@ where
     M: Fn() -> F + Sync,
     F: FnMut(),
 {
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
     let barrier = std::sync::Barrier::new(concurrency + 1);
     std::thread::scope(|scope| {
-        for _ in 0..concurrency {
-            scope.spawn(|| {
-                let mut op = make();
-                barrier.wait();
-                for _ in 0..per_thread {
-                    op();
-                }
-                barrier.wait();
-            });
-        }
+        let handles: Vec<_> = (0..concurrency)
+            .map(|_| {
+                scope.spawn(|| {
+                    // Every thread reaches both barriers even if it panics, so a failure is
+                    // reported instead of leaving the others waiting forever.
+                    let op = catch_unwind(AssertUnwindSafe(&make));
+                    barrier.wait();
+                    let done = op.and_then(|mut op| {
+                        catch_unwind(AssertUnwindSafe(|| {
+                            for _ in 0..per_thread {
+                                op();
+                            }
+                        }))
+                    });
+                    barrier.wait();
+                    done
+                })
+            })
+            .collect();
         barrier.wait();
         let start = Instant::now();
         barrier.wait();
-        (concurrency * per_thread) as f64 / start.elapsed().as_secs_f64()
+        let rate = (concurrency * per_thread) as f64 / start.elapsed().as_secs_f64();
+        for handle in handles {
+            if let Err(panic) = handle.join().expect("joined") {
+                resume_unwind(panic);
+            }
+        }
+        rate
     })
 }
 
