@@ -36,14 +36,23 @@ pub use host_core::{
 };
 
 /// Runs one export call on a leased instance and gives the instance back (or drops it after
-/// a trap). Evaluates to the call's `wasmtime::Result`.
+/// a trap), under the call's deadline. Evaluates to the call's result, a trap already turned
+/// into an [`Error`].
 macro_rules! call_export {
     ($self:ident, $method:ident($($arg:expr),*)) => {{
         let _permit = $self.inner.in_flight.acquire().await.map_err(|_| Error::Engine("the datastore is shut down".into()))?;
         let mut instance = $self.lease().await?;
-        let result = instance.model.ds_datastore_datastore().$method(&mut instance.store, $($arg),*).await;
+        $self.inner.pool.arm(&mut instance);
+        let deadline = $self.inner.pool.options().deadline;
+        let call = instance.model.ds_datastore_datastore().$method(&mut instance.store, $($arg),*);
+        // The epoch deadline stops a guest that computes too long; this one stops waiting on
+        // a store that answers too late (the instance is then dropped, never reused).
+        let result = match tokio::time::timeout(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => return Err(Error::Bound(host_core::instances::BoundExceeded::Deadline { limit: deadline })),
+        };
         $self.inner.pool.give_back(instance, result.is_err());
-        result
+        result.map_err(|err| $self.inner.pool.trap_error(err))
     }};
 }
 
@@ -233,7 +242,7 @@ impl Datastore {
             return Ok(instance);
         }
         let state = HostState { store: Arc::clone(&self.inner.store), ctx: InstanceCtx::new(self.inner.pool.options()) };
-        let mut store = new_store(self.inner.pre.engine(), state);
+        let mut store = new_store(self.inner.pre.engine(), state, self.inner.pool.options());
         let model = self.inner.pre.instantiate_async(&mut store).await.map_err(Error::from_wasmtime)?;
         Ok(Instance::new(store, model))
     }

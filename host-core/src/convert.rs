@@ -63,13 +63,14 @@ pub fn error_from_wit(err: wit::Error) -> Error {
     }
 }
 
-/// The outcome of an export call: a trap, a model error, or the value.
+/// The outcome of an export call: a trap (already turned into an error), a model error, or
+/// the value.
 pub fn call_result<T, U>(
-    result: wasmtime::Result<Result<T, wit::Error>>,
+    result: Result<Result<T, wit::Error>, Error>,
     convert: impl FnOnce(T) -> Result<U, Error>,
 ) -> Result<U, Error> {
     match result {
-        Err(trap) => Err(Error::from_wasmtime(trap)),
+        Err(trap) => Err(trap),
         Ok(Err(err)) => Err(error_from_wit(err)),
         Ok(Ok(value)) => convert(value),
     }

@@ -51,6 +51,10 @@ pub struct InstanceOptions {
     /// Largest linear memory an instance may grow to; growing past it traps the call with
     /// [`BoundExceeded::Memory`]. At most [`crate::runtime::MAX_GUEST_MEMORY`].
     pub memory_limit_bytes: usize,
+    /// Longest a call may take, wall clock, checked while the guest runs (epoch
+    /// interruption, in steps of [`crate::runtime::EPOCH_TICK`]); past it the call traps with
+    /// [`BoundExceeded::Deadline`]. `ads` also stops awaiting a store past it.
+    pub deadline: std::time::Duration,
 }
 
 impl Default for InstanceOptions {
@@ -61,6 +65,7 @@ impl Default for InstanceOptions {
             max_calls: 10_000,
             recycle_memory_bytes: 8 << 20,
             memory_limit_bytes: crate::runtime::MAX_GUEST_MEMORY,
+            deadline: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -75,6 +80,12 @@ pub enum BoundExceeded {
         limit: usize,
         /// The size the guest asked for, in bytes.
         requested: usize,
+    },
+    /// The call ran past its deadline.
+    #[error("the call ran past its deadline of {} ms", limit.as_millis())]
+    Deadline {
+        /// The deadline.
+        limit: std::time::Duration,
     },
     /// Every instance slot of the process is in use (`ds` with more threads calling at once
     /// than the engine's `max_instances`; `ads` waits instead).
@@ -141,11 +152,20 @@ impl wasmtime::ResourceLimiter for MemoryMeter {
     }
 }
 
-/// A wasmtime store for one instance, with the memory meter installed.
-pub fn new_store<T: HasInstanceCtx>(engine: &wasmtime::Engine, state: T) -> wasmtime::Store<T> {
+/// A wasmtime store for one instance, with the memory meter installed and the deadline
+/// armed for the instantiation itself.
+pub fn new_store<T: HasInstanceCtx>(engine: &wasmtime::Engine, state: T, options: &InstanceOptions) -> wasmtime::Store<T> {
     let mut store = wasmtime::Store::new(engine, state);
     store.limiter(|state| &mut state.ctx().meter);
+    store.set_epoch_deadline(deadline_ticks(options.deadline));
     store
+}
+
+/// The epoch ticks that cover `deadline`: one more than the quotient, since the first tick
+/// may come at once.
+fn deadline_ticks(deadline: std::time::Duration) -> u64 {
+    let tick = crate::runtime::EPOCH_TICK.as_nanos().max(1);
+    u64::try_from(deadline.as_nanos().div_ceil(tick) + 1).unwrap_or(u64::MAX)
 }
 
 /// An instance with its store, lent to one call at a time.
@@ -187,6 +207,19 @@ impl<T: HasInstanceCtx, M> InstancePool<T, M> {
             Isolation::Warm => self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop(),
             Isolation::PerCall => None,
         }
+    }
+
+    /// Arms the deadline of the call about to run on `instance`.
+    pub fn arm(&self, instance: &mut Instance<T, M>) {
+        instance.store.set_epoch_deadline(deadline_ticks(self.options.deadline));
+    }
+
+    /// The error for a trapped call, naming the bound it hit if it hit one.
+    pub fn trap_error(&self, err: wasmtime::Error) -> crate::Error {
+        if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            return crate::Error::Bound(BoundExceeded::Deadline { limit: self.options.deadline });
+        }
+        crate::Error::from_wasmtime(err)
     }
 
     /// Returns `instance` after a call that completed (`trapped == false`) or trapped.

@@ -79,13 +79,35 @@ pub fn engine_options() -> &'static EngineOptions {
     OPTIONS.get_or_init(EngineOptions::default)
 }
 
-/// The process-wide engine, created on first use.
+/// How often the engine's epoch advances: the granularity of call deadlines.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The process-wide engine, created on first use, with the thread that ticks its epoch.
 pub fn engine() -> Result<&'static Engine, Error> {
     if let Some(engine) = ENGINE.get() {
         return Ok(engine);
     }
     let engine = Engine::new(&engine_config()).map_err(|err| Error::Engine(format!("{err:#}")))?;
-    Ok(ENGINE.get_or_init(|| engine))
+    let mut started = false;
+    let engine = ENGINE.get_or_init(|| {
+        started = true;
+        engine
+    });
+    if started {
+        // Deadlines are counted in epochs; one small thread advances them for the process.
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("ds-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|err| Error::Engine(format!("cannot start the epoch thread: {err}")))?;
+    }
+    Ok(engine)
 }
 
 /// The configuration of the process-wide engine (public so benchmarks can vary it).
@@ -110,6 +132,7 @@ pub fn engine_config() -> Config {
         .memory_init_cow(true)
         .async_stack_size(ASYNC_STACK_SIZE)
         .max_wasm_stack(128 << 10)
+        .epoch_interruption(true)
         .wasm_component_model(true);
     config
 }

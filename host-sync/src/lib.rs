@@ -35,13 +35,15 @@ pub use host_core::{
 };
 
 /// Runs one export call on a leased instance and gives the instance back (or drops it after
-/// a trap). Evaluates to the call's `wasmtime::Result`.
+/// a trap), under the call's deadline. Evaluates to the call's result, a trap already turned
+/// into an [`Error`].
 macro_rules! call_export {
     ($self:ident, $method:ident($($arg:expr),*)) => {{
         let mut instance = $self.lease()?;
+        $self.inner.pool.arm(&mut instance);
         let result = instance.model.ds_datastore_datastore().$method(&mut instance.store, $($arg),*);
         $self.inner.pool.give_back(instance, result.is_err());
-        result
+        result.map_err(|err| $self.inner.pool.trap_error(err))
     }};
 }
 
@@ -213,7 +215,7 @@ impl Datastore {
             return Ok(instance);
         }
         let state = HostState { store: Arc::clone(&self.inner.store), ctx: InstanceCtx::new(self.inner.pool.options()) };
-        let mut store = new_store(self.inner.pre.engine(), state);
+        let mut store = new_store(self.inner.pre.engine(), state, self.inner.pool.options());
         let model = self.inner.pre.instantiate(&mut store).map_err(Error::from_wasmtime)?;
         Ok(Instance::new(store, model))
     }

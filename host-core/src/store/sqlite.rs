@@ -40,6 +40,11 @@ const SCHEMA: &str = "
 pub struct SqliteStore {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Serialises this process's commits. SQLite admits one writer at a time and its busy
+    /// handler is not fair: dozens of threads polling for the lock starve some of them past
+    /// any timeout. Queued here instead, they take turns; the busy timeout is left for
+    /// writers in other processes.
+    writer: Mutex<()>,
 }
 
 impl SqliteStore {
@@ -52,7 +57,7 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        let store = SqliteStore { path, idle: Mutex::new(Vec::new()) };
+        let store = SqliteStore { path, idle: Mutex::new(Vec::new()), writer: Mutex::new(()) };
         let mut conn = store.connect()?;
         store.init_schema(&mut conn)?;
         store.release(conn);
@@ -211,6 +216,7 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        let _turn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut conflict = None;
         let version = self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -1,0 +1,104 @@
+//! A test-only component of the `ds:datastore` world that misbehaves on request, so the
+//! tests can show that both hosts contain every fault. Never shipped: only `tests/` builds it.
+//!
+//! `get` looks at the kind of the key's first path element:
+//! `Panic` panics, `Loop` spins forever, `Alloc` allocates until it is stopped,
+//! `Scan` scans the transport, `Commit` commits three writes, and anything else does one
+//! transport `get`. The other exports do nothing useful.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+#![cfg(target_arch = "wasm32")]
+
+extern crate alloc;
+extern crate ds_guest_rt;
+
+use alloc::vec::Vec;
+
+/// The bindings of the `model` world (generated; exempt from the docs lint).
+#[allow(missing_docs)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "model",
+    });
+}
+
+use bindings::ds::datastore::{logging, transport, types as wit};
+use bindings::exports::ds::datastore::datastore::Guest;
+
+struct FaultGuest;
+
+bindings::export!(FaultGuest with_types_in bindings);
+
+#[unsafe(no_mangle)]
+fn ds_guest_panic_log(message: &str) {
+    logging::log(logging::Level::Critical, "panic", message);
+}
+
+fn refuse<T>() -> Result<T, wit::Error> {
+    Err(wit::Error::InvalidEntity("the fault guest only implements get".into()))
+}
+
+impl Guest for FaultGuest {
+    fn get(key: wit::Key) -> Result<Option<wit::Entity>, wit::Error> {
+        let kind = key.path.first().map(|e| e.kind.as_str()).unwrap_or("");
+        match kind {
+            "Panic" => panic!("the fault guest panics on purpose"),
+            "Loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = core::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "Alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    let mut chunk = Vec::with_capacity(1 << 20);
+                    chunk.resize(1 << 20, 1u8);
+                    hoard.push(core::hint::black_box(chunk));
+                }
+            }
+            "Scan" => {
+                let range = wit::KeyRange { start: Vec::new(), end: None };
+                transport::scan(&range, 10, wit::Direction::Forward).map_err(wit::Error::Store)?;
+                Ok(None)
+            }
+            "Commit" => {
+                let writes: Vec<wit::Write> = [b"commit/a", b"commit/b", b"commit/c"]
+                    .iter()
+                    .map(|key| wit::Write { key: key.to_vec(), value: Some(b"whole".to_vec()) })
+                    .collect();
+                transport::commit(&[], &writes).map_err(wit::Error::Store)?;
+                Ok(None)
+            }
+            _ => {
+                transport::get(b"any").map_err(wit::Error::Store)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn put(_: wit::Entity) -> Result<wit::Key, wit::Error> {
+        refuse()
+    }
+
+    fn delete(_: wit::Key) -> Result<(), wit::Error> {
+        refuse()
+    }
+
+    fn get_many(_: Vec<wit::Key>) -> Result<Vec<Option<wit::Entity>>, wit::Error> {
+        refuse()
+    }
+
+    fn put_many(_: Vec<wit::Entity>) -> Result<Vec<wit::Key>, wit::Error> {
+        refuse()
+    }
+
+    fn delete_many(_: Vec<wit::Key>) -> Result<(), wit::Error> {
+        refuse()
+    }
+
+    fn check(_: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
+        Ok(wit::CheckReport { entities: 0, problems: Vec::new(), next: None })
+    }
+}
+

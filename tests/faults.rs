@@ -1,0 +1,199 @@
+//! Faults are contained, in both hosts: a guest that panics, loops forever or allocates
+//! without end costs one instance and returns a typed error (a panic's message reaches the
+//! host's log through the logging import); the next call on the same datastore succeeds.
+//! And in `ads`, a call dropped at any await point (during `get`, `scan` or `commit`) leaves
+//! the store consistent and frees its instance and its in-flight slot.
+//!
+//! The misbehaving guest is `tests/fault-guest`, a test-only component of the same world.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use host_core::instances::BoundExceeded;
+use host_core::store::{
+    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, Offload, SqliteStore, Store, StoreError,
+    Versioned, Write,
+};
+use host_core::{ComponentSource, Error, InstanceOptions, Key};
+
+fn fault_guest() -> ComponentSource {
+    ComponentSource::File(env!("FAULT_GUEST_WASM").into())
+}
+
+fn options() -> InstanceOptions {
+    InstanceOptions { deadline: Duration::from_millis(300), memory_limit_bytes: 16 << 20, ..InstanceOptions::default() }
+}
+
+/// Collects the messages of `ds::guest` events, to see what the guest logged.
+#[derive(Clone, Default)]
+struct GuestLines(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GuestLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "ds::guest" {
+            return;
+        }
+        struct Message<'a>(&'a mut String);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0.push_str(&format!("{value:?}"));
+                }
+            }
+        }
+        let mut line = String::new();
+        event.record(&mut Message(&mut line));
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+fn with_guest_lines<R>(run: impl FnOnce() -> R) -> (R, Vec<String>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let lines = GuestLines::default();
+    let subscriber = tracing_subscriber::registry().with(lines.clone());
+    let result = tracing::subscriber::with_default(subscriber, run);
+    let lines = lines.0.lock().unwrap().clone();
+    (result, lines)
+}
+
+fn check_panic(result: Result<Option<host_core::Entity>, Error>, lines: &[String]) {
+    assert!(matches!(result, Err(Error::Trap(_))), "a panic traps: {result:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("the fault guest panics on purpose")),
+        "the panic message went through the logging import: {lines:?}"
+    );
+}
+
+fn check_bounds(result: Result<Option<host_core::Entity>, Error>, kind: &str) {
+    match (kind, result) {
+        ("Loop", Err(Error::Bound(BoundExceeded::Deadline { limit }))) => assert_eq!(limit, Duration::from_millis(300)),
+        ("Alloc", Err(Error::Bound(BoundExceeded::Memory { limit, requested }))) => {
+            assert_eq!(limit, 16 << 20);
+            assert!(requested > limit);
+        }
+        (kind, other) => panic!("{kind}: expected a bound error, got {other:?}"),
+    }
+}
+
+#[test]
+fn blocking_host_contains_guest_faults() {
+    let db = ds::Datastore::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .component(fault_guest())
+        .instance_options(options())
+        .build()
+        .unwrap();
+    assert_eq!(db.get(&Key::name("Fine", "a")).unwrap(), None);
+    let (result, lines) = with_guest_lines(|| db.get(&Key::name("Panic", "a")));
+    check_panic(result, &lines);
+    for kind in ["Loop", "Alloc"] {
+        check_bounds(db.get(&Key::name(kind, "a")), kind);
+        assert_eq!(db.get(&Key::name("Fine", "a")).unwrap(), None, "{kind}: the next call works");
+    }
+    assert_eq!(db.idle_instances(), 1, "every faulted instance was dropped; the healthy one kept");
+}
+
+#[test]
+fn async_host_contains_guest_faults() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let db = ads::Datastore::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .component(fault_guest())
+            .instance_options(options())
+            .max_in_flight(2)
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(db.get(&Key::name("Fine", "a")).await.unwrap(), None);
+        let (result, lines) = with_guest_lines(|| futures::executor::block_on(db.get(&Key::name("Panic", "a"))));
+        check_panic(result, &lines);
+        for kind in ["Loop", "Alloc"] {
+            check_bounds(db.get(&Key::name(kind, "a")).await, kind);
+            assert_eq!(db.get(&Key::name("Fine", "a")).await.unwrap(), None, "{kind}: the next call works");
+        }
+        // Faults happen on the runtime's threads; none was lost, and calls still overlap.
+        let keys: Vec<Key> = (1..=8).map(|i| Key::id("Fine", i)).collect();
+        let calls = keys.iter().map(|key| db.get(key));
+        assert!(futures::future::join_all(calls).await.into_iter().all(|r| r.is_ok()));
+    });
+}
+
+/// A memory store whose `scan` and `commit` wait at a gate before doing anything.
+struct GateStore {
+    inner: MemoryStore,
+    gate: tokio::sync::Semaphore,
+}
+
+impl AsyncStore for GateStore {
+    fn get(&self, key: Vec<u8>) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>> {
+        Box::pin(async move {
+            let _ = self.gate.acquire().await;
+            Store::get(&self.inner, &key)
+        })
+    }
+    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+        AsyncStore::get_many(&self.inner, keys)
+    }
+    fn scan(&self, range: KeyRange, limit: u32, direction: Direction) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+        Box::pin(async move {
+            let _ = self.gate.acquire().await;
+            Store::scan(&self.inner, &range, limit, direction)
+        })
+    }
+    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let _ = self.gate.acquire().await;
+            Store::commit(&self.inner, &checks, &writes)
+        })
+    }
+}
+
+fn commit_keys(store: &dyn Store) -> Vec<Vec<u8>> {
+    host_core::store::scan_all(store).unwrap().into_iter().map(|e| e.key).filter(|k| k.starts_with(b"commit/")).collect()
+}
+
+#[tokio::test]
+async fn dropping_a_call_at_any_await_point_leaves_everything_consistent() {
+    let store = Arc::new(GateStore { inner: MemoryStore::new(), gate: tokio::sync::Semaphore::new(0) });
+    let db = ads::Datastore::builder()
+        .store(store.clone())
+        .component(fault_guest())
+        .instance_options(options())
+        .max_in_flight(1)
+        .build()
+        .await
+        .unwrap();
+    for kind in ["Get", "Scan", "Commit"] {
+        let key = Key::name(kind, "a");
+        // The call reaches the store and waits at the gate; then it is dropped.
+        assert!(tokio::time::timeout(Duration::from_millis(50), db.get(&key)).await.is_err(), "{kind}");
+        assert_eq!(db.idle_instances(), 0, "{kind}: the interrupted instance is not reused");
+        assert!(commit_keys(&store.inner).is_empty(), "{kind}: a dropped commit is absent");
+    }
+    // With one in-flight slot, this call proves every dropped call gave its slot back.
+    store.gate.add_permits(1000);
+    db.get(&Key::name("Commit", "a")).await.unwrap();
+    assert_eq!(commit_keys(&store.inner).len(), 3, "a commit that runs is whole");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_sqlite_commit_is_whole_or_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..20u64 {
+        let sqlite = Arc::new(SqliteStore::open(dir.path().join(format!("{round}.db"))).unwrap());
+        let db = ads::Datastore::builder()
+            .store(Arc::new(Offload(sqlite.clone())))
+            .component(fault_guest())
+            .instance_options(options())
+            .build()
+            .await
+            .unwrap();
+        // Drop the call at a different moment each round, often while SQLite commits.
+        let _ = tokio::time::timeout(Duration::from_micros(50 * round), db.get(&Key::name("Commit", "a"))).await;
+        // The blocking commit, if it started, finishes on its own; give it the time.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let found = commit_keys(sqlite.as_ref()).len();
+        assert!(found == 0 || found == 3, "round {round}: {found} of 3 writes");
+    }
+}
