@@ -20,7 +20,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = Datastore::builder()
         .store_url(&cli.store)
         .component(cli.component_source())
-        .isolation(cli.isolation)
+        .instance_options(cli.instance_options())
         .build()
         .await
         .with_context(|| format!("cannot open the datastore at {}", cli.store))?;

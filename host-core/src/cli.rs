@@ -28,6 +28,12 @@ pub struct Cli {
     /// Instances: warm (reused across calls) or per-call (a fresh instance for every call).
     #[arg(long, default_value = "warm", global = true)]
     pub isolation: crate::instances::Isolation,
+    /// Longest a call may run, in milliseconds.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub deadline_ms: u64,
+    /// Most linear memory the guest may use, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
+    pub memory_limit_mib: u64,
     /// Show the call path (host API, guest, transport) on stderr.
     #[arg(long, global = true)]
     pub trace: bool,
@@ -82,6 +88,16 @@ impl Cli {
     pub fn parse_for(name: &'static str, about: &'static str) -> Cli {
         let matches = Cli::command().name(name).bin_name(name).about(about).get_matches();
         Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    }
+
+    /// The instance settings the options ask for.
+    pub fn instance_options(&self) -> crate::instances::InstanceOptions {
+        crate::instances::InstanceOptions {
+            isolation: self.isolation,
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
+            memory_limit_bytes: (self.memory_limit_mib as usize) << 20,
+            ..Default::default()
+        }
     }
 
     /// The component to run: `--component PATH`, or the embedded one.

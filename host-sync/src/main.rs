@@ -19,7 +19,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let db = Datastore::builder()
         .store_url(&cli.store)
         .component(cli.component_source())
-        .isolation(cli.isolation)
+        .instance_options(cli.instance_options())
         .build()
         .with_context(|| format!("cannot open the datastore at {}", cli.store))?;
     match cli.command {
