@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let workspace = manifest_dir.parent().expect("host-core sits in the workspace").to_path_buf();
-    let embedded = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("ds_guest.wasm");
+    let workspace = manifest_dir
+        .parent()
+        .expect("host-core sits in the workspace")
+        .to_path_buf();
+    let embedded =
+        PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("ds_guest.wasm");
 
     println!("cargo:rerun-if-env-changed=DS_GUEST_WASM");
     if let Some(prebuilt) = env::var_os("DS_GUEST_WASM") {

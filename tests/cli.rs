@@ -34,19 +34,38 @@ fn run(host: &str, dir: &Path, args: &[&str]) -> Run {
 fn put_get_delete_round_trip_on_the_default_store() {
     for host in HOSTS {
         let dir = tempfile::tempdir().unwrap();
-        let put = run(host, dir.path(), &["put", "Account:alice", r#"{"balance": 10, "tags": ["a"]}"#]);
-        assert_eq!((put.code, put.stdout.as_str()), (0, "{\"key\":\"Account:alice\"}\n"), "{host}: {}", put.stderr);
-        assert!(dir.path().join("ds.db").is_file(), "{host}: the default store is ./ds.db");
+        let put = run(
+            host,
+            dir.path(),
+            &["put", "Account:alice", r#"{"balance": 10, "tags": ["a"]}"#],
+        );
+        assert_eq!(
+            (put.code, put.stdout.as_str()),
+            (0, "{\"key\":\"Account:alice\"}\n"),
+            "{host}: {}",
+            put.stderr
+        );
+        assert!(
+            dir.path().join("ds.db").is_file(),
+            "{host}: the default store is ./ds.db"
+        );
 
         let get = run(host, dir.path(), &["get", "Account:alice"]);
         assert_eq!(get.code, 0, "{host}: {}", get.stderr);
-        assert_eq!(get.stdout, "{\"key\":\"Account:alice\",\"properties\":{\"balance\":10,\"tags\":[\"a\"]}}\n");
+        assert_eq!(
+            get.stdout,
+            "{\"key\":\"Account:alice\",\"properties\":{\"balance\":10,\"tags\":[\"a\"]}}\n"
+        );
 
         let delete = run(host, dir.path(), &["delete", "Account:alice"]);
         assert_eq!(delete.code, 0, "{host}: {}", delete.stderr);
         let gone = run(host, dir.path(), &["get", "Account:alice"]);
         assert_eq!(gone.code, 1, "{host}");
-        assert!(gone.stderr.contains("no entity at key Account:alice"), "{host}: {}", gone.stderr);
+        assert!(
+            gone.stderr.contains("no entity at key Account:alice"),
+            "{host}: {}",
+            gone.stderr
+        );
         assert!(gone.stdout.is_empty());
     }
 }
@@ -55,9 +74,23 @@ fn put_get_delete_round_trip_on_the_default_store() {
 fn both_binaries_share_one_store() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("shared.db").display());
-    let put = run("ds", dir.path(), &["--store", &url, "put", "t1@Account:alice/Order:7", r#"{"qty": 2}"#]);
+    let put = run(
+        "ds",
+        dir.path(),
+        &[
+            "--store",
+            &url,
+            "put",
+            "t1@Account:alice/Order:7",
+            r#"{"qty": 2}"#,
+        ],
+    );
     assert_eq!(put.code, 0, "{}", put.stderr);
-    let get = run("ads", dir.path(), &["get", "--store", &url, "t1@Account:alice/Order:7"]);
+    let get = run(
+        "ads",
+        dir.path(),
+        &["get", "--store", &url, "t1@Account:alice/Order:7"],
+    );
     assert_eq!(get.code, 0, "{}", get.stderr);
     assert!(get.stdout.contains(r#""qty":2"#), "{}", get.stdout);
 
@@ -68,7 +101,11 @@ fn both_binaries_share_one_store() {
         .env("DS_STORE", &url)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -78,14 +115,30 @@ fn trace_shows_the_call_path_on_stderr() {
         ("ads", "Model async get()", "async get() with key = my_key"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(run(host, dir.path(), &["put", "Model:my_key", "{}"]).code, 0);
+        assert_eq!(
+            run(host, dir.path(), &["put", "Model:my_key", "{}"]).code,
+            0
+        );
         let get = run(host, dir.path(), &["get", "Model:my_key", "--trace"]);
         assert_eq!(get.code, 0, "{host}: {}", get.stderr);
-        let api_at = get.stderr.find(api).unwrap_or_else(|| panic!("{host}: no {api:?} in {}", get.stderr));
-        let guest_at = get.stderr.find("Model base _get()").expect("guest log line");
+        let api_at = get
+            .stderr
+            .find(api)
+            .unwrap_or_else(|| panic!("{host}: no {api:?} in {}", get.stderr));
+        let guest_at = get
+            .stderr
+            .find("Model base _get()")
+            .expect("guest log line");
         let transport_at = get.stderr.find(transport).expect("transport line");
-        assert!(api_at < guest_at && guest_at < transport_at, "{host}: out of order: {}", get.stderr);
-        assert_eq!(get.stdout, "{\"key\":\"Model:my_key\",\"properties\":{}}\n", "{host}: stdout holds the result only");
+        assert!(
+            api_at < guest_at && guest_at < transport_at,
+            "{host}: out of order: {}",
+            get.stderr
+        );
+        assert_eq!(
+            get.stdout, "{\"key\":\"Model:my_key\",\"properties\":{}}\n",
+            "{host}: stdout holds the result only"
+        );
     }
 }
 
@@ -98,26 +151,53 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         (&["put", "Account:a", "{nope"], 2, "invalid JSON"),
         (&["put", "Account:a", "[1, 2]"], 2, "must be a JSON object"),
         (&["put", "Account:a", r#"{"__x": 1}"#], 2, "reserved"),
-        (&["--store", "redis://localhost", "get", "A:b"], 2, "unknown scheme"),
+        (
+            &["--store", "redis://localhost", "get", "A:b"],
+            2,
+            "unknown scheme",
+        ),
         (&["--store", "ds.db", "get", "A:b"], 2, "no scheme"),
-        (&["get", "Account:nobody"], 1, "no entity at key Account:nobody"),
+        (
+            &["get", "Account:nobody"],
+            1,
+            "no entity at key Account:nobody",
+        ),
         (&["--store", "sqlite:.", "get", "A:b"], 4, "is a directory"),
-        (&["--component", "missing.wasm", "get", "A:b"], 5, "missing.wasm"),
+        (
+            &["--component", "missing.wasm", "get", "A:b"],
+            5,
+            "missing.wasm",
+        ),
         (&["frobnicate"], 2, "unrecognized subcommand"),
     ];
     for host in HOSTS {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(run(host, dir.path(), &["put", "Account:keep", r#"{"v": 1}"#]).code, 0);
+        assert_eq!(
+            run(host, dir.path(), &["put", "Account:keep", r#"{"v": 1}"#]).code,
+            0
+        );
         let before = std::fs::read(dir.path().join("ds.db")).unwrap();
         for (args, code, message) in cases {
             let out = run(host, dir.path(), args);
             assert_eq!(out.code, *code, "{host} {args:?}: {}", out.stderr);
-            assert!(out.stderr.contains(message), "{host} {args:?}: {:?} lacks {message:?}", out.stderr);
-            assert!(out.stdout.is_empty(), "{host} {args:?} printed {:?}", out.stdout);
+            assert!(
+                out.stderr.contains(message),
+                "{host} {args:?}: {:?} lacks {message:?}",
+                out.stderr
+            );
+            assert!(
+                out.stdout.is_empty(),
+                "{host} {args:?} printed {:?}",
+                out.stdout
+            );
         }
         let get = run(host, dir.path(), &["get", "Account:keep"]);
         assert_eq!(get.code, 0);
-        assert_eq!(std::fs::read(dir.path().join("ds.db")).unwrap(), before, "{host}: the store changed");
+        assert_eq!(
+            std::fs::read(dir.path().join("ds.db")).unwrap(),
+            before,
+            "{host}: the store changed"
+        );
     }
 }
 
@@ -126,10 +206,18 @@ fn a_corrupt_store_file_is_refused_not_overwritten() {
     for host in HOSTS {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ds.db");
-        std::fs::write(&path, b"this is not a SQLite database, and it must survive intact").unwrap();
+        std::fs::write(
+            &path,
+            b"this is not a SQLite database, and it must survive intact",
+        )
+        .unwrap();
         let out = run(host, dir.path(), &["put", "A:b", "{}"]);
         assert_eq!(out.code, 4, "{host}: {}", out.stderr);
-        assert!(out.stderr.contains("not a SQLite database"), "{host}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("not a SQLite database"),
+            "{host}: {}",
+            out.stderr
+        );
         assert_eq!(
             std::fs::read(&path).unwrap(),
             b"this is not a SQLite database, and it must survive intact"
@@ -146,12 +234,28 @@ fn another_component_build_runs_without_rebuilding_the_hosts() {
     std::fs::write(&not_a_component, b"\0asm junk").unwrap();
     for host in HOSTS {
         let path = component.to_str().unwrap();
-        assert_eq!(run(host, dir.path(), &["--component", path, "put", "A:b", "{}"]).code, 0);
+        assert_eq!(
+            run(host, dir.path(), &["--component", path, "put", "A:b", "{}"]).code,
+            0
+        );
         let get = run(host, dir.path(), &["--component", path, "get", "A:b"]);
         assert_eq!(get.code, 0, "{host}: {}", get.stderr);
-        let bad = run(host, dir.path(), &["--component", not_a_component.to_str().unwrap(), "get", "A:b"]);
+        let bad = run(
+            host,
+            dir.path(),
+            &[
+                "--component",
+                not_a_component.to_str().unwrap(),
+                "get",
+                "A:b",
+            ],
+        );
         assert_eq!(bad.code, 5, "{host}: {}", bad.stderr);
-        assert!(bad.stderr.contains("cannot load the model component"), "{host}: {}", bad.stderr);
+        assert!(
+            bad.stderr.contains("cannot load the model component"),
+            "{host}: {}",
+            bad.stderr
+        );
     }
 }
 
@@ -159,7 +263,10 @@ fn another_component_build_runs_without_rebuilding_the_hosts() {
 fn the_component_cache_is_filled_and_a_damaged_entry_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(run("ds", dir.path(), &["put", "A:b", "{}"]).code, 0);
-    let cached: Vec<_> = std::fs::read_dir(dir.path().join("cache")).unwrap().map(|e| e.unwrap().path()).collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(cached.len(), 1, "{cached:?}");
     let good = std::fs::read(&cached[0]).unwrap();
     std::fs::write(&cached[0], &good[..good.len() / 3]).unwrap();
@@ -167,34 +274,69 @@ fn the_component_cache_is_filled_and_a_damaged_entry_is_rebuilt() {
         let get = run(host, dir.path(), &["get", "A:b"]);
         assert_eq!(get.code, 0, "{host}: {}", get.stderr);
     }
-    assert_eq!(std::fs::read(&cached[0]).unwrap(), good, "the damaged cache file was rebuilt");
+    assert_eq!(
+        std::fs::read(&cached[0]).unwrap(),
+        good,
+        "the damaged cache file was rebuilt"
+    );
 }
 
 #[test]
 fn import_then_check_and_bad_lines_stop_the_import() {
     for host in HOSTS {
         let dir = tempfile::tempdir().unwrap();
-        let good: String = (1..=7).map(|i| format!("{{\"key\": \"Item:{i}\", \"properties\": {{\"n\": {i}}}}}\n\n")).collect();
+        let good: String = (1..=7)
+            .map(|i| format!("{{\"key\": \"Item:{i}\", \"properties\": {{\"n\": {i}}}}}\n\n"))
+            .collect();
         std::fs::write(dir.path().join("good.jsonl"), &good).unwrap();
         let import = run(host, dir.path(), &["import", "good.jsonl", "--batch", "3"]);
-        assert_eq!((import.code, import.stdout.as_str()), (0, "{\"imported\":7}\n"), "{host}: {}", import.stderr);
+        assert_eq!(
+            (import.code, import.stdout.as_str()),
+            (0, "{\"imported\":7}\n"),
+            "{host}: {}",
+            import.stderr
+        );
         let check = run(host, dir.path(), &["check"]);
-        assert_eq!((check.code, check.stdout.as_str()), (0, "{\"entities\":7,\"problems\":[]}\n"), "{host}");
+        assert_eq!(
+            (check.code, check.stdout.as_str()),
+            (0, "{\"entities\":7,\"problems\":[]}\n"),
+            "{host}"
+        );
 
         // Line 5 is bad: the first batch (lines 1-3) is written, the second is not.
         let bad = "{\"key\": \"New:1\"}\n{\"key\": \"New:2\"}\n{\"key\": \"New:3\"}\n{\"key\": \"New:4\"}\n{\"key\": \"New:0\"}\n";
         std::fs::write(dir.path().join("bad.jsonl"), bad).unwrap();
         let import = run(host, dir.path(), &["import", "bad.jsonl", "--batch", "3"]);
         assert_eq!(import.code, 2, "{host}: {}", import.stderr);
-        assert!(import.stderr.contains("line 5") && import.stderr.contains("id 0"), "{host}: {}", import.stderr);
-        assert_eq!(run(host, dir.path(), &["get", "New:3"]).code, 0, "{host}: first batch written");
-        assert_eq!(run(host, dir.path(), &["get", "New:4"]).code, 1, "{host}: second batch not written");
+        assert!(
+            import.stderr.contains("line 5") && import.stderr.contains("id 0"),
+            "{host}: {}",
+            import.stderr
+        );
+        assert_eq!(
+            run(host, dir.path(), &["get", "New:3"]).code,
+            0,
+            "{host}: first batch written"
+        );
+        assert_eq!(
+            run(host, dir.path(), &["get", "New:4"]).code,
+            1,
+            "{host}: second batch not written"
+        );
 
-        for (line, message) in [("[1]", "expected an object"), ("{\"key\": 5}", "key string"), ("{\"key\": \"A:b\", \"x\": 1}", "unexpected field")] {
+        for (line, message) in [
+            ("[1]", "expected an object"),
+            ("{\"key\": 5}", "key string"),
+            ("{\"key\": \"A:b\", \"x\": 1}", "unexpected field"),
+        ] {
             std::fs::write(dir.path().join("one.jsonl"), line).unwrap();
             let out = run(host, dir.path(), &["import", "one.jsonl"]);
             assert_eq!(out.code, 2, "{host} {line}");
-            assert!(out.stderr.contains(message), "{host} {line}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(message),
+                "{host} {line}: {}",
+                out.stderr
+            );
         }
     }
 }
@@ -204,12 +346,24 @@ fn check_reports_rows_the_model_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(run("ds", dir.path(), &["put", "A:b", "{}"]).code, 0);
     let conn = rusqlite::Connection::open(dir.path().join("ds.db")).unwrap();
-    conn.execute("INSERT INTO ds_kv (key, value, version) VALUES (x'99', x'', 1)", []).unwrap();
+    conn.execute(
+        "INSERT INTO ds_kv (key, value, version) VALUES (x'99', x'', 1)",
+        [],
+    )
+    .unwrap();
     drop(conn);
     for host in HOSTS {
         let check = run(host, dir.path(), &["check"]);
         assert_eq!(check.code, 6, "{host}: {}", check.stderr);
-        assert!(check.stdout.contains("not an entity row"), "{host}: {}", check.stdout);
-        assert!(check.stderr.contains("check found 1 problem"), "{host}: {}", check.stderr);
+        assert!(
+            check.stdout.contains("not an entity row"),
+            "{host}: {}",
+            check.stdout
+        );
+        assert!(
+            check.stderr.contains("check found 1 problem"),
+            "{host}: {}",
+            check.stderr
+        );
     }
 }

@@ -10,7 +10,10 @@ fn component_imports_only_transport_and_logging() {
     let engine = engine().unwrap();
     let component = component(&ComponentSource::Embedded).unwrap();
     let ty = component.component_type();
-    let imports: BTreeSet<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
+    let imports: BTreeSet<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     let expected: BTreeSet<String> = [
         "ds:datastore/types@0.1.0",
         "ds:datastore/transport@0.1.0",
@@ -19,8 +22,17 @@ fn component_imports_only_transport_and_logging() {
     .into_iter()
     .map(String::from)
     .collect();
-    assert_eq!(imports, expected, "the component imports something it must not");
+    assert_eq!(
+        imports, expected,
+        "the component imports something it must not"
+    );
 
-    let exports: BTreeSet<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
-    assert_eq!(exports, BTreeSet::from(["ds:datastore/datastore@0.1.0".to_string()]));
+    let exports: BTreeSet<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert_eq!(
+        exports,
+        BTreeSet::from(["ds:datastore/datastore@0.1.0".to_string()])
+    );
 }

@@ -11,20 +11,29 @@ use std::sync::Arc;
 
 use ds_tests::{PostgresSchema, postgres_server};
 use host_core::store::{
-    AsyncStore, BlockOn, Check, Direction, KeyRange, MAX_SCAN_LIMIT, MemoryStore, Offload, PostgresStore,
-    SqliteStore, Store, StoreError, StoreUrl, Write, open_blocking,
+    AsyncStore, BlockOn, Check, Direction, KeyRange, MAX_SCAN_LIMIT, MemoryStore, Offload,
+    PostgresStore, SqliteStore, Store, StoreError, StoreUrl, Write, open_blocking,
 };
 
 fn put(key: &[u8], value: &[u8]) -> Write {
-    Write { key: key.to_vec(), value: Some(value.to_vec()) }
+    Write {
+        key: key.to_vec(),
+        value: Some(value.to_vec()),
+    }
 }
 
 fn delete(key: &[u8]) -> Write {
-    Write { key: key.to_vec(), value: None }
+    Write {
+        key: key.to_vec(),
+        value: None,
+    }
 }
 
 fn check(key: &[u8], version: Option<u64>) -> Check {
-    Check { key: key.to_vec(), version }
+    Check {
+        key: key.to_vec(),
+        version,
+    }
 }
 
 fn keys(entries: &[host_core::store::Entry]) -> Vec<Vec<u8>> {
@@ -42,19 +51,35 @@ fn contract(name: &str, store: &dyn Store) {
 
 fn gets_and_versions(name: &str, store: &dyn Store) {
     assert_eq!(store.get(b"v/a").unwrap(), None, "{name}");
-    let v1 = store.commit(&[check(b"v/a", None)], &[put(b"v/a", b"1")]).unwrap();
+    let v1 = store
+        .commit(&[check(b"v/a", None)], &[put(b"v/a", b"1")])
+        .unwrap();
     let got = store.get(b"v/a").unwrap().unwrap();
-    assert_eq!((got.value.as_slice(), got.version), (b"1".as_slice(), v1), "{name}");
-    let v2 = store.commit(&[check(b"v/a", Some(v1))], &[delete(b"v/a")]).unwrap();
+    assert_eq!(
+        (got.value.as_slice(), got.version),
+        (b"1".as_slice(), v1),
+        "{name}"
+    );
+    let v2 = store
+        .commit(&[check(b"v/a", Some(v1))], &[delete(b"v/a")])
+        .unwrap();
     assert!(v2 > v1, "{name}: versions grow");
     assert_eq!(store.get(b"v/a").unwrap(), None, "{name}");
     // Deleting an absent key is not an error; re-creating a key never shows an old version.
-    let v3 = store.commit(&[], &[delete(b"v/a"), put(b"v/a", b"again")]).unwrap();
+    let v3 = store
+        .commit(&[], &[delete(b"v/a"), put(b"v/a", b"again")])
+        .unwrap();
     assert!(v3 > v2, "{name}");
     assert_eq!(store.get(b"v/a").unwrap().unwrap().version, v3, "{name}");
     // Within one commit, the last write to a key wins.
-    store.commit(&[], &[put(b"v/b", b"first"), put(b"v/b", b"second")]).unwrap();
-    assert_eq!(store.get(b"v/b").unwrap().unwrap().value, b"second", "{name}");
+    store
+        .commit(&[], &[put(b"v/b", b"first"), put(b"v/b", b"second")])
+        .unwrap();
+    assert_eq!(
+        store.get(b"v/b").unwrap().unwrap().value,
+        b"second",
+        "{name}"
+    );
 }
 
 fn ordering_and_scans(name: &str, store: &dyn Store) {
@@ -76,46 +101,113 @@ fn ordering_and_scans(name: &str, store: &dyn Store) {
     let writes: Vec<Write> = all.iter().rev().map(|k| put(k, k)).collect();
     store.commit(&[], &writes).unwrap();
     all.sort();
-    let range = KeyRange { start: b"s/".to_vec(), end: Some(b"s0".to_vec()) };
+    let range = KeyRange {
+        start: b"s/".to_vec(),
+        end: Some(b"s0".to_vec()),
+    };
     let forward = store.scan(&range, 100, Direction::Forward).unwrap();
     assert_eq!(keys(&forward), all, "{name}: forward order");
     let reverse = store.scan(&range, 100, Direction::Reverse).unwrap();
     let mut reversed = all.clone();
     reversed.reverse();
     assert_eq!(keys(&reverse), reversed, "{name}: reverse order");
-    assert!(forward.iter().all(|e| e.value.value == e.key), "{name}: values");
+    assert!(
+        forward.iter().all(|e| e.value.value == e.key),
+        "{name}: values"
+    );
 
     // Limits, and half-open bounds: start included, end excluded.
-    assert_eq!(keys(&store.scan(&range, 3, Direction::Forward).unwrap()), all[..3], "{name}");
-    assert_eq!(keys(&store.scan(&range, 2, Direction::Reverse).unwrap()), reversed[..2], "{name}");
-    let inner = KeyRange { start: b"s/a".to_vec(), end: Some(b"s/b".to_vec()) };
+    assert_eq!(
+        keys(&store.scan(&range, 3, Direction::Forward).unwrap()),
+        all[..3],
+        "{name}"
+    );
+    assert_eq!(
+        keys(&store.scan(&range, 2, Direction::Reverse).unwrap()),
+        reversed[..2],
+        "{name}"
+    );
+    let inner = KeyRange {
+        start: b"s/a".to_vec(),
+        end: Some(b"s/b".to_vec()),
+    };
     assert_eq!(
         keys(&store.scan(&inner, 100, Direction::Forward).unwrap()),
         [b"s/a".to_vec(), b"s/a\x00".to_vec(), b"s/ab".to_vec()],
         "{name}: [start, end)"
     );
-    assert!(store.scan(&inner, 0, Direction::Forward).unwrap().is_empty(), "{name}: limit 0");
-    let empty = KeyRange { start: b"s/b".to_vec(), end: Some(b"s/a".to_vec()) };
-    assert!(store.scan(&empty, 100, Direction::Forward).unwrap().is_empty(), "{name}: end before start");
-    let open = KeyRange { start: b"s/\xff".to_vec(), end: None };
+    assert!(
+        store
+            .scan(&inner, 0, Direction::Forward)
+            .unwrap()
+            .is_empty(),
+        "{name}: limit 0"
+    );
+    let empty = KeyRange {
+        start: b"s/b".to_vec(),
+        end: Some(b"s/a".to_vec()),
+    };
+    assert!(
+        store
+            .scan(&empty, 100, Direction::Forward)
+            .unwrap()
+            .is_empty(),
+        "{name}: end before start"
+    );
+    let open = KeyRange {
+        start: b"s/\xff".to_vec(),
+        end: None,
+    };
     let tail = keys(&store.scan(&open, 100, Direction::Forward).unwrap());
-    assert_eq!(tail[..2], [b"s/\xff".to_vec(), b"s/\xff\xff".to_vec()], "{name}: open end");
+    assert_eq!(
+        tail[..2],
+        [b"s/\xff".to_vec(), b"s/\xff\xff".to_vec()],
+        "{name}: open end"
+    );
 
     // The host caps any limit at MAX_SCAN_LIMIT.
-    let many: Vec<Write> = (0..MAX_SCAN_LIMIT + 5).map(|i| put(format!("t/{i:05}").as_bytes(), b"")).collect();
+    let many: Vec<Write> = (0..MAX_SCAN_LIMIT + 5)
+        .map(|i| put(format!("t/{i:05}").as_bytes(), b""))
+        .collect();
     store.commit(&[], &many).unwrap();
-    let range = KeyRange { start: b"t/".to_vec(), end: Some(b"t0".to_vec()) };
-    assert_eq!(store.scan(&range, u32::MAX, Direction::Forward).unwrap().len(), MAX_SCAN_LIMIT as usize, "{name}");
+    let range = KeyRange {
+        start: b"t/".to_vec(),
+        end: Some(b"t0".to_vec()),
+    };
+    assert_eq!(
+        store
+            .scan(&range, u32::MAX, Direction::Forward)
+            .unwrap()
+            .len(),
+        MAX_SCAN_LIMIT as usize,
+        "{name}"
+    );
 }
 
 fn batched_gets(name: &str, store: &dyn Store) {
-    store.commit(&[], &[put(b"g/1", b"one"), put(b"g/2", b"two")]).unwrap();
-    let wanted = [b"g/2".to_vec(), b"g/missing".to_vec(), b"g/1".to_vec(), b"g/2".to_vec()];
-    let got: Vec<Option<Vec<u8>>> =
-        store.get_many(&wanted).unwrap().into_iter().map(|v| v.map(|v| v.value)).collect();
+    store
+        .commit(&[], &[put(b"g/1", b"one"), put(b"g/2", b"two")])
+        .unwrap();
+    let wanted = [
+        b"g/2".to_vec(),
+        b"g/missing".to_vec(),
+        b"g/1".to_vec(),
+        b"g/2".to_vec(),
+    ];
+    let got: Vec<Option<Vec<u8>>> = store
+        .get_many(&wanted)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.map(|v| v.value))
+        .collect();
     assert_eq!(
         got,
-        [Some(b"two".to_vec()), None, Some(b"one".to_vec()), Some(b"two".to_vec())],
+        [
+            Some(b"two".to_vec()),
+            None,
+            Some(b"one".to_vec()),
+            Some(b"two".to_vec())
+        ],
         "{name}: one answer per key, in order, duplicates included"
     );
     assert!(store.get_many(&[]).unwrap().is_empty(), "{name}");
@@ -125,23 +217,62 @@ fn atomic_commits(name: &str, store: &dyn Store) {
     let v = store.commit(&[], &[put(b"c/x", b"x0")]).unwrap();
     // A failed check refuses the whole commit, names the key, and writes nothing.
     let err = store
-        .commit(&[check(b"c/x", Some(v)), check(b"c/y", Some(1))], &[put(b"c/x", b"x1"), put(b"c/z", b"z")])
+        .commit(
+            &[check(b"c/x", Some(v)), check(b"c/y", Some(1))],
+            &[put(b"c/x", b"x1"), put(b"c/z", b"z")],
+        )
         .unwrap_err();
     assert_eq!(err, StoreError::Conflict(b"c/y".to_vec()), "{name}");
-    assert_eq!(store.get(b"c/x").unwrap().unwrap().value, b"x0", "{name}: nothing written");
+    assert_eq!(
+        store.get(b"c/x").unwrap().unwrap().value,
+        b"x0",
+        "{name}: nothing written"
+    );
     assert_eq!(store.get(b"c/z").unwrap(), None, "{name}: nothing written");
-    let err = store.commit(&[check(b"c/x", None)], &[put(b"c/x", b"x2")]).unwrap_err();
-    assert_eq!(err, StoreError::Conflict(b"c/x".to_vec()), "{name}: present, not absent");
+    let err = store
+        .commit(&[check(b"c/x", None)], &[put(b"c/x", b"x2")])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::Conflict(b"c/x".to_vec()),
+        "{name}: present, not absent"
+    );
 }
 
 fn odd_values(name: &str, store: &dyn Store) {
     let big: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i % 251) as u8).collect();
     let binary = b"\x00\xff\x00bytes\x00".to_vec();
-    store.commit(&[], &[put(b"o/empty", b""), put(b"o/big", &big), put(b"o/bin", &binary), put(b"", b"empty key")]).unwrap();
-    assert_eq!(store.get(b"o/empty").unwrap().unwrap().value, b"", "{name}: empty value");
-    assert_eq!(store.get(b"o/big").unwrap().unwrap().value, big, "{name}: 1 MiB value");
-    assert_eq!(store.get(b"o/bin").unwrap().unwrap().value, binary, "{name}: binary value");
-    assert_eq!(store.get(b"").unwrap().unwrap().value, b"empty key", "{name}: the empty key");
+    store
+        .commit(
+            &[],
+            &[
+                put(b"o/empty", b""),
+                put(b"o/big", &big),
+                put(b"o/bin", &binary),
+                put(b"", b"empty key"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        store.get(b"o/empty").unwrap().unwrap().value,
+        b"",
+        "{name}: empty value"
+    );
+    assert_eq!(
+        store.get(b"o/big").unwrap().unwrap().value,
+        big,
+        "{name}: 1 MiB value"
+    );
+    assert_eq!(
+        store.get(b"o/bin").unwrap().unwrap().value,
+        binary,
+        "{name}: binary value"
+    );
+    assert_eq!(
+        store.get(b"").unwrap().unwrap().value,
+        b"empty key",
+        "{name}: the empty key"
+    );
 }
 
 /// Two threads at a time commit against the same version of one key: exactly one wins.
@@ -153,22 +284,37 @@ fn one_winner(name: &str, store: Arc<dyn Store>) {
             let handles: Vec<_> = (0..2)
                 .map(|i| {
                     let (store, key) = (store.clone(), key.clone());
-                    scope.spawn(move || store.commit(&[check(&key, Some(v))], &[put(&key, format!("winner {i}").as_bytes())]))
+                    scope.spawn(move || {
+                        store.commit(
+                            &[check(&key, Some(v))],
+                            &[put(&key, format!("winner {i}").as_bytes())],
+                        )
+                    })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("thread")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
         });
         let wins = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(wins, 1, "{name} round {round}: {results:?}");
         for result in &results {
             if let Err(err) = result {
-                assert_eq!(err, &StoreError::Conflict(key.clone()), "{name} round {round}");
+                assert_eq!(
+                    err,
+                    &StoreError::Conflict(key.clone()),
+                    "{name} round {round}"
+                );
             }
         }
     }
 }
 
-fn async_as_blocking(store: Arc<dyn AsyncStore>, runtime: Arc<tokio::runtime::Runtime>) -> Arc<dyn Store> {
+fn async_as_blocking(
+    store: Arc<dyn AsyncStore>,
+    runtime: Arc<tokio::runtime::Runtime>,
+) -> Arc<dyn Store> {
     Arc::new(BlockOn::new(runtime, store))
 }
 
@@ -179,14 +325,23 @@ fn memory_store_keeps_the_contract() {
     let runtime = BlockOn::<MemoryStore>::runtime().unwrap();
     let as_async = async_as_blocking(Arc::new(MemoryStore::new()), runtime.clone());
     contract("memory (async)", as_async.as_ref());
-    one_winner("memory (async)", async_as_blocking(Arc::new(MemoryStore::new()), runtime));
+    one_winner(
+        "memory (async)",
+        async_as_blocking(Arc::new(MemoryStore::new()), runtime),
+    );
 }
 
 #[test]
 fn sqlite_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    contract("sqlite", &SqliteStore::open(dir.path().join("a.db")).unwrap());
-    one_winner("sqlite", Arc::new(SqliteStore::open(dir.path().join("b.db")).unwrap()));
+    contract(
+        "sqlite",
+        &SqliteStore::open(dir.path().join("a.db")).unwrap(),
+    );
+    one_winner(
+        "sqlite",
+        Arc::new(SqliteStore::open(dir.path().join("b.db")).unwrap()),
+    );
     let runtime = BlockOn::<MemoryStore>::runtime().unwrap();
     let offload = |file: &str| {
         let store = Arc::new(SqliteStore::open(dir.path().join(file)).unwrap());
@@ -198,7 +353,9 @@ fn sqlite_store_keeps_the_contract() {
 
 #[test]
 fn postgres_store_keeps_the_contract() {
-    let Some(server) = postgres_server() else { return };
+    let Some(server) = postgres_server() else {
+        return;
+    };
     for round in ["blocking", "second run"] {
         let schema = PostgresSchema::new(&server);
         let url: StoreUrl = schema.url().parse().unwrap();
@@ -208,7 +365,9 @@ fn postgres_store_keeps_the_contract() {
     }
     // The async store directly, on a runtime of our own.
     let schema = PostgresSchema::new(&server);
-    let StoreUrl::Postgres(url) = schema.url().parse().unwrap() else { unreachable!() };
+    let StoreUrl::Postgres(url) = schema.url().parse().unwrap() else {
+        unreachable!()
+    };
     let runtime = BlockOn::<PostgresStore>::runtime().unwrap();
     let store = host_core::store::postgres::open_on(runtime.handle(), &url).unwrap();
     let store = async_as_blocking(store, runtime);
@@ -222,23 +381,44 @@ fn stores_refuse_a_newer_format() {
     let path = dir.path().join("future.db");
     drop(SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE ds_meta SET value = 99 WHERE name = 'format'", []).unwrap();
+    conn.execute("UPDATE ds_meta SET value = 99 WHERE name = 'format'", [])
+        .unwrap();
     drop(conn);
     let err = SqliteStore::open(&path).err().expect("refused");
-    assert!(err.to_string().contains("newer ds (store format 99"), "{err}");
+    assert!(
+        err.to_string().contains("newer ds (store format 99"),
+        "{err}"
+    );
 
-    let Some(server) = postgres_server() else { return };
+    let Some(server) = postgres_server() else {
+        return;
+    };
     let schema = PostgresSchema::new(&server);
     let url: StoreUrl = schema.url().parse().unwrap();
     drop(open_blocking(&url).unwrap());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(connection);
-        let StoreUrl::Postgres(pg) = &url else { unreachable!() };
+        let StoreUrl::Postgres(pg) = &url else {
+            unreachable!()
+        };
         let schema = pg.schema.as_deref().unwrap();
-        client.batch_execute(&format!("UPDATE {schema}.ds_meta SET value = 99 WHERE name = 'format'")).await.unwrap();
+        client
+            .batch_execute(&format!(
+                "UPDATE {schema}.ds_meta SET value = 99 WHERE name = 'format'"
+            ))
+            .await
+            .unwrap();
     });
     let err = open_blocking(&url).err().expect("refused");
-    assert!(err.to_string().contains("newer ds (store format 99"), "{err}");
+    assert!(
+        err.to_string().contains("newer ds (store format 99"),
+        "{err}"
+    );
 }

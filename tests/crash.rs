@@ -28,7 +28,9 @@ fn count(url: &str) -> usize {
     let mut range = KeyRange::default();
     let mut total = 0;
     loop {
-        let page = store.scan(&range, 1000, host_core::store::Direction::Forward).unwrap();
+        let page = store
+            .scan(&range, 1000, host_core::store::Direction::Forward)
+            .unwrap();
         total += page.len();
         match page.last() {
             Some(last) if page.len() == 1000 => {
@@ -44,7 +46,14 @@ fn kill_mid_import(url: &str, dir: &Path) {
     let file = dir.join("import.jsonl");
     write_import_file(&file);
     let mut child = Command::new(binary("ds"))
-        .args(["--store", url, "import", file.to_str().unwrap(), "--batch", &BATCH.to_string()])
+        .args([
+            "--store",
+            url,
+            "import",
+            file.to_str().unwrap(),
+            "--batch",
+            &BATCH.to_string(),
+        ])
         .env("DS_CACHE_DIR", dir.join("cache"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -60,30 +69,56 @@ fn kill_mid_import(url: &str, dir: &Path) {
         if count(url) >= 20 * BATCH {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "the import made no progress");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the import made no progress"
+        );
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
     let stored = count(url);
-    assert!(stored >= 20 * BATCH && stored < ENTITIES, "killed mid-way: {stored} entities");
-    assert_eq!(stored % BATCH, 0, "every batch is whole or absent: {stored} entities");
+    assert!(
+        stored >= 20 * BATCH && stored < ENTITIES,
+        "killed mid-way: {stored} entities"
+    );
+    assert_eq!(
+        stored % BATCH,
+        0,
+        "every batch is whole or absent: {stored} entities"
+    );
 
-    let check = Command::new(binary("ds")).args(["--store", url, "check"]).env("DS_CACHE_DIR", dir.join("cache")).output().unwrap();
+    let check = Command::new(binary("ds"))
+        .args(["--store", url, "check"])
+        .env("DS_CACHE_DIR", dir.join("cache"))
+        .output()
+        .unwrap();
     let report = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "check failed: {report} {}", String::from_utf8_lossy(&check.stderr));
-    assert_eq!(report.trim(), format!("{{\"entities\":{stored},\"problems\":[]}}"));
+    assert!(
+        check.status.success(),
+        "check failed: {report} {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(
+        report.trim(),
+        format!("{{\"entities\":{stored},\"problems\":[]}}")
+    );
 }
 
 #[test]
 fn sqlite_survives_sigkill_during_import() {
     let dir = tempfile::tempdir().unwrap();
-    kill_mid_import(&format!("sqlite:{}", dir.path().join("crash.db").display()), dir.path());
+    kill_mid_import(
+        &format!("sqlite:{}", dir.path().join("crash.db").display()),
+        dir.path(),
+    );
 }
 
 #[test]
 fn postgres_survives_sigkill_during_import() {
-    let Some(server) = postgres_server() else { return };
+    let Some(server) = postgres_server() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let schema = PostgresSchema::new(&server);
     kill_mid_import(&schema.url(), dir.path());

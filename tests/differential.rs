@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 
 use ds_tests::{PostgresSchema, postgres_server};
 use host_core::Isolation;
-use host_core::store::{self, Entry, MemoryStore, Offload, SqliteStore, Store, StoreUrl, open_blocking};
+use host_core::store::{
+    self, Entry, MemoryStore, Offload, SqliteStore, Store, StoreUrl, open_blocking,
+};
 
 static POSTGRES: OnceLock<Option<String>> = OnceLock::new();
 use proptest::prelude::*;
@@ -50,7 +52,10 @@ fn arb_op() -> impl Strategy<Value = Op> {
 
 fn entity(key: &Key, properties: &str) -> Entity {
     match serde_json::from_str(properties) {
-        Ok(serde_json::Value::Object(properties)) => Entity { key: key.clone(), properties },
+        Ok(serde_json::Value::Object(properties)) => Entity {
+            key: key.clone(),
+            properties,
+        },
         _ => unreachable!("the strategy generates JSON objects"),
     }
 }
@@ -83,49 +88,105 @@ fn contents(store: &dyn Store) -> Vec<Entry> {
 
 /// Runs `ops` through every host × store × isolation; returns (label, results, contents).
 fn run_everywhere(ops: &[Op], postgres: Option<&str>) -> Vec<(String, Vec<String>, Vec<Entry>)> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
     for isolation in [Isolation::Warm, Isolation::PerCall] {
         let memory = Arc::new(MemoryStore::new());
-        let db = ds::Datastore::builder().store(memory.clone()).isolation(isolation).build().unwrap();
-        runs.push((format!("ds/memory/{isolation:?}"), run_blocking(&db, ops), contents(memory.as_ref())));
+        let db = ds::Datastore::builder()
+            .store(memory.clone())
+            .isolation(isolation)
+            .build()
+            .unwrap();
+        runs.push((
+            format!("ds/memory/{isolation:?}"),
+            run_blocking(&db, ops),
+            contents(memory.as_ref()),
+        ));
 
-        let sqlite = Arc::new(SqliteStore::open(dir.path().join(format!("ds-{isolation:?}.db"))).unwrap());
-        let db = ds::Datastore::builder().store(sqlite.clone()).isolation(isolation).build().unwrap();
-        runs.push((format!("ds/sqlite/{isolation:?}"), run_blocking(&db, ops), contents(sqlite.as_ref())));
+        let sqlite =
+            Arc::new(SqliteStore::open(dir.path().join(format!("ds-{isolation:?}.db"))).unwrap());
+        let db = ds::Datastore::builder()
+            .store(sqlite.clone())
+            .isolation(isolation)
+            .build()
+            .unwrap();
+        runs.push((
+            format!("ds/sqlite/{isolation:?}"),
+            run_blocking(&db, ops),
+            contents(sqlite.as_ref()),
+        ));
 
         let memory = Arc::new(MemoryStore::new());
         let results = runtime.block_on(async {
-            let db = ads::Datastore::builder().store(memory.clone()).isolation(isolation).build().await.unwrap();
+            let db = ads::Datastore::builder()
+                .store(memory.clone())
+                .isolation(isolation)
+                .build()
+                .await
+                .unwrap();
             run_async(&db, ops).await
         });
-        runs.push((format!("ads/memory/{isolation:?}"), results, contents(memory.as_ref())));
+        runs.push((
+            format!("ads/memory/{isolation:?}"),
+            results,
+            contents(memory.as_ref()),
+        ));
 
-        let sqlite = Arc::new(SqliteStore::open(dir.path().join(format!("ads-{isolation:?}.db"))).unwrap());
+        let sqlite =
+            Arc::new(SqliteStore::open(dir.path().join(format!("ads-{isolation:?}.db"))).unwrap());
         let results = runtime.block_on(async {
             let store = Arc::new(Offload(sqlite.clone()));
-            let db = ads::Datastore::builder().store(store).isolation(isolation).build().await.unwrap();
+            let db = ads::Datastore::builder()
+                .store(store)
+                .isolation(isolation)
+                .build()
+                .await
+                .unwrap();
             run_async(&db, ops).await
         });
-        runs.push((format!("ads/sqlite/{isolation:?}"), results, contents(sqlite.as_ref())));
+        runs.push((
+            format!("ads/sqlite/{isolation:?}"),
+            results,
+            contents(sqlite.as_ref()),
+        ));
 
         if let Some(server) = postgres {
             let schema = PostgresSchema::new(server);
             let url: StoreUrl = schema.url().parse().unwrap();
             let store = open_blocking(&url).unwrap();
-            let db = ds::Datastore::builder().store(store.clone()).isolation(isolation).build().unwrap();
-            runs.push((format!("ds/postgres/{isolation:?}"), run_blocking(&db, ops), contents(store.as_ref())));
+            let db = ds::Datastore::builder()
+                .store(store.clone())
+                .isolation(isolation)
+                .build()
+                .unwrap();
+            runs.push((
+                format!("ds/postgres/{isolation:?}"),
+                run_blocking(&db, ops),
+                contents(store.as_ref()),
+            ));
 
             let schema = PostgresSchema::new(server);
             let url: StoreUrl = schema.url().parse().unwrap();
             let results = runtime.block_on(async {
-                let db = ads::Datastore::builder().store_url(&schema.url()).isolation(isolation).build().await.unwrap();
+                let db = ads::Datastore::builder()
+                    .store_url(&schema.url())
+                    .isolation(isolation)
+                    .build()
+                    .await
+                    .unwrap();
                 run_async(&db, ops).await
             });
             // Read back through a blocking store on the same schema.
             let store = open_blocking(&url).unwrap();
-            runs.push((format!("ads/postgres/{isolation:?}"), results, contents(store.as_ref())));
+            runs.push((
+                format!("ads/postgres/{isolation:?}"),
+                results,
+                contents(store.as_ref()),
+            ));
         }
     }
     runs

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use host_core::instances::BoundExceeded;
 use host_core::store::{
-    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, Offload, SqliteStore, Store, StoreError,
-    Versioned, Write,
+    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, Offload, SqliteStore,
+    Store, StoreError, Versioned, Write,
 };
 use host_core::{ComponentSource, Error, InstanceOptions, Key};
 
@@ -21,7 +21,11 @@ fn fault_guest() -> ComponentSource {
 }
 
 fn options() -> InstanceOptions {
-    InstanceOptions { deadline: Duration::from_millis(300), memory_limit_bytes: 16 << 20, ..InstanceOptions::default() }
+    InstanceOptions {
+        deadline: Duration::from_millis(300),
+        memory_limit_bytes: 16 << 20,
+        ..InstanceOptions::default()
+    }
 }
 
 /// Collects the messages of `ds::guest` events, to see what the guest logged.
@@ -57,16 +61,23 @@ fn with_guest_lines<R>(run: impl FnOnce() -> R) -> (R, Vec<String>) {
 }
 
 fn check_panic(result: Result<Option<host_core::Entity>, Error>, lines: &[String]) {
-    assert!(matches!(result, Err(Error::Trap(_))), "a panic traps: {result:?}");
     assert!(
-        lines.iter().any(|l| l.contains("the fault guest panics on purpose")),
+        matches!(result, Err(Error::Trap(_))),
+        "a panic traps: {result:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the fault guest panics on purpose")),
         "the panic message went through the logging import: {lines:?}"
     );
 }
 
 fn check_bounds(result: Result<Option<host_core::Entity>, Error>, kind: &str) {
     match (kind, result) {
-        ("Loop", Err(Error::Bound(BoundExceeded::Deadline { limit }))) => assert_eq!(limit, Duration::from_millis(300)),
+        ("Loop", Err(Error::Bound(BoundExceeded::Deadline { limit }))) => {
+            assert_eq!(limit, Duration::from_millis(300))
+        }
         ("Alloc", Err(Error::Bound(BoundExceeded::Memory { limit, requested }))) => {
             assert_eq!(limit, 16 << 20);
             assert!(requested > limit);
@@ -88,14 +99,26 @@ fn blocking_host_contains_guest_faults() {
     check_panic(result, &lines);
     for kind in ["Loop", "Alloc"] {
         check_bounds(db.get(&Key::name(kind, "a")), kind);
-        assert_eq!(db.get(&Key::name("Fine", "a")).unwrap(), None, "{kind}: the next call works");
+        assert_eq!(
+            db.get(&Key::name("Fine", "a")).unwrap(),
+            None,
+            "{kind}: the next call works"
+        );
     }
-    assert_eq!(db.idle_instances(), 1, "every faulted instance was dropped; the healthy one kept");
+    assert_eq!(
+        db.idle_instances(),
+        1,
+        "every faulted instance was dropped; the healthy one kept"
+    );
 }
 
 #[test]
 fn async_host_contains_guest_faults() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let db = ads::Datastore::builder()
             .store(Arc::new(MemoryStore::new()))
@@ -106,16 +129,26 @@ fn async_host_contains_guest_faults() {
             .await
             .unwrap();
         assert_eq!(db.get(&Key::name("Fine", "a")).await.unwrap(), None);
-        let (result, lines) = with_guest_lines(|| futures::executor::block_on(db.get(&Key::name("Panic", "a"))));
+        let (result, lines) =
+            with_guest_lines(|| futures::executor::block_on(db.get(&Key::name("Panic", "a"))));
         check_panic(result, &lines);
         for kind in ["Loop", "Alloc"] {
             check_bounds(db.get(&Key::name(kind, "a")).await, kind);
-            assert_eq!(db.get(&Key::name("Fine", "a")).await.unwrap(), None, "{kind}: the next call works");
+            assert_eq!(
+                db.get(&Key::name("Fine", "a")).await.unwrap(),
+                None,
+                "{kind}: the next call works"
+            );
         }
         // Faults happen on the runtime's threads; none was lost, and calls still overlap.
         let keys: Vec<Key> = (1..=8).map(|i| Key::id("Fine", i)).collect();
         let calls = keys.iter().map(|key| db.get(key));
-        assert!(futures::future::join_all(calls).await.into_iter().all(|r| r.is_ok()));
+        assert!(
+            futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .all(|r| r.is_ok())
+        );
     });
 }
 
@@ -132,16 +165,28 @@ impl AsyncStore for GateStore {
             Store::get(&self.inner, &key)
         })
     }
-    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+    fn get_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
         AsyncStore::get_many(&self.inner, keys)
     }
-    fn scan(&self, range: KeyRange, limit: u32, direction: Direction) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+    fn scan(
+        &self,
+        range: KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
         Box::pin(async move {
             let _ = self.gate.acquire().await;
             Store::scan(&self.inner, &range, limit, direction)
         })
     }
-    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn commit(
+        &self,
+        checks: Vec<Check>,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let _ = self.gate.acquire().await;
             Store::commit(&self.inner, &checks, &writes)
@@ -150,12 +195,20 @@ impl AsyncStore for GateStore {
 }
 
 fn commit_keys(store: &dyn Store) -> Vec<Vec<u8>> {
-    host_core::store::scan_all(store).unwrap().into_iter().map(|e| e.key).filter(|k| k.starts_with(b"commit/")).collect()
+    host_core::store::scan_all(store)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .filter(|k| k.starts_with(b"commit/"))
+        .collect()
 }
 
 #[tokio::test]
 async fn dropping_a_call_at_any_await_point_leaves_everything_consistent() {
-    let store = Arc::new(GateStore { inner: MemoryStore::new(), gate: tokio::sync::Semaphore::new(0) });
+    let store = Arc::new(GateStore {
+        inner: MemoryStore::new(),
+        gate: tokio::sync::Semaphore::new(0),
+    });
     let db = ads::Datastore::builder()
         .store(store.clone())
         .component(fault_guest())
@@ -167,14 +220,30 @@ async fn dropping_a_call_at_any_await_point_leaves_everything_consistent() {
     for kind in ["Get", "Scan", "Commit"] {
         let key = Key::name(kind, "a");
         // The call reaches the store and waits at the gate; then it is dropped.
-        assert!(tokio::time::timeout(Duration::from_millis(50), db.get(&key)).await.is_err(), "{kind}");
-        assert_eq!(db.idle_instances(), 0, "{kind}: the interrupted instance is not reused");
-        assert!(commit_keys(&store.inner).is_empty(), "{kind}: a dropped commit is absent");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), db.get(&key))
+                .await
+                .is_err(),
+            "{kind}"
+        );
+        assert_eq!(
+            db.idle_instances(),
+            0,
+            "{kind}: the interrupted instance is not reused"
+        );
+        assert!(
+            commit_keys(&store.inner).is_empty(),
+            "{kind}: a dropped commit is absent"
+        );
     }
     // With one in-flight slot, this call proves every dropped call gave its slot back.
     store.gate.add_permits(1000);
     db.get(&Key::name("Commit", "a")).await.unwrap();
-    assert_eq!(commit_keys(&store.inner).len(), 3, "a commit that runs is whole");
+    assert_eq!(
+        commit_keys(&store.inner).len(),
+        3,
+        "a commit that runs is whole"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,10 +259,17 @@ async fn a_dropped_sqlite_commit_is_whole_or_absent() {
             .await
             .unwrap();
         // Drop the call at a different moment each round, often while SQLite commits.
-        let _ = tokio::time::timeout(Duration::from_micros(50 * round), db.get(&Key::name("Commit", "a"))).await;
+        let _ = tokio::time::timeout(
+            Duration::from_micros(50 * round),
+            db.get(&Key::name("Commit", "a")),
+        )
+        .await;
         // The blocking commit, if it started, finishes on its own; give it the time.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let found = commit_keys(sqlite.as_ref()).len();
-        assert!(found == 0 || found == 3, "round {round}: {found} of 3 writes");
+        assert!(
+            found == 0 || found == 3,
+            "round {round}: {found} of 3 writes"
+        );
     }
 }

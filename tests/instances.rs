@@ -8,25 +8,44 @@ use host_core::store::MemoryStore;
 use host_core::{Error, InstanceOptions, Isolation};
 
 fn entity(key: &Key, bytes: usize) -> Entity {
-    let properties = serde_json::json!({ "blob": "x".repeat(bytes) }).as_object().cloned().unwrap();
-    Entity { key: key.clone(), properties }
+    let properties = serde_json::json!({ "blob": "x".repeat(bytes) })
+        .as_object()
+        .cloned()
+        .unwrap();
+    Entity {
+        key: key.clone(),
+        properties,
+    }
 }
 
 fn small_memory() -> InstanceOptions {
-    InstanceOptions { memory_limit_bytes: 3 << 20, ..InstanceOptions::default() }
+    InstanceOptions {
+        memory_limit_bytes: 3 << 20,
+        ..InstanceOptions::default()
+    }
 }
 
 #[test]
 fn blocking_warm_instances_are_reused_and_per_call_ones_are_not() {
     let key = Key::name("Item", "a");
-    let warm = ds::Datastore::builder().store(Arc::new(MemoryStore::new())).build().unwrap();
+    let warm = ds::Datastore::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
     assert_eq!(warm.idle_instances(), 0);
     warm.put(&entity(&key, 10)).unwrap();
     warm.get(&key).unwrap();
-    assert_eq!(warm.idle_instances(), 1, "the one instance went back to the pool");
+    assert_eq!(
+        warm.idle_instances(),
+        1,
+        "the one instance went back to the pool"
+    );
 
-    let fresh =
-        ds::Datastore::builder().store(Arc::new(MemoryStore::new())).isolation(Isolation::PerCall).build().unwrap();
+    let fresh = ds::Datastore::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .isolation(Isolation::PerCall)
+        .build()
+        .unwrap();
     fresh.put(&entity(&key, 10)).unwrap();
     assert_eq!(fresh.get(&key).unwrap().unwrap(), entity(&key, 10));
     assert_eq!(fresh.idle_instances(), 0);
@@ -37,7 +56,10 @@ fn blocking_memory_bound_costs_one_instance() {
     for isolation in [Isolation::Warm, Isolation::PerCall] {
         let db = ds::Datastore::builder()
             .store(Arc::new(MemoryStore::new()))
-            .instance_options(InstanceOptions { isolation, ..small_memory() })
+            .instance_options(InstanceOptions {
+                isolation,
+                ..small_memory()
+            })
             .build()
             .unwrap();
         let key = Key::name("Item", "big");
@@ -46,15 +68,26 @@ fn blocking_memory_bound_costs_one_instance() {
             Err(Error::Bound(bound)) => assert!(bound.to_string().contains("3145728"), "{bound}"),
             other => panic!("{isolation:?}: expected a memory bound, got {other:?}"),
         }
-        assert_eq!(db.get(&key).unwrap(), None, "{isolation:?}: nothing of the failed put was written");
-        assert!(db.get(&Key::name("Item", "small")).unwrap().is_some(), "{isolation:?}: the next call works");
+        assert_eq!(
+            db.get(&key).unwrap(),
+            None,
+            "{isolation:?}: nothing of the failed put was written"
+        );
+        assert!(
+            db.get(&Key::name("Item", "small")).unwrap().is_some(),
+            "{isolation:?}: the next call works"
+        );
     }
 }
 
 #[tokio::test]
 async fn async_warm_instances_are_reused_and_per_call_ones_are_not() {
     let key = Key::name("Item", "a");
-    let warm = ads::Datastore::builder().store(Arc::new(MemoryStore::new())).build().await.unwrap();
+    let warm = ads::Datastore::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .await
+        .unwrap();
     warm.put(&entity(&key, 10)).await.unwrap();
     warm.get(&key).await.unwrap();
     assert_eq!(warm.idle_instances(), 1);
@@ -75,13 +108,21 @@ async fn async_memory_bound_costs_one_instance() {
     for isolation in [Isolation::Warm, Isolation::PerCall] {
         let db = ads::Datastore::builder()
             .store(Arc::new(MemoryStore::new()))
-            .instance_options(InstanceOptions { isolation, ..small_memory() })
+            .instance_options(InstanceOptions {
+                isolation,
+                ..small_memory()
+            })
             .build()
             .await
             .unwrap();
         let key = Key::name("Item", "big");
-        db.put(&entity(&Key::name("Item", "small"), 10)).await.unwrap();
-        assert!(matches!(db.put(&entity(&key, 2 << 20)).await, Err(Error::Bound(_))), "{isolation:?}");
+        db.put(&entity(&Key::name("Item", "small"), 10))
+            .await
+            .unwrap();
+        assert!(
+            matches!(db.put(&entity(&key, 2 << 20)).await, Err(Error::Bound(_))),
+            "{isolation:?}"
+        );
         assert_eq!(db.get(&key).await.unwrap(), None);
         assert!(db.get(&Key::name("Item", "small")).await.unwrap().is_some());
     }
@@ -91,10 +132,22 @@ async fn async_memory_bound_costs_one_instance() {
 async fn a_dropped_call_is_not_reused() {
     use std::time::Duration;
     let store = Arc::new(ds_tests::SleepStore::new(Duration::from_secs(60)));
-    let db = ads::Datastore::builder().store(store).build().await.unwrap();
+    let db = ads::Datastore::builder()
+        .store(store)
+        .build()
+        .await
+        .unwrap();
     let key = Key::name("Item", "a");
     let call = db.get(&key);
     // The call suspends inside the guest, waiting on the store; then it is dropped.
-    assert!(tokio::time::timeout(Duration::from_millis(50), call).await.is_err());
-    assert_eq!(db.idle_instances(), 0, "an instance interrupted mid-call never returns to the pool");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), call)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        db.idle_instances(),
+        0,
+        "an instance interrupted mid-call never returns to the pool"
+    );
 }

@@ -10,16 +10,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use host_core::store::{
-    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, StoreError, Versioned, Write,
+    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, StoreError, Versioned,
+    Write,
 };
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// Runs cargo in the workspace with `args`, returning its output.
@@ -35,8 +41,20 @@ pub fn cargo(args: &[&str]) -> Output {
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let out = cargo(&["build", "-q", "-p", "host-sync", "-p", "host-async", "--bins"]);
-        assert!(out.status.success(), "building the binaries failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let out = cargo(&[
+            "build",
+            "-q",
+            "-p",
+            "host-sync",
+            "-p",
+            "host-async",
+            "--bins",
+        ]);
+        assert!(
+            out.status.success(),
+            "building the binaries failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     target_dir().join("debug").join(name)
 }
@@ -53,7 +71,12 @@ pub struct SleepStore {
 impl SleepStore {
     /// A store over an empty memory store whose `get`s each wait `delay`.
     pub fn new(delay: Duration) -> Self {
-        SleepStore { inner: MemoryStore::new(), delay, in_flight: AtomicUsize::new(0), peak: AtomicUsize::new(0) }
+        SleepStore {
+            inner: MemoryStore::new(),
+            delay,
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
     }
 
     /// The most `get`s that were in flight at the same moment.
@@ -73,15 +96,27 @@ impl AsyncStore for SleepStore {
         })
     }
 
-    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+    fn get_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
         AsyncStore::get_many(&self.inner, keys)
     }
 
-    fn scan(&self, range: KeyRange, limit: u32, direction: Direction) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+    fn scan(
+        &self,
+        range: KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
         AsyncStore::scan(&self.inner, range, limit, direction)
     }
 
-    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn commit(
+        &self,
+        checks: Vec<Check>,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         AsyncStore::commit(&self.inner, checks, writes)
     }
 }
@@ -93,8 +128,11 @@ impl AsyncStore for SleepStore {
 /// CI, never skip); otherwise it prints that the test is skipped and how to enable it, and
 /// returns `None`.
 pub fn postgres_server() -> Option<String> {
-    let url = std::env::var("DS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let config: tokio_postgres::Config = url.parse().expect("DS_TEST_POSTGRES is a valid PostgreSQL URL");
+    let url = std::env::var("DS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let config: tokio_postgres::Config = url
+        .parse()
+        .expect("DS_TEST_POSTGRES is a valid PostgreSQL URL");
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         _ => "127.0.0.1".into(),
@@ -103,7 +141,9 @@ pub fn postgres_server() -> Option<String> {
     let reachable = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+        .is_some_and(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+        });
     if reachable {
         return Some(url);
     }
@@ -133,9 +173,20 @@ impl PostgresSchema {
     /// A fresh schema name on `server` (the schema itself is created by the store).
     pub fn new(server: &str) -> PostgresSchema {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let name = format!("ds_test_{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst), nanos);
-        PostgresSchema { server: server.to_string(), name }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "ds_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst),
+            nanos
+        );
+        PostgresSchema {
+            server: server.to_string(),
+            name,
+        }
     }
 
     /// The store URL for this schema.
@@ -150,11 +201,19 @@ impl Drop for PostgresSchema {
         let (server, name) = (self.server.clone(), self.name.clone());
         // A thread of its own: the drop may happen inside a tokio runtime.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await.ok()?;
+                let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
                 tokio::spawn(connection);
-                client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await.ok()
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .await
+                    .ok()
             })
         })
         .join();

@@ -10,11 +10,23 @@ use ds_tests::SleepStore;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_gets_wait_on_the_store_together() {
     let store = Arc::new(SleepStore::new(Duration::from_millis(200)));
-    let db = Datastore::builder().store(store.clone()).build().await.unwrap();
+    let db = Datastore::builder()
+        .store(store.clone())
+        .build()
+        .await
+        .unwrap();
     let keys: Vec<Key> = (1..=200).map(|i| Key::id("Item", i)).collect();
     for key in keys.iter().step_by(2) {
-        let properties = serde_json::json!({ "id": key.to_string() }).as_object().cloned().unwrap();
-        db.put(&Entity { key: key.clone(), properties }).await.unwrap();
+        let properties = serde_json::json!({ "id": key.to_string() })
+            .as_object()
+            .cloned()
+            .unwrap();
+        db.put(&Entity {
+            key: key.clone(),
+            properties,
+        })
+        .await
+        .unwrap();
     }
 
     let tasks: Vec<_> = keys
@@ -34,14 +46,21 @@ async fn two_hundred_gets_wait_on_the_store_together() {
         }
     }
     let peak = store.peak_in_flight();
-    assert!(peak >= 100, "only {peak} gets were in flight at once; ads did not overlap them");
+    assert!(
+        peak >= 100,
+        "only {peak} gets were in flight at once; ads did not overlap them"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn overlap_needs_no_extra_threads() {
     // One thread, 50 calls: the fibers still interleave on that thread.
     let store = Arc::new(SleepStore::new(Duration::from_millis(100)));
-    let db = Datastore::builder().store(store.clone()).build().await.unwrap();
+    let db = Datastore::builder()
+        .store(store.clone())
+        .build()
+        .await
+        .unwrap();
     let calls = (1..=50).map(|i| {
         let db = db.clone();
         async move { db.get(&Key::id("Item", i)).await }

@@ -5,8 +5,16 @@ use ds_tests::cargo;
 
 fn check(package: &str, expect: &str) {
     let out = cargo(&["run", "-q", "-p", package, "--example", "client"]);
-    assert!(out.status.success(), "{package} example failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), expect, "{package} example output");
+    assert!(
+        out.status.success(),
+        "{package} example failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        expect,
+        "{package} example output"
+    );
 }
 
 #[test]

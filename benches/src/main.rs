@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use ds_model::transport::NoLog;
 use ds_model::{Entity, Key, Model};
-use host_core::store::{
-    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, NativeTransport, SqliteStore, Store,
-    StoreError, Versioned, Write,
-};
 use host_core::Isolation;
+use host_core::store::{
+    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, NativeTransport,
+    SqliteStore, Store, StoreError, Versioned, Write,
+};
 
 // ---------------------------------------------------------------------------------------
 // Shared fixtures
@@ -38,7 +38,10 @@ fn key() -> Key {
 
 fn entity() -> Entity {
     let properties = serde_json::json!({ "name": "Ada", "balance": 10, "tags": ["a", "b"] });
-    Entity { key: key(), properties: properties.as_object().cloned().unwrap_or_default() }
+    Entity {
+        key: key(),
+        properties: properties.as_object().cloned().unwrap_or_default(),
+    }
 }
 
 fn memory_store() -> Arc<MemoryStore> {
@@ -50,7 +53,10 @@ fn memory_store() -> Arc<MemoryStore> {
 
 /// The model's `get` written as async Rust over an async store: the baseline for `ads`,
 /// and (driven by `block_on`) the "async core + blocking wrapper" pattern of `postgres`.
-async fn native_async_get(store: &dyn AsyncStore, key: &Key) -> Result<Option<Entity>, ds_model::Error> {
+async fn native_async_get(
+    store: &dyn AsyncStore,
+    key: &Key,
+) -> Result<Option<Entity>, ds_model::Error> {
     key.validate()?;
     match store.get(key.encode()).await? {
         None => Ok(None),
@@ -59,19 +65,33 @@ async fn native_async_get(store: &dyn AsyncStore, key: &Key) -> Result<Option<En
 }
 
 fn sync_db(store: Arc<dyn Store>, isolation: Isolation) -> Result<ds::Datastore> {
-    Ok(ds::Datastore::builder().store(store).isolation(isolation).build()?)
+    Ok(ds::Datastore::builder()
+        .store(store)
+        .isolation(isolation)
+        .build()?)
 }
 
 async fn async_db(store: Arc<dyn AsyncStore>, isolation: Isolation) -> Result<ads::Datastore> {
-    Ok(ads::Datastore::builder().store(store).isolation(isolation).build().await?)
+    Ok(ads::Datastore::builder()
+        .store(store)
+        .isolation(isolation)
+        .build()
+        .await?)
 }
 
 fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Median ns per op of `rounds` rounds of `iters` calls of `op`.
@@ -117,7 +137,11 @@ impl Report {
 
     fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
         let _ = writeln!(self.out, "| {} |", header.join(" | "));
-        let _ = writeln!(self.out, "|{}|", header.iter().map(|_| " --- ").collect::<Vec<_>>().join("|"));
+        let _ = writeln!(
+            self.out,
+            "|{}|",
+            header.iter().map(|_| " --- ").collect::<Vec<_>>().join("|")
+        );
         for row in rows {
             let _ = writeln!(self.out, "| {} |", row.join(" | "));
             eprintln!("   {}", row.join(" | "));
@@ -133,17 +157,28 @@ impl Report {
     }
 
     fn iters(&self, full: u64) -> u64 {
-        if self.quick { (full / 10).max(10) } else { full }
+        if self.quick {
+            (full / 10).max(10)
+        } else {
+            full
+        }
     }
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("op") => return op_loop(args.get(2).context("variant")?, args.get(3).context("count")?.parse()?),
+        Some("op") => {
+            return op_loop(
+                args.get(2).context("variant")?,
+                args.get(3).context("count")?.parse()?,
+            );
+        }
         Some("overlap") => {
             let concurrency: usize = args.get(2).context("concurrency")?.parse()?;
-            host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: 10_500 });
+            host_core::runtime::configure(host_core::runtime::EngineOptions {
+                max_instances: 10_500,
+            });
             let rt = multi_thread();
             let store = delay_store(Duration::from_millis(5));
             let key = Arc::new(key());
@@ -158,25 +193,44 @@ fn main() -> Result<()> {
                         }
                     })
                 });
-                eprintln!("round {round}: {:?} p50 {:.1} idle {}", wall, percentile(&lat, 0.5), db.idle_instances());
+                eprintln!(
+                    "round {round}: {:?} p50 {:.1} idle {}",
+                    wall,
+                    percentile(&lat, 0.5),
+                    db.idle_instances()
+                );
             }
             return Ok(());
         }
-        Some("rss") => return rss_child(args.get(2).context("mode")?, args.get(3).context("calls")?.parse()?),
+        Some("rss") => {
+            return rss_child(
+                args.get(2).context("mode")?,
+                args.get(3).context("calls")?.parse()?,
+            );
+        }
         _ => {}
     }
     let quick = args.iter().any(|a| a == "--quick");
     let root = workspace_root();
     // High-concurrency rows need more instance slots than the default 1024.
-    host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: 10_500 });
-    let mut report = Report { quick, out: String::new(), plots: root.join("benches/plots") };
+    host_core::runtime::configure(host_core::runtime::EngineOptions {
+        max_instances: 10_500,
+    });
+    let mut report = Report {
+        quick,
+        out: String::new(),
+        plots: root.join("benches/plots"),
+    };
     // `--only a,f-postgres`: run some sections, print them, and leave BENCHMARKS.md alone.
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(|list| list.split(',').map(String::from).collect());
-    let run = |name: &str| only.as_ref().is_none_or(|names| names.iter().any(|n| n == name));
+    let run = |name: &str| {
+        only.as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    };
     header(&mut report)?;
     if run("a") {
         per_call(&mut report)?;
@@ -213,16 +267,29 @@ fn main() -> Result<()> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("benches/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ is in the workspace")
+        .to_path_buf()
 }
 
 fn header(report: &mut Report) -> Result<()> {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|info| info.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let rustc = Command::new("rustc").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let wasm = host_core::runtime::EMBEDDED_COMPONENT.len();
     let _ = writeln!(
         report.out,
@@ -258,16 +325,32 @@ fn per_call(report: &mut Report) -> Result<()> {
     });
     let async_store: Arc<dyn AsyncStore> = store.clone();
     let block_on = time_ns(iters, rounds, || {
-        std::hint::black_box(rt.block_on(native_async_get(async_store.as_ref(), &key)).expect("get"));
+        std::hint::black_box(
+            rt.block_on(native_async_get(async_store.as_ref(), &key))
+                .expect("get"),
+        );
     });
     let mut rows = Vec::new();
     let mut bars = Vec::new();
     let mut row = |name: &str, ns: f64, rows: &mut Vec<Vec<String>>| {
-        rows.push(vec![name.into(), format!("{ns:.0}"), format!("{:+.2} µs", (ns - native) / 1000.0), format!("{:.1}×", ns / native)]);
+        rows.push(vec![
+            name.into(),
+            format!("{ns:.0}"),
+            format!("{:+.2} µs", (ns - native) / 1000.0),
+            format!("{:.1}×", ns / native),
+        ]);
         bars.push((name.to_string(), ns));
     };
-    row("native Rust (the guest's logic, called directly)", native, &mut rows);
-    row("async Rust driven by `block_on` (postgres-style)", block_on, &mut rows);
+    row(
+        "native Rust (the guest's logic, called directly)",
+        native,
+        &mut rows,
+    );
+    row(
+        "async Rust driven by `block_on` (postgres-style)",
+        block_on,
+        &mut rows,
+    );
     for isolation in [Isolation::Warm, Isolation::PerCall] {
         let db = sync_db(store.clone(), isolation)?;
         let ns = time_ns(iters, rounds, || {
@@ -290,7 +373,11 @@ fn per_call(report: &mut Report) -> Result<()> {
                 samples.push(start.elapsed().as_nanos() as f64 / iters as f64);
             }
         });
-        row(&format!("`ads` {}", mode(isolation)), median(&mut samples), &mut rows);
+        row(
+            &format!("`ads` {}", mode(isolation)),
+            median(&mut samples),
+            &mut rows,
+        );
     }
 
     // The split: an export call that does no transport call (the key is refused at once),
@@ -319,7 +406,10 @@ fn per_call(report: &mut Report) -> Result<()> {
     );
     report.out.push_str(&text);
     report.out.push_str("\n\n");
-    report.plot("per-call-cost.svg", svg::bar_chart("One model get: ns per call", "ns", &bars))?;
+    report.plot(
+        "per-call-cost.svg",
+        svg::bar_chart("One model get: ns per call", "ns", &bars),
+    )?;
     Ok(())
 }
 
@@ -333,11 +423,16 @@ fn mode(isolation: Isolation) -> &'static str {
 /// ns to create a store, instantiate the embedded component and drop both.
 fn instantiate_ns(config: &wasmtime::Config, iters: u64) -> Result<f64> {
     let engine = wasmtime::Engine::new(config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let component = wasmtime::component::Component::new(&engine, host_core::runtime::EMBEDDED_COMPONENT)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let component =
+        wasmtime::component::Component::new(&engine, host_core::runtime::EMBEDDED_COMPONENT)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let mut linker = wasmtime::component::Linker::<()>::new(&engine);
-    linker.define_unknown_imports_as_traps(&component).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    linker
+        .define_unknown_imports_as_traps(&component)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     Ok(time_ns(iters, 7, || {
         let mut store = wasmtime::Store::new(&engine, ());
         store.set_epoch_deadline(u64::MAX);
@@ -362,14 +457,22 @@ fn op_loop(variant: &str, count: u64) -> Result<()> {
             }
         }
         "ds-warm" | "ds-per-call" => {
-            let isolation = if variant == "ds-warm" { Isolation::Warm } else { Isolation::PerCall };
+            let isolation = if variant == "ds-warm" {
+                Isolation::Warm
+            } else {
+                Isolation::PerCall
+            };
             let db = sync_db(store, isolation)?;
             for _ in 0..count {
                 std::hint::black_box(db.get(&key)?);
             }
         }
         "ads-warm" | "ads-per-call" => {
-            let isolation = if variant == "ads-warm" { Isolation::Warm } else { Isolation::PerCall };
+            let isolation = if variant == "ads-warm" {
+                Isolation::Warm
+            } else {
+                Isolation::PerCall
+            };
             let rt = current_thread();
             rt.block_on(async {
                 let db = async_db(store, isolation).await?;
@@ -392,17 +495,28 @@ fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
          Repeatable on a noisy machine.",
     );
     if Command::new("valgrind").arg("--version").output().is_err() {
-        report.out.push_str("valgrind is not installed here; skipped.\n");
+        report
+            .out
+            .push_str("valgrind is not installed here; skipped.\n");
         return Ok(());
     }
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
     let mut rows = Vec::new();
     let mut native = 0.0;
-    for variant in ["native", "ds-warm", "ds-per-call", "ads-warm", "ads-per-call"] {
+    for variant in [
+        "native",
+        "ds-warm",
+        "ds-per-call",
+        "ads-warm",
+        "ads-per-call",
+    ] {
         // Fill the component cache for this engine configuration first, so that both
         // measured runs deserialize instead of one of them compiling.
-        let warm = Command::new(&exe).args(["op", variant, "1"]).env("DS_CACHE_DIR", root.join("target/bench-cache")).status()?;
+        let warm = Command::new(&exe)
+            .args(["op", variant, "1"])
+            .env("DS_CACHE_DIR", root.join("target/bench-cache"))
+            .status()?;
         if !warm.success() {
             bail!("{variant} failed outside callgrind");
         }
@@ -427,7 +541,11 @@ fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
         if variant == "native" {
             native = per_op;
         }
-        rows.push(vec![variant.to_string(), format!("{per_op:.0}"), format!("{:.1}×", per_op / native)]);
+        rows.push(vec![
+            variant.to_string(),
+            format!("{per_op:.0}"),
+            format!("{:.1}×", per_op / native),
+        ]);
     }
     report.table(&["variant", "instructions/op", "ratio to native"], &rows);
     Ok(())
@@ -436,7 +554,10 @@ fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
 fn callgrind_total(path: &Path) -> Result<u64> {
     let text = std::fs::read_to_string(path)?;
     text.lines()
-        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .context("no total in the callgrind output")
 }
@@ -458,7 +579,11 @@ fn instantiation(report: &mut Report) -> Result<()> {
         ("pooling, CoW, no keep-resident", {
             let mut c = base();
             let mut pool = wasmtime::PoolingAllocationConfig::new();
-            pool.total_component_instances(64).total_core_instances(512).total_memories(64).total_tables(128).total_stacks(64);
+            pool.total_component_instances(64)
+                .total_core_instances(512)
+                .total_memories(64)
+                .total_tables(128)
+                .total_stacks(64);
             c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
             c
         }),
@@ -474,7 +599,8 @@ fn instantiation(report: &mut Report) -> Result<()> {
         }),
         ("on-demand, no CoW", {
             let mut c = base();
-            c.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand).memory_init_cow(false);
+            c.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand)
+                .memory_init_cow(false);
             c
         }),
     ];
@@ -484,7 +610,11 @@ fn instantiation(report: &mut Report) -> Result<()> {
         if first == 0.0 {
             first = ns;
         }
-        rows.push(vec![name.to_string(), format!("{:.1}", ns / 1000.0), format!("{:.1}×", ns / first)]);
+        rows.push(vec![
+            name.to_string(),
+            format!("{:.1}", ns / 1000.0),
+            format!("{:.1}×", ns / first),
+        ]);
     }
     report.table(&["allocator", "µs per instance", "ratio"], &rows);
     Ok(())
@@ -504,7 +634,12 @@ impl Store for DelayStore {
         std::thread::sleep(self.delay);
         Store::get(&self.inner, key)
     }
-    fn scan(&self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError> {
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
         Store::scan(&self.inner, range, limit, direction)
     }
     fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
@@ -519,19 +654,34 @@ impl AsyncStore for DelayStore {
             Store::get(&self.inner, &key)
         })
     }
-    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+    fn get_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
         AsyncStore::get_many(&self.inner, keys)
     }
-    fn scan(&self, range: KeyRange, limit: u32, direction: Direction) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+    fn scan(
+        &self,
+        range: KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
         AsyncStore::scan(&self.inner, range, limit, direction)
     }
-    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn commit(
+        &self,
+        checks: Vec<Check>,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         AsyncStore::commit(&self.inner, checks, writes)
     }
 }
 
 fn delay_store(delay: Duration) -> Arc<DelayStore> {
-    let store = Arc::new(DelayStore { inner: MemoryStore::new(), delay });
+    let store = Arc::new(DelayStore {
+        inner: MemoryStore::new(),
+        delay,
+    });
     let mut model = Model::new(NativeTransport(&store.inner), NoLog);
     model.put(&entity()).expect("seed");
     store
@@ -604,7 +754,9 @@ fn overlap(report: &mut Report) -> Result<()> {
             concurrent_gets(total, concurrency, move || {
                 let (store, key) = (store.clone(), key.clone());
                 async move {
-                    std::hint::black_box(native_async_get(store.as_ref(), &key).await.expect("get"));
+                    std::hint::black_box(
+                        native_async_get(store.as_ref(), &key).await.expect("get"),
+                    );
                 }
             })
         });
@@ -618,15 +770,26 @@ fn overlap(report: &mut Report) -> Result<()> {
             })
         });
         let ideal = (total as f64 / concurrency as f64).ceil() * 5.0;
-        let (n, a) = (native_wall.as_secs_f64() * 1000.0, ads_wall.as_secs_f64() * 1000.0);
+        let (n, a) = (
+            native_wall.as_secs_f64() * 1000.0,
+            ads_wall.as_secs_f64() * 1000.0,
+        );
         rows.push(vec![
             concurrency.to_string(),
             format!("{ideal:.0}"),
             format!("{n:.0}"),
             format!("{a:.0}"),
             format!("**{:.2}×**", a / n),
-            format!("{:.1} / {:.1}", percentile(&native_lat, 0.5), percentile(&native_lat, 0.99)),
-            format!("{:.1} / {:.1}", percentile(&ads_lat, 0.5), percentile(&ads_lat, 0.99)),
+            format!(
+                "{:.1} / {:.1}",
+                percentile(&native_lat, 0.5),
+                percentile(&native_lat, 0.99)
+            ),
+            format!(
+                "{:.1} / {:.1}",
+                percentile(&ads_lat, 0.5),
+                percentile(&ads_lat, 0.99)
+            ),
         ]);
         native_series.push((concurrency as f64, total as f64 / native_wall.as_secs_f64()));
         ads_series.push((concurrency as f64, total as f64 / ads_wall.as_secs_f64()));
@@ -641,10 +804,21 @@ fn overlap(report: &mut Report) -> Result<()> {
     }
     let ds_ms = start.elapsed().as_secs_f64() * 1000.0 * total as f64 / serial as f64;
     report.table(
-        &["concurrency", "ideal ms", "native async ms", "ads ms", "ads / native", "native p50 / p99 ms", "ads p50 / p99 ms"],
+        &[
+            "concurrency",
+            "ideal ms",
+            "native async ms",
+            "ads ms",
+            "ads / native",
+            "native p50 / p99 ms",
+            "ads p50 / p99 ms",
+        ],
         &rows,
     );
-    let _ = writeln!(report.out, "`ds`, serial: {ds_ms:.0} ms for {total} gets (*extrapolated* from {serial}).\n");
+    let _ = writeln!(
+        report.out,
+        "`ds`, serial: {ds_ms:.0} ms for {total} gets (*extrapolated* from {serial}).\n"
+    );
     report.plot(
         "overlap-throughput.svg",
         svg::line_chart(
@@ -652,8 +826,14 @@ fn overlap(report: &mut Report) -> Result<()> {
             "concurrency",
             "gets per second",
             &[
-                svg::Series { label: "native async".into(), points: native_series },
-                svg::Series { label: "ads".into(), points: ads_series },
+                svg::Series {
+                    label: "native async".into(),
+                    points: native_series,
+                },
+                svg::Series {
+                    label: "ads".into(),
+                    points: ads_series,
+                },
             ],
             true,
         ),
@@ -665,8 +845,14 @@ fn overlap(report: &mut Report) -> Result<()> {
             "concurrency",
             "p99 ms",
             &[
-                svg::Series { label: "native async".into(), points: native_p99 },
-                svg::Series { label: "ads".into(), points: ads_p99 },
+                svg::Series {
+                    label: "native async".into(),
+                    points: native_p99,
+                },
+                svg::Series {
+                    label: "ads".into(),
+                    points: ads_p99,
+                },
             ],
             true,
         ),
@@ -700,7 +886,9 @@ fn throughput(report: &mut Report) -> Result<()> {
                 concurrent_gets(total, concurrency, move || {
                     let (store, key) = (store.clone(), key.clone());
                     async move {
-                        std::hint::black_box(native_async_get(store.as_ref(), &key).await.expect("get"));
+                        std::hint::black_box(
+                            native_async_get(store.as_ref(), &key).await.expect("get"),
+                        );
                     }
                 })
             });
@@ -717,11 +905,24 @@ fn throughput(report: &mut Report) -> Result<()> {
             ads_rate.push(total as f64 / wall.as_secs_f64());
         }
         let (n, a) = (median(&mut native), median(&mut ads_rate));
-        rows.push(vec![concurrency.to_string(), format!("{n:.0}"), format!("**{a:.0}**"), format!("{:.2}", a / n)]);
+        rows.push(vec![
+            concurrency.to_string(),
+            format!("{n:.0}"),
+            format!("**{a:.0}**"),
+            format!("{:.2}", a / n),
+        ]);
         native_series.push((concurrency as f64, n));
         ads_series.push((concurrency as f64, a));
     }
-    report.table(&["concurrency", "native async gets/s", "ads gets/s", "ads / native"], &rows);
+    report.table(
+        &[
+            "concurrency",
+            "native async gets/s",
+            "ads gets/s",
+            "ads / native",
+        ],
+        &rows,
+    );
     report.plot(
         "throughput.svg",
         svg::line_chart(
@@ -729,8 +930,14 @@ fn throughput(report: &mut Report) -> Result<()> {
             "concurrency",
             "gets per second",
             &[
-                svg::Series { label: "native async".into(), points: native_series },
-                svg::Series { label: "ads".into(), points: ads_series },
+                svg::Series {
+                    label: "native async".into(),
+                    points: native_series,
+                },
+                svg::Series {
+                    label: "ads".into(),
+                    points: ads_series,
+                },
             ],
             true,
         ),
@@ -744,18 +951,28 @@ fn throughput(report: &mut Report) -> Result<()> {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 /// In a fresh process: start `calls` gets that all wait on the store, then report the RSS
 /// growth per call (KiB) on stdout.
 fn rss_child(mode: &str, calls: usize) -> Result<()> {
-    host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: calls as u32 + 16 });
+    host_core::runtime::configure(host_core::runtime::EngineOptions {
+        max_instances: calls as u32 + 16,
+    });
     let rt = multi_thread();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let started = Arc::new(AtomicUsize::new(0));
-    let store = Arc::new(GateStore { inner: memory_store(), gate: gate.clone(), started: started.clone() });
+    let store = Arc::new(GateStore {
+        inner: memory_store(),
+        gate: gate.clone(),
+        started: started.clone(),
+    });
     let key = Arc::new(key());
     let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
     // Warm up one call (and the engine) before the baseline.
@@ -769,9 +986,15 @@ fn rss_child(mode: &str, calls: usize) -> Result<()> {
         let (db, key, store) = (db.clone(), key.clone(), store.clone());
         tasks.push(rt.spawn(async move {
             if native {
-                native_async_get(store.as_ref(), &key).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+                native_async_get(store.as_ref(), &key)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| anyhow::anyhow!("{e}"))
             } else {
-                db.get(&key).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+                db.get(&key)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| anyhow::anyhow!("{e}"))
             }
         }));
     }
@@ -786,7 +1009,10 @@ fn rss_child(mode: &str, calls: usize) -> Result<()> {
         }
         anyhow::Ok(())
     })?;
-    println!("{:.2}", (during.saturating_sub(before)) as f64 / calls as f64);
+    println!(
+        "{:.2}",
+        (during.saturating_sub(before)) as f64 / calls as f64
+    );
     Ok(())
 }
 
@@ -805,13 +1031,25 @@ impl AsyncStore for GateStore {
             Store::get(self.inner.as_ref(), &key)
         })
     }
-    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+    fn get_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
         AsyncStore::get_many(self.inner.as_ref(), keys)
     }
-    fn scan(&self, range: KeyRange, limit: u32, direction: Direction) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+    fn scan(
+        &self,
+        range: KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
         AsyncStore::scan(self.inner.as_ref(), range, limit, direction)
     }
-    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn commit(
+        &self,
+        checks: Vec<Check>,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         AsyncStore::commit(self.inner.as_ref(), checks, writes)
     }
 }
@@ -839,7 +1077,10 @@ fn memory(report: &mut Report, root: &Path) -> Result<()> {
         }
         rows.push(cells);
     }
-    report.table(&["in-flight calls", "native async KiB/call", "ads KiB/call"], &rows);
+    report.table(
+        &["in-flight calls", "native async KiB/call", "ads KiB/call"],
+        &rows,
+    );
     Ok(())
 }
 
@@ -868,8 +1109,12 @@ fn sqlite(report: &mut Report) -> Result<()> {
             let native_op = move |conn: &rusqlite::Connection| {
                 let key = key().encode();
                 if is_get {
-                    let mut stmt = conn.prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1").expect("prepare");
-                    let row: (Vec<u8>, i64) = stmt.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).expect("get");
+                    let mut stmt = conn
+                        .prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1")
+                        .expect("prepare");
+                    let row: (Vec<u8>, i64) = stmt
+                        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .expect("get");
                     std::hint::black_box(Entity::decode(self::key(), &row.0).expect("decode"));
                 } else {
                     let value = entity().encode().expect("encode");
@@ -887,7 +1132,8 @@ fn sqlite(report: &mut Report) -> Result<()> {
             let open = || {
                 let conn = rusqlite::Connection::open(&path).expect("open");
                 conn.busy_timeout(Duration::from_secs(30)).expect("timeout");
-                conn.pragma_update(None, "synchronous", "FULL").expect("pragma");
+                conn.pragma_update(None, "synchronous", "FULL")
+                    .expect("pragma");
                 conn
             };
             let native = threads_rate(concurrency, per, || {
@@ -897,8 +1143,9 @@ fn sqlite(report: &mut Report) -> Result<()> {
             // The async baseline: the same statements from tokio tasks, each on the blocking
             // pool (a connection per task), as any async program must run SQLite.
             let rt = multi_thread();
-            let conns: Vec<Arc<std::sync::Mutex<rusqlite::Connection>>> =
-                (0..concurrency).map(|_| Arc::new(std::sync::Mutex::new(open()))).collect();
+            let conns: Vec<Arc<std::sync::Mutex<rusqlite::Connection>>> = (0..concurrency)
+                .map(|_| Arc::new(std::sync::Mutex::new(open())))
+                .collect();
             let start = Instant::now();
             rt.block_on(async {
                 let tasks: Vec<_> = conns
@@ -908,9 +1155,11 @@ fn sqlite(report: &mut Report) -> Result<()> {
                         tokio::spawn(async move {
                             for _ in 0..per {
                                 let conn = conn.clone();
-                                tokio::task::spawn_blocking(move || native_op(&conn.lock().expect("lock")))
-                                    .await
-                                    .expect("blocking op");
+                                tokio::task::spawn_blocking(move || {
+                                    native_op(&conn.lock().expect("lock"))
+                                })
+                                .await
+                                .expect("blocking op");
                             }
                         })
                     })
@@ -931,17 +1180,21 @@ fn sqlite(report: &mut Report) -> Result<()> {
                     }
                 }
             });
-            let adb = rt.block_on(async_db(Arc::new(host_core::store::Offload(store.clone())), Isolation::Warm))?;
-            let (wall, _) = rt.block_on(concurrent_gets(per * concurrency, concurrency, move || {
-                let adb = adb.clone();
-                async move {
-                    if op == "get" {
-                        std::hint::black_box(adb.get(&key()).await.expect("get"));
-                    } else {
-                        adb.put(&entity()).await.expect("put");
+            let adb = rt.block_on(async_db(
+                Arc::new(host_core::store::Offload(store.clone())),
+                Isolation::Warm,
+            ))?;
+            let (wall, _) =
+                rt.block_on(concurrent_gets(per * concurrency, concurrency, move || {
+                    let adb = adb.clone();
+                    async move {
+                        if op == "get" {
+                            std::hint::black_box(adb.get(&key()).await.expect("get"));
+                        } else {
+                            adb.put(&entity()).await.expect("put");
+                        }
                     }
-                }
-            }));
+                }));
             let ads_rate = (per * concurrency) as f64 / wall.as_secs_f64();
             rows.push(vec![
                 op.into(),
@@ -956,7 +1209,16 @@ fn sqlite(report: &mut Report) -> Result<()> {
         }
     }
     report.table(
-        &["op", "concurrency", "rusqlite threads ops/s", "ds ops/s", "ds / rusqlite", "rusqlite via spawn_blocking ops/s", "ads ops/s", "ads / spawn_blocking"],
+        &[
+            "op",
+            "concurrency",
+            "rusqlite threads ops/s",
+            "ds ops/s",
+            "ds / rusqlite",
+            "rusqlite via spawn_blocking ops/s",
+            "ads ops/s",
+            "ads / spawn_blocking",
+        ],
         &rows,
     );
     Ok(())
@@ -977,13 +1239,20 @@ fn postgres(report: &mut Report) -> Result<()> {
          `ads` with N tasks against the same statements from `tokio-postgres` in N tasks (a \
          connection each). A put is one `SERIALIZABLE` transaction: `nextval`, then the upsert.",
     );
-    let server = std::env::var("DS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let server = std::env::var("DS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     if postgres::Client::connect(&server, postgres::NoTls).is_err() {
-        let _ = writeln!(report.out, "No PostgreSQL server at `{server}`: skipped (set DS_TEST_POSTGRES).\n");
+        let _ = writeln!(
+            report.out,
+            "No PostgreSQL server at `{server}`: skipped (set DS_TEST_POSTGRES).\n"
+        );
         return Ok(());
     }
     let schema = format!("ds_bench_{}", std::process::id());
-    let url = format!("{server}{}schema={schema}", if server.contains('?') { '&' } else { '?' });
+    let url = format!(
+        "{server}{}schema={schema}",
+        if server.contains('?') { '&' } else { '?' }
+    );
     let ops = report.iters(4_000) as usize;
     let mut rows = Vec::new();
     let store = open_store(&url)?;
@@ -998,19 +1267,39 @@ fn postgres(report: &mut Report) -> Result<()> {
                 // Each writer has a key of its own: the rows measure the store, not contention.
                 let write_key = own_key(&thread_ids).encode();
                 let read_key = key().encode();
-                let mut client = postgres::Client::connect(&server, postgres::NoTls).expect("connect");
-                client.batch_execute(&format!("SET search_path TO {schema}")).expect("schema");
+                let mut client =
+                    postgres::Client::connect(&server, postgres::NoTls).expect("connect");
+                client
+                    .batch_execute(&format!("SET search_path TO {schema}"))
+                    .expect("schema");
                 let get = client.prepare(PG_GET).expect("prepare");
                 let put = client.prepare(PG_PUT).expect("prepare");
                 let value = value.clone();
                 move || {
                     if is_get {
                         let row = client.query_opt(&get, &[&read_key]).expect("get");
-                        std::hint::black_box(row.map(|row| Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")));
+                        std::hint::black_box(row.map(|row| {
+                            Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
+                        }));
                     } else {
-                        let mut tx = client.build_transaction().isolation_level(postgres::IsolationLevel::Serializable).start().expect("begin");
-                        let version: i64 = tx.query_one("SELECT nextval('ds_version')", &[]).expect("nextval").get(0);
-                        tx.execute(&put, &[&vec![write_key.as_slice()], &vec![value.as_slice()], &version]).expect("put");
+                        let mut tx = client
+                            .build_transaction()
+                            .isolation_level(postgres::IsolationLevel::Serializable)
+                            .start()
+                            .expect("begin");
+                        let version: i64 = tx
+                            .query_one("SELECT nextval('ds_version')", &[])
+                            .expect("nextval")
+                            .get(0);
+                        tx.execute(
+                            &put,
+                            &[
+                                &vec![write_key.as_slice()],
+                                &vec![value.as_slice()],
+                                &version,
+                            ],
+                        )
+                        .expect("put");
                         tx.commit().expect("commit");
                     }
                 }
@@ -1019,7 +1308,10 @@ fn postgres(report: &mut Report) -> Result<()> {
             let thread_ids = AtomicUsize::new(0);
             let ds_rate = threads_rate(concurrency, per, || {
                 let db = db.clone();
-                let own = Entity { key: own_key(&thread_ids), properties: entity().properties };
+                let own = Entity {
+                    key: own_key(&thread_ids),
+                    properties: entity().properties,
+                };
                 move || {
                     if is_get {
                         std::hint::black_box(db.get(&key()).expect("get"));
@@ -1032,9 +1324,12 @@ fn postgres(report: &mut Report) -> Result<()> {
             let native_async = rt.block_on(async {
                 let mut clients = Vec::new();
                 for _ in 0..concurrency {
-                    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
+                    let (client, connection) =
+                        tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
                     tokio::spawn(connection);
-                    client.batch_execute(&format!("SET search_path TO {schema}")).await?;
+                    client
+                        .batch_execute(&format!("SET search_path TO {schema}"))
+                        .await?;
                     clients.push(client);
                 }
                 let start = Instant::now();
@@ -1042,23 +1337,43 @@ fn postgres(report: &mut Report) -> Result<()> {
                 let tasks: Vec<_> = clients
                     .into_iter()
                     .map(|mut client| {
-                        let (write_key, read_key, value) = (own_key(&thread_ids).encode(), key().encode(), value.clone());
+                        let (write_key, read_key, value) =
+                            (own_key(&thread_ids).encode(), key().encode(), value.clone());
                         tokio::spawn(async move {
                             let get = client.prepare(PG_GET).await.expect("prepare");
                             let put = client.prepare(PG_PUT).await.expect("prepare");
                             for _ in 0..per {
                                 if is_get {
-                                    let row = client.query_opt(&get, &[&read_key]).await.expect("get");
-                                    std::hint::black_box(row.map(|row| Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")));
+                                    let row =
+                                        client.query_opt(&get, &[&read_key]).await.expect("get");
+                                    std::hint::black_box(row.map(|row| {
+                                        Entity::decode(key(), row.get::<_, &[u8]>(0))
+                                            .expect("decode")
+                                    }));
                                 } else {
                                     let tx = client
                                         .build_transaction()
-                                        .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+                                        .isolation_level(
+                                            tokio_postgres::IsolationLevel::Serializable,
+                                        )
                                         .start()
                                         .await
                                         .expect("begin");
-                                    let version: i64 = tx.query_one("SELECT nextval('ds_version')", &[]).await.expect("nextval").get(0);
-                                    tx.execute(&put, &[&vec![write_key.as_slice()], &vec![value.as_slice()], &version]).await.expect("put");
+                                    let version: i64 = tx
+                                        .query_one("SELECT nextval('ds_version')", &[])
+                                        .await
+                                        .expect("nextval")
+                                        .get(0);
+                                    tx.execute(
+                                        &put,
+                                        &[
+                                            &vec![write_key.as_slice()],
+                                            &vec![value.as_slice()],
+                                            &version,
+                                        ],
+                                    )
+                                    .await
+                                    .expect("put");
                                     tx.commit().await.expect("commit");
                                 }
                             }
@@ -1071,7 +1386,11 @@ fn postgres(report: &mut Report) -> Result<()> {
                 anyhow::Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
             })?;
             let adb = rt.block_on(async {
-                ads::Datastore::builder().store_url(&url).isolation(Isolation::Warm).build().await
+                ads::Datastore::builder()
+                    .store_url(&url)
+                    .isolation(Isolation::Warm)
+                    .build()
+                    .await
             })?;
             let start = Instant::now();
             rt.block_on(async {
@@ -1079,7 +1398,10 @@ fn postgres(report: &mut Report) -> Result<()> {
                 let tasks: Vec<_> = (0..concurrency)
                     .map(|_| {
                         let adb = adb.clone();
-                        let own = Entity { key: own_key(&thread_ids), properties: entity().properties };
+                        let own = Entity {
+                            key: own_key(&thread_ids),
+                            properties: entity().properties,
+                        };
                         tokio::spawn(async move {
                             for _ in 0..per {
                                 if is_get {
@@ -1112,7 +1434,16 @@ fn postgres(report: &mut Report) -> Result<()> {
     let mut client = postgres::Client::connect(&server, postgres::NoTls)?;
     client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
     report.table(
-        &["op", "concurrency", "postgres ops/s", "ds ops/s", "ds / postgres", "tokio-postgres ops/s", "ads ops/s", "ads / tokio-postgres"],
+        &[
+            "op",
+            "concurrency",
+            "postgres ops/s",
+            "ds ops/s",
+            "ds / postgres",
+            "tokio-postgres ops/s",
+            "ads ops/s",
+            "ads / tokio-postgres",
+        ],
         &rows,
     );
     Ok(())
@@ -1120,7 +1451,10 @@ fn postgres(report: &mut Report) -> Result<()> {
 
 /// The key of the next writer: one per thread or task.
 fn own_key(ids: &AtomicUsize) -> Key {
-    Key::name("Model", format!("writer-{}", ids.fetch_add(1, Ordering::Relaxed)))
+    Key::name(
+        "Model",
+        format!("writer-{}", ids.fetch_add(1, Ordering::Relaxed)),
+    )
 }
 
 fn open_store(url: &str) -> Result<Arc<dyn Store>> {
@@ -1182,7 +1516,9 @@ fn cold_start(report: &mut Report, root: &Path) -> Result<()> {
     );
     let ds = root.join("target/release/ds");
     if !ds.is_file() {
-        report.out.push_str("`target/release/ds` is not built; run `cargo build --release -p host-sync` first.\n");
+        report.out.push_str(
+            "`target/release/ds` is not built; run `cargo build --release -p host-sync` first.\n",
+        );
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
@@ -1190,38 +1526,58 @@ fn cold_start(report: &mut Report, root: &Path) -> Result<()> {
     let cache = dir.path().join("cache");
     let run = |cache: &str| -> Result<f64> {
         let start = Instant::now();
-        let out = Command::new(&ds).args(["--store", &store, "get", "Model:my_key"]).env("DS_CACHE_DIR", cache).output()?;
+        let out = Command::new(&ds)
+            .args(["--store", &store, "get", "Model:my_key"])
+            .env("DS_CACHE_DIR", cache)
+            .output()?;
         if !out.status.success() {
             bail!("ds failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(start.elapsed().as_secs_f64() * 1000.0)
     };
-    let out = Command::new(&ds).args(["--store", &store, "put", "Model:my_key", "{}"]).env("DS_CACHE_DIR", &cache).output()?;
+    let out = Command::new(&ds)
+        .args(["--store", &store, "put", "Model:my_key", "{}"])
+        .env("DS_CACHE_DIR", &cache)
+        .output()?;
     if !out.status.success() {
         bail!("ds put failed");
     }
     let cache_str = cache.to_string_lossy().to_string();
     let runs = if report.quick { 5 } else { 15 };
     let mut warm: Vec<f64> = (0..runs).map(|_| run(&cache_str)).collect::<Result<_>>()?;
-    let mut cold: Vec<f64> = (0..runs.min(7)).map(|_| run("off")).collect::<Result<_>>()?;
+    let mut cold: Vec<f64> = (0..runs.min(7))
+        .map(|_| run("off"))
+        .collect::<Result<_>>()?;
     let (warm, cold) = (median(&mut warm), median(&mut cold));
 
     let engine = host_core::runtime::engine()?;
     let bytes = host_core::runtime::EMBEDDED_COMPONENT;
     let start = Instant::now();
-    let precompiled = engine.precompile_component(bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let precompiled = engine
+        .precompile_component(bytes)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let compile_ms = start.elapsed().as_secs_f64() * 1000.0;
     let start = Instant::now();
     // SAFETY: the bytes were produced by this engine's `precompile_component` just above.
-    let _component = unsafe { wasmtime::component::Component::deserialize(engine, &precompiled) }.map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let _component = unsafe { wasmtime::component::Component::deserialize(engine, &precompiled) }
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let deserialize_ms = start.elapsed().as_secs_f64() * 1000.0;
     report.table(
         &["measure", "ms"],
         &[
-            vec!["`ds get`, warm component cache".into(), format!("**{warm:.1}**")],
+            vec![
+                "`ds get`, warm component cache".into(),
+                format!("**{warm:.1}**"),
+            ],
             vec!["`ds get`, no cache (compiles)".into(), format!("{cold:.1}")],
-            vec!["compile the component (Cranelift), in process".into(), format!("{compile_ms:.1}")],
-            vec!["deserialise the precompiled component, in process".into(), format!("{deserialize_ms:.2}")],
+            vec![
+                "compile the component (Cranelift), in process".into(),
+                format!("{compile_ms:.1}"),
+            ],
+            vec![
+                "deserialise the precompiled component, in process".into(),
+                format!("{deserialize_ms:.2}"),
+            ],
         ],
     );
     Ok(())

@@ -13,7 +13,10 @@ use std::process::Command;
 /// (paths relative to the workspace) and panics with a clear message on failure, as a
 /// build script should.
 pub fn build_component(workspace: &Path, package: &str, inputs: &[&str]) -> PathBuf {
-    for input in inputs.iter().chain(["wit", "guest/rt", "Cargo.lock", "Cargo.toml"].iter()) {
+    for input in inputs
+        .iter()
+        .chain(["wit", "guest/rt", "Cargo.lock", "Cargo.toml"].iter())
+    {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -27,18 +30,36 @@ pub fn build_component(workspace: &Path, package: &str, inputs: &[&str]) -> Path
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "--package", package, "--target", "wasm32-wasip2", "--profile", "guest"])
+        .args([
+            "build",
+            "--package",
+            package,
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "guest",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // The outer build's flags are for the host target, not for the guest.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         command.env_remove(var);
     }
-    let status = command.status().unwrap_or_else(|err| panic!("cannot run cargo to build {package}: {err}"));
+    let status = command
+        .status()
+        .unwrap_or_else(|err| panic!("cannot run cargo to build {package}: {err}"));
     if !status.success() {
         panic!("building the component {package} failed ({status}); see the cargo output above");
     }
-    target_dir.join("wasm32-wasip2/guest").join(format!("{}.wasm", package.replace('-', "_")))
+    target_dir
+        .join("wasm32-wasip2/guest")
+        .join(format!("{}.wasm", package.replace('-', "_")))
 }
 
 fn check_wasm_target(rustc: &str) {
@@ -49,7 +70,10 @@ fn check_wasm_target(rustc: &str) {
         .filter(|out| out.status.success())
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
     let Some(sysroot) = sysroot else { return };
-    if !Path::new(&sysroot).join("lib/rustlib/wasm32-wasip2").is_dir() {
+    if !Path::new(&sysroot)
+        .join("lib/rustlib/wasm32-wasip2")
+        .is_dir()
+    {
         panic!(
             "\n\nThe wasm32-wasip2 target is not installed, and ds needs it to build its guest \
              component.\nFix: rustup target add wasm32-wasip2\n\n"
@@ -60,6 +84,10 @@ fn check_wasm_target(rustc: &str) {
 /// Copies `from` to `to`, panicking with both paths on failure.
 pub fn copy(from: &Path, to: &Path) {
     if let Err(err) = std::fs::copy(from, to) {
-        panic!("cannot copy the component {} to {}: {err}", from.display(), to.display());
+        panic!(
+            "cannot copy the component {} to {}: {err}",
+            from.display(),
+            to.display()
+        );
     }
 }

@@ -77,7 +77,11 @@ impl Guest for Component {
 
     fn check(start: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         let report = model().check(start.as_deref()).map_err(error_to_wit)?;
-        Ok(wit::CheckReport { entities: report.entities, problems: report.problems, next: report.next })
+        Ok(wit::CheckReport {
+            entities: report.entities,
+            problems: report.problems,
+            next: report.next,
+        })
     }
 }
 
@@ -90,12 +94,19 @@ struct ImportedTransport;
 
 impl Transport for ImportedTransport {
     fn get(&mut self, key: &[u8]) -> Result<Option<t::Versioned>, t::StoreError> {
-        ds::datastore::transport::get(key).map(|v| v.map(versioned_from_wit)).map_err(store_error_from_wit)
+        ds::datastore::transport::get(key)
+            .map(|v| v.map(versioned_from_wit))
+            .map_err(store_error_from_wit)
     }
 
     fn get_many(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<t::Versioned>>, t::StoreError> {
         ds::datastore::transport::get_many(keys)
-            .map(|values| values.into_iter().map(|v| v.map(versioned_from_wit)).collect())
+            .map(|values| {
+                values
+                    .into_iter()
+                    .map(|v| v.map(versioned_from_wit))
+                    .collect()
+            })
             .map_err(store_error_from_wit)
     }
 
@@ -105,7 +116,10 @@ impl Transport for ImportedTransport {
         limit: u32,
         direction: Direction,
     ) -> Result<Vec<t::Entry>, t::StoreError> {
-        let range = wit::KeyRange { start: range.start.clone(), end: range.end.clone() };
+        let range = wit::KeyRange {
+            start: range.start.clone(),
+            end: range.end.clone(),
+        };
         let direction = match direction {
             Direction::Forward => wit::Direction::Forward,
             Direction::Reverse => wit::Direction::Reverse,
@@ -114,17 +128,30 @@ impl Transport for ImportedTransport {
             .map(|entries| {
                 entries
                     .into_iter()
-                    .map(|e| t::Entry { key: e.key, value: versioned_from_wit(e.value) })
+                    .map(|e| t::Entry {
+                        key: e.key,
+                        value: versioned_from_wit(e.value),
+                    })
                     .collect()
             })
             .map_err(store_error_from_wit)
     }
 
     fn commit(&mut self, checks: &[t::Check], writes: &[t::Write]) -> Result<u64, t::StoreError> {
-        let checks: Vec<wit::Check> =
-            checks.iter().map(|c| wit::Check { key: c.key.clone(), version: c.version }).collect();
-        let writes: Vec<wit::Write> =
-            writes.iter().map(|w| wit::Write { key: w.key.clone(), value: w.value.clone() }).collect();
+        let checks: Vec<wit::Check> = checks
+            .iter()
+            .map(|c| wit::Check {
+                key: c.key.clone(),
+                version: c.version,
+            })
+            .collect();
+        let writes: Vec<wit::Write> = writes
+            .iter()
+            .map(|w| wit::Write {
+                key: w.key.clone(),
+                value: w.value.clone(),
+            })
+            .collect();
         ds::datastore::transport::commit(&checks, &writes).map_err(store_error_from_wit)
     }
 }
@@ -148,7 +175,10 @@ impl Log for ImportedLog {
 }
 
 fn versioned_from_wit(v: wit::Versioned) -> t::Versioned {
-    t::Versioned { value: v.value, version: v.version }
+    t::Versioned {
+        value: v.value,
+        version: v.version,
+    }
 }
 
 fn store_error_from_wit(err: wit::StoreError) -> t::StoreError {
@@ -190,7 +220,10 @@ fn key_from_wit(key: wit::Key) -> Key {
             },
         })
         .collect();
-    Key { namespace: key.namespace, path }
+    Key {
+        namespace: key.namespace,
+        path,
+    }
 }
 
 fn key_to_wit(key: Key) -> wit::Key {
@@ -205,7 +238,10 @@ fn key_to_wit(key: Key) -> wit::Key {
             },
         })
         .collect();
-    wit::Key { namespace: key.namespace, path }
+    wit::Key {
+        namespace: key.namespace,
+        path,
+    }
 }
 
 /// Where `ds-guest-rt`'s panic handler sends the message: the logging import.

@@ -12,10 +12,17 @@ use tracing_subscriber::fmt::format::debug_fn;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let db = Datastore::builder().store(Arc::new(MemoryStore::new())).build().await?;
+    let db = Datastore::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .await?;
     let key = Key::name("Model", "my_key");
     // Store the model first, before the call path is printed.
-    db.put(&Entity { key: key.clone(), properties: Default::default() }).await?;
+    db.put(&Entity {
+        key: key.clone(),
+        properties: Default::default(),
+    })
+    .await?;
 
     tracing_subscriber::fmt()
         .with_env_filter("ads::api=debug,ds::guest=debug,ads::transport=debug")
@@ -29,8 +36,15 @@ async fn main() -> anyhow::Result<()> {
         }))
         .init();
 
-    let model = db.get(&key).await?.context("the model was stored, but get found nothing")?;
-    let name = model.key.leaf().map(|element| element.id.to_string()).unwrap_or_default();
+    let model = db
+        .get(&key)
+        .await?
+        .context("the model was stored, but get found nothing")?;
+    let name = model
+        .key
+        .leaf()
+        .map(|element| element.id.to_string())
+        .unwrap_or_default();
     println!("Got a model with key={name}");
     Ok(())
 }

@@ -23,16 +23,18 @@
 use std::sync::Arc;
 
 use host_core::bindings::asynchronous::{self, ModelPre};
+use host_core::builder::Settings;
 use host_core::convert;
 use host_core::instances::{HasInstanceCtx, Instance, InstanceCtx, InstancePool, new_store};
 use host_core::logging::{add_shared_imports, describe_key};
-use host_core::store::{AsyncStore, StoreUrl, open_async};
+use host_core::store::{AsyncStore, open_async};
 use wasmtime::component::HasSelf;
 
 pub use host_core::bindings::types as wit;
 pub use host_core::store;
 pub use host_core::{
-    CheckReport, ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key, PathElement, Properties,
+    CheckReport, ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key,
+    PathElement, Properties,
 };
 
 /// Runs one export call on a leased instance and gives the instance back (or drops it after
@@ -76,48 +78,17 @@ struct Inner {
 #[derive(Default)]
 #[must_use]
 pub struct Builder {
-    store: Option<Arc<dyn AsyncStore>>,
-    store_url: Option<String>,
-    component: ComponentSource,
-    instances: InstanceOptions,
+    settings: Settings<dyn AsyncStore>,
     max_in_flight: Option<usize>,
 }
 
 impl Builder {
-    /// Uses `store` (any [`AsyncStore`], e.g. one of your own).
-    pub fn store(mut self, store: Arc<dyn AsyncStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// Opens the store at `url` (`sqlite:PATH`, `memory:`) when the datastore is built.
-    pub fn store_url(mut self, url: &str) -> Self {
-        self.store_url = Some(url.to_string());
-        self
-    }
-
-    /// Runs another build of the model component instead of the embedded one.
-    pub fn component(mut self, source: ComponentSource) -> Self {
-        self.component = source;
-        self
-    }
-
-    /// Warm instances reused across calls (the default) or a fresh instance per call.
-    pub fn isolation(mut self, isolation: Isolation) -> Self {
-        self.instances.isolation = isolation;
-        self
-    }
+    host_core::builder_setters!(AsyncStore);
 
     /// Most calls in flight at once (default: the engine's `max_instances`). Further calls
     /// wait for one to finish, so memory stays bounded and the instance pool never runs dry.
     pub fn max_in_flight(mut self, calls: usize) -> Self {
         self.max_in_flight = Some(calls.max(1));
-        self
-    }
-
-    /// All instance settings: isolation, recycling, memory limit.
-    pub fn instance_options(mut self, options: InstanceOptions) -> Self {
-        self.instances = options;
         self
     }
 
@@ -129,26 +100,29 @@ impl Builder {
             .map_err(|err| Error::Engine(format!("building the datastore failed: {err}")))?
     }
 
-    fn build_blocking(self) -> Result<Datastore, Error> {
-        let store = match self.store {
-            Some(store) => store,
-            None => {
-                let url = self.store_url.as_deref().unwrap_or(host_core::store::DEFAULT_STORE_URL);
-                open_async(&url.parse::<StoreUrl>()?)?
-            }
-        };
-        let pre = host_core::runtime::instance_pre(&self.component, |linker| {
-            add_shared_imports(linker)?;
-            asynchronous::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
-        })?;
-        let pre = ModelPre::new(pre).map_err(|err| Error::Component {
-            origin: self.component.to_string(),
-            reason: format!("{err:#}"),
-        })?;
-        let pool = InstancePool::new(self.instances);
+    fn build_blocking(mut self) -> Result<Datastore, Error> {
+        let store = self.settings.take_store(open_async)?;
+        let pre = self.settings.prepare(
+            |linker| {
+                add_shared_imports(linker)?;
+                asynchronous::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(
+                    linker,
+                    |state| state,
+                )
+            },
+            ModelPre::new,
+        )?;
+        let pool = InstancePool::new(self.settings.instances);
         let slots = host_core::runtime::engine_options().max_instances as usize;
         let in_flight = tokio::sync::Semaphore::new(self.max_in_flight.unwrap_or(slots).min(slots));
-        Ok(Datastore { inner: Arc::new(Inner { pre, store, pool, in_flight }) })
+        Ok(Datastore {
+            inner: Arc::new(Inner {
+                pre,
+                store,
+                pool,
+                in_flight,
+            }),
+        })
     }
 }
 
@@ -178,7 +152,9 @@ impl Datastore {
         tracing::debug!(target: "ads::api", "Model async get()");
         let key = convert::key_to_wit(key);
         let result = call_export!(self, call_get(&key));
-        convert::call_result(result, |entity| entity.map(convert::entity_from_wit).transpose())
+        convert::call_result(result, |entity| {
+            entity.map(convert::entity_from_wit).transpose()
+        })
     }
 
     /// Validates and writes `entity`, replacing any entity at its key. Returns the key.
@@ -209,7 +185,9 @@ impl Datastore {
     pub async fn put_many(&self, entities: &[Entity]) -> Result<Vec<Key>, Error> {
         let entities: Vec<_> = entities.iter().map(convert::entity_to_wit).collect();
         let result = call_export!(self, call_put_many(&entities));
-        convert::call_result(result, |keys| Ok(keys.into_iter().map(convert::key_from_wit).collect()))
+        convert::call_result(result, |keys| {
+            Ok(keys.into_iter().map(convert::key_from_wit).collect())
+        })
     }
 
     /// Deletes several entities in one atomic commit.
@@ -241,9 +219,17 @@ impl Datastore {
         if let Some(instance) = self.inner.pool.take() {
             return Ok(instance);
         }
-        let state = HostState { store: Arc::clone(&self.inner.store), ctx: InstanceCtx::new(self.inner.pool.options()) };
+        let state = HostState {
+            store: Arc::clone(&self.inner.store),
+            ctx: InstanceCtx::new(self.inner.pool.options()),
+        };
         let mut store = new_store(self.inner.pre.engine(), state, self.inner.pool.options());
-        let model = self.inner.pre.instantiate_async(&mut store).await.map_err(Error::from_wasmtime)?;
+        let model = self
+            .inner
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(Error::from_wasmtime)?;
         Ok(Instance::new(store, model))
     }
 }
@@ -267,7 +253,10 @@ impl asynchronous::ds::datastore::transport::Host for HostState {
         convert::get_to_wit(self.store.get(key).await)
     }
 
-    async fn get_many(&mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Option<wit::Versioned>>, wit::StoreError> {
+    async fn get_many(
+        &mut self,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Vec<Option<wit::Versioned>>, wit::StoreError> {
         tracing::debug!(target: "ads::transport", count = keys.len(), "async get_many()");
         convert::get_many_to_wit(self.store.get_many(keys).await)
     }
@@ -283,7 +272,11 @@ impl asynchronous::ds::datastore::transport::Host for HostState {
         convert::scan_to_wit(self.store.scan(range, limit, direction).await)
     }
 
-    async fn commit(&mut self, checks: Vec<wit::Check>, writes: Vec<wit::Write>) -> Result<u64, wit::StoreError> {
+    async fn commit(
+        &mut self,
+        checks: Vec<wit::Check>,
+        writes: Vec<wit::Write>,
+    ) -> Result<u64, wit::StoreError> {
         tracing::debug!(target: "ads::transport", checks = checks.len(), writes = writes.len(), "async commit()");
         let (checks, writes) = convert::commit_args_from_wit(checks, writes);
         convert::commit_to_wit(self.store.commit(checks, writes).await)

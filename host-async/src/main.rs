@@ -30,19 +30,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::print_entity(&entity.ok_or(NotFound(key))?);
         }
         Command::Put { key, properties } => {
-            let key = db.put(&Entity { key: key.clone(), properties }).await.with_context(|| format!("put {key}"))?;
+            let key = db
+                .put(&Entity {
+                    key: key.clone(),
+                    properties,
+                })
+                .await
+                .with_context(|| format!("put {key}"))?;
             cli::print_put(&key);
         }
         Command::Delete { key } => {
-            db.delete(&key).await.with_context(|| format!("delete {key}"))?;
+            db.delete(&key)
+                .await
+                .with_context(|| format!("delete {key}"))?;
             cli::print_deleted(&key);
         }
         Command::Import { file, batch } => {
             let mut reader = cli::ImportReader::open(&file, batch)?;
             let progress = cli::import_progress();
-            while let Some(entities) = reader.next_batch().context("import stopped; the batches before were written")? {
-                db.put_many(&entities).await
-                    .with_context(|| format!("import stopped after {} entities", reader.read - entities.len() as u64))?;
+            while let Some(entities) = reader
+                .next_batch()
+                .context("import stopped; the batches before were written")?
+            {
+                db.put_many(&entities).await.with_context(|| {
+                    format!(
+                        "import stopped after {} entities",
+                        reader.read - entities.len() as u64
+                    )
+                })?;
                 progress.inc(entities.len() as u64);
             }
             progress.finish_and_clear();

@@ -86,7 +86,11 @@ impl Cli {
     /// Parses the process arguments for the binary `name`; on bad usage prints help and
     /// exits with code 2.
     pub fn parse_for(name: &'static str, about: &'static str) -> Cli {
-        let matches = Cli::command().name(name).bin_name(name).about(about).get_matches();
+        let matches = Cli::command()
+            .name(name)
+            .bin_name(name)
+            .about(about)
+            .get_matches();
         Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
     }
 
@@ -102,7 +106,10 @@ impl Cli {
 
     /// The component to run: `--component PATH`, or the embedded one.
     pub fn component_source(&self) -> ComponentSource {
-        self.component.clone().map(ComponentSource::File).unwrap_or_default()
+        self.component
+            .clone()
+            .map(ComponentSource::File)
+            .unwrap_or_default()
     }
 }
 
@@ -125,7 +132,10 @@ pub struct NotFound(pub Key);
 
 /// Prints an entity as one JSON object: `{"key": "...", "properties": {...}}`.
 pub fn print_entity(entity: &Entity) {
-    println!("{}", json!({ "key": entity.key.to_string(), "properties": entity.properties }));
+    println!(
+        "{}",
+        json!({ "key": entity.key.to_string(), "properties": entity.properties })
+    );
 }
 
 /// Prints the key a `put` wrote.
@@ -202,10 +212,16 @@ impl ImportReader {
         let reader: Box<dyn std::io::BufRead + Send> = if file.as_os_str() == "-" {
             Box::new(std::io::BufReader::new(std::io::stdin()))
         } else {
-            let opened = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+            let opened = std::fs::File::open(file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
             Box::new(std::io::BufReader::new(opened))
         };
-        Ok(ImportReader { lines: std::io::BufRead::lines(reader), line: 0, batch: batch as usize, read: 0 })
+        Ok(ImportReader {
+            lines: std::io::BufRead::lines(reader),
+            line: 0,
+            batch: batch as usize,
+            read: 0,
+        })
     }
 
     /// The next batch, or `None` at the end of the input. Blank lines are skipped.
@@ -214,11 +230,17 @@ impl ImportReader {
         while batch.len() < self.batch {
             let Some(line) = self.lines.next() else { break };
             self.line += 1;
-            let line = line.map_err(|err| ImportError { line: self.line, reason: format!("cannot read: {err}") })?;
+            let line = line.map_err(|err| ImportError {
+                line: self.line,
+                reason: format!("cannot read: {err}"),
+            })?;
             if line.trim().is_empty() {
                 continue;
             }
-            batch.push(parse_import_line(&line).map_err(|reason| ImportError { line: self.line, reason })?);
+            batch.push(parse_import_line(&line).map_err(|reason| ImportError {
+                line: self.line,
+                reason,
+            })?);
         }
         self.read += batch.len() as u64;
         Ok((!batch.is_empty()).then_some(batch))
@@ -240,7 +262,9 @@ fn parse_import_line(line: &str) -> Result<Entity, String> {
         Some(_) => return Err("\"properties\" must be a JSON object".into()),
     };
     if let Some(extra) = object.keys().next() {
-        return Err(format!("unexpected field {extra:?}: a line holds \"key\" and \"properties\""));
+        return Err(format!(
+            "unexpected field {extra:?}: a line holds \"key\" and \"properties\""
+        ));
     }
     Ok(Entity { key, properties })
 }
@@ -252,8 +276,10 @@ pub fn import_progress() -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {human_pos} entities imported ({per_sec}) {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {human_pos} entities imported ({per_sec}) {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     bar
 }
@@ -270,6 +296,13 @@ pub struct CheckFailed(pub usize);
 
 /// Prints a check report; an error if it lists problems.
 pub fn report_check(report: &ds_model::CheckReport) -> Result<(), CheckFailed> {
-    println!("{}", json!({ "entities": report.entities, "problems": report.problems }));
-    if report.problems.is_empty() { Ok(()) } else { Err(CheckFailed(report.problems.len())) }
+    println!(
+        "{}",
+        json!({ "entities": report.entities, "problems": report.problems })
+    );
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CheckFailed(report.problems.len()))
+    }
 }

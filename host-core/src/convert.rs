@@ -20,7 +20,10 @@ pub fn key_to_wit(key: &Key) -> wit::Key {
             },
         })
         .collect();
-    wit::Key { namespace: key.namespace.clone(), path }
+    wit::Key {
+        namespace: key.namespace.clone(),
+        path,
+    }
 }
 
 /// A WIT key record as a host key.
@@ -36,12 +39,18 @@ pub fn key_from_wit(key: wit::Key) -> Key {
             },
         })
         .collect();
-    Key { namespace: key.namespace, path }
+    Key {
+        namespace: key.namespace,
+        path,
+    }
 }
 
 /// A host entity as the WIT record (properties as JSON text).
 pub fn entity_to_wit(entity: &Entity) -> wit::Entity {
-    wit::Entity { key: key_to_wit(&entity.key), properties: entity.properties_json() }
+    wit::Entity {
+        key: key_to_wit(&entity.key),
+        properties: entity.properties_json(),
+    }
 }
 
 /// A WIT entity record returned by the model as a host entity.
@@ -49,7 +58,9 @@ pub fn entity_from_wit(entity: wit::Entity) -> Result<Entity, Error> {
     let key = key_from_wit(entity.key);
     match serde_json::from_str(&entity.properties) {
         Ok(serde_json::Value::Object(properties)) => Ok(Entity { key, properties }),
-        _ => Err(Error::Corrupt(format!("the model returned properties for {key} that are not a JSON object"))),
+        _ => Err(Error::Corrupt(format!(
+            "the model returned properties for {key} that are not a JSON object"
+        ))),
     }
 }
 
@@ -97,22 +108,41 @@ pub fn store_error_from_wit(err: wit::StoreError) -> StoreError {
 }
 
 /// A store's answer to `get` as the WIT result.
-pub fn get_to_wit(result: Result<Option<Versioned>, StoreError>) -> Result<Option<wit::Versioned>, wit::StoreError> {
-    result.map(|v| v.map(versioned_to_wit)).map_err(store_error_to_wit)
+pub fn get_to_wit(
+    result: Result<Option<Versioned>, StoreError>,
+) -> Result<Option<wit::Versioned>, wit::StoreError> {
+    result
+        .map(|v| v.map(versioned_to_wit))
+        .map_err(store_error_to_wit)
 }
 
 /// A store's answer to `get-many` as the WIT result.
 pub fn get_many_to_wit(
     result: Result<Vec<Option<Versioned>>, StoreError>,
 ) -> Result<Vec<Option<wit::Versioned>>, wit::StoreError> {
-    result.map(|values| values.into_iter().map(|v| v.map(versioned_to_wit)).collect()).map_err(store_error_to_wit)
+    result
+        .map(|values| {
+            values
+                .into_iter()
+                .map(|v| v.map(versioned_to_wit))
+                .collect()
+        })
+        .map_err(store_error_to_wit)
 }
 
 /// A store's answer to `scan` as the WIT result.
-pub fn scan_to_wit(result: Result<Vec<Entry>, StoreError>) -> Result<Vec<wit::Entry>, wit::StoreError> {
+pub fn scan_to_wit(
+    result: Result<Vec<Entry>, StoreError>,
+) -> Result<Vec<wit::Entry>, wit::StoreError> {
     result
         .map(|entries| {
-            entries.into_iter().map(|e| wit::Entry { key: e.key, value: versioned_to_wit(e.value) }).collect()
+            entries
+                .into_iter()
+                .map(|e| wit::Entry {
+                    key: e.key,
+                    value: versioned_to_wit(e.value),
+                })
+                .collect()
         })
         .map_err(store_error_to_wit)
 }
@@ -123,28 +153,58 @@ pub fn commit_to_wit(result: Result<u64, StoreError>) -> Result<u64, wit::StoreE
 }
 
 fn versioned_to_wit(v: Versioned) -> wit::Versioned {
-    wit::Versioned { value: v.value, version: v.version }
+    wit::Versioned {
+        value: v.value,
+        version: v.version,
+    }
 }
 
 /// The arguments of `scan` as store types.
-pub fn scan_args_from_wit(range: wit::KeyRange, direction: wit::Direction) -> (KeyRange, Direction) {
+pub fn scan_args_from_wit(
+    range: wit::KeyRange,
+    direction: wit::Direction,
+) -> (KeyRange, Direction) {
     let direction = match direction {
         wit::Direction::Forward => Direction::Forward,
         wit::Direction::Reverse => Direction::Reverse,
     };
-    (KeyRange { start: range.start, end: range.end }, direction)
+    (
+        KeyRange {
+            start: range.start,
+            end: range.end,
+        },
+        direction,
+    )
 }
 
 /// The arguments of `commit` as store types.
-pub fn commit_args_from_wit(checks: Vec<wit::Check>, writes: Vec<wit::Write>) -> (Vec<Check>, Vec<Write>) {
+pub fn commit_args_from_wit(
+    checks: Vec<wit::Check>,
+    writes: Vec<wit::Write>,
+) -> (Vec<Check>, Vec<Write>) {
     (
-        checks.into_iter().map(|c| Check { key: c.key, version: c.version }).collect(),
-        writes.into_iter().map(|w| Write { key: w.key, value: w.value }).collect(),
+        checks
+            .into_iter()
+            .map(|c| Check {
+                key: c.key,
+                version: c.version,
+            })
+            .collect(),
+        writes
+            .into_iter()
+            .map(|w| Write {
+                key: w.key,
+                value: w.value,
+            })
+            .collect(),
     )
 }
 
 /// Adds one page of a check to the running `total`; returns where the next page starts.
-pub fn merge_check_page(total: &mut ds_model::CheckReport, page: wit::CheckReport) -> Option<Vec<u8>> {
+pub fn merge_check_page(
+    total: &mut ds_model::CheckReport,
+    page: wit::CheckReport,
+) -> Option<Vec<u8>> {
     total.entities += page.entities;
     total.problems.extend(page.problems);
     page.next
@@ -152,5 +212,8 @@ pub fn merge_check_page(total: &mut ds_model::CheckReport, page: wit::CheckRepor
 
 /// Entities returned by `get-many` as host entities.
 pub fn entities_from_wit(found: Vec<Option<wit::Entity>>) -> Result<Vec<Option<Entity>>, Error> {
-    found.into_iter().map(|entity| entity.map(entity_from_wit).transpose()).collect()
+    found
+        .into_iter()
+        .map(|entity| entity.map(entity_from_wit).transpose())
+        .collect()
 }

@@ -55,7 +55,9 @@ impl Error {
     /// The error for a failed instantiation or export call (a trap, or a link failure).
     pub fn from_wasmtime(err: wasmtime::Error) -> Self {
         if err.is::<wasmtime::PoolConcurrencyLimitError>() {
-            return Error::Bound(BoundExceeded::Instances { limit: crate::runtime::engine_options().max_instances });
+            return Error::Bound(BoundExceeded::Instances {
+                limit: crate::runtime::engine_options().max_instances,
+            });
         }
         match err.downcast::<BoundExceeded>() {
             Ok(bound) => Error::Bound(bound),

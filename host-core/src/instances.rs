@@ -89,7 +89,9 @@ pub enum BoundExceeded {
     },
     /// Every instance slot of the process is in use (`ds` with more threads calling at once
     /// than the engine's `max_instances`; `ads` waits instead).
-    #[error("all {limit} instance slots of the process are in use; raise DS_MAX_INSTANCES or call with fewer threads")]
+    #[error(
+        "all {limit} instance slots of the process are in use; raise DS_MAX_INSTANCES or call with fewer threads"
+    )]
     Instances {
         /// The engine's `max_instances`.
         limit: u32,
@@ -111,7 +113,9 @@ impl InstanceCtx {
         InstanceCtx {
             log: GuestLog,
             meter: MemoryMeter {
-                limit: options.memory_limit_bytes.min(crate::runtime::MAX_GUEST_MEMORY),
+                limit: options
+                    .memory_limit_bytes
+                    .min(crate::runtime::MAX_GUEST_MEMORY),
                 current: 0,
             },
         }
@@ -139,22 +143,39 @@ impl MemoryMeter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryMeter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
-            return Err(wasmtime::Error::new(BoundExceeded::Memory { limit: self.limit, requested: desired }));
+            return Err(wasmtime::Error::new(BoundExceeded::Memory {
+                limit: self.limit,
+                requested: desired,
+            }));
         }
         self.current = desired;
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
 
 /// A wasmtime store for one instance, with the memory meter installed and the deadline
 /// armed for the instantiation itself.
-pub fn new_store<T: HasInstanceCtx>(engine: &wasmtime::Engine, state: T, options: &InstanceOptions) -> wasmtime::Store<T> {
+pub fn new_store<T: HasInstanceCtx>(
+    engine: &wasmtime::Engine,
+    state: T,
+    options: &InstanceOptions,
+) -> wasmtime::Store<T> {
     let mut store = wasmtime::Store::new(engine, state);
     store.limiter(|state| &mut state.ctx().meter);
     store.set_epoch_deadline(deadline_ticks(options.deadline));
@@ -180,7 +201,11 @@ pub struct Instance<T: 'static, M> {
 impl<T: 'static, M> Instance<T, M> {
     /// Wraps a freshly instantiated model.
     pub fn new(store: wasmtime::Store<T>, model: M) -> Self {
-        Instance { store, model, calls: 0 }
+        Instance {
+            store,
+            model,
+            calls: 0,
+        }
     }
 }
 
@@ -193,7 +218,10 @@ pub struct InstancePool<T: 'static, M> {
 impl<T: HasInstanceCtx, M> InstancePool<T, M> {
     /// An empty pool.
     pub fn new(options: InstanceOptions) -> Self {
-        InstancePool { idle: Mutex::new(Vec::new()), options }
+        InstancePool {
+            idle: Mutex::new(Vec::new()),
+            options,
+        }
     }
 
     /// The options instances are made and recycled with.
@@ -211,13 +239,17 @@ impl<T: HasInstanceCtx, M> InstancePool<T, M> {
 
     /// Arms the deadline of the call about to run on `instance`.
     pub fn arm(&self, instance: &mut Instance<T, M>) {
-        instance.store.set_epoch_deadline(deadline_ticks(self.options.deadline));
+        instance
+            .store
+            .set_epoch_deadline(deadline_ticks(self.options.deadline));
     }
 
     /// The error for a trapped call, naming the bound it hit if it hit one.
     pub fn trap_error(&self, err: wasmtime::Error) -> crate::Error {
         if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-            return crate::Error::Bound(BoundExceeded::Deadline { limit: self.options.deadline });
+            return crate::Error::Bound(BoundExceeded::Deadline {
+                limit: self.options.deadline,
+            });
         }
         crate::Error::from_wasmtime(err)
     }

@@ -10,6 +10,7 @@
 //! keys with the guest crate's key decoder.
 
 pub mod bindings;
+pub mod builder;
 pub mod cli;
 pub mod convert;
 pub mod error;

@@ -20,13 +20,17 @@ impl logging::Host for GuestLog {
             Level::Debug => tracing::debug!(target: "ds::guest", context, "{message}"),
             Level::Info => tracing::info!(target: "ds::guest", context, "{message}"),
             Level::Warn => tracing::warn!(target: "ds::guest", context, "{message}"),
-            Level::Error | Level::Critical => tracing::error!(target: "ds::guest", context, "{message}"),
+            Level::Error | Level::Critical => {
+                tracing::error!(target: "ds::guest", context, "{message}")
+            }
         }
     }
 }
 
 /// Links the imports both hosts implement the same way (`types`, `logging`) into `linker`.
-pub fn add_shared_imports<T: HasInstanceCtx>(linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+pub fn add_shared_imports<T: HasInstanceCtx>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
     fn log<T: HasInstanceCtx>(state: &mut T) -> &mut GuestLog {
         &mut state.ctx().log
     }

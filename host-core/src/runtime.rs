@@ -60,8 +60,12 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        let from_env = std::env::var("DS_MAX_INSTANCES").ok().and_then(|v| v.parse().ok());
-        EngineOptions { max_instances: from_env.unwrap_or(DEFAULT_MAX_INSTANCES).max(1) }
+        let from_env = std::env::var("DS_MAX_INSTANCES")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        EngineOptions {
+            max_instances: from_env.unwrap_or(DEFAULT_MAX_INSTANCES).max(1),
+        }
     }
 }
 
@@ -143,7 +147,10 @@ pub fn component(source: &ComponentSource) -> Result<Component, Error> {
     let bytes: std::borrow::Cow<'_, [u8]> = match source {
         ComponentSource::Embedded => EMBEDDED_COMPONENT.into(),
         ComponentSource::File(path) => std::fs::read(path)
-            .map_err(|err| Error::Component { origin: path.display().to_string(), reason: err.to_string() })?
+            .map_err(|err| Error::Component {
+                origin: path.display().to_string(),
+                reason: err.to_string(),
+            })?
             .into(),
         ComponentSource::Bytes(bytes) => bytes.as_ref().into(),
     };
@@ -154,9 +161,15 @@ pub fn component(source: &ComponentSource) -> Result<Component, Error> {
         return Ok(component.clone());
     }
     let engine = engine()?;
-    let component = load_or_compile(engine, &bytes, cache_dir().as_deref())
-        .map_err(|reason| Error::Component { origin: source.to_string(), reason })?;
-    memo.lock().unwrap_or_else(|p| p.into_inner()).insert(digest, component.clone());
+    let component = load_or_compile(engine, &bytes, cache_dir().as_deref()).map_err(|reason| {
+        Error::Component {
+            origin: source.to_string(),
+            reason,
+        }
+    })?;
+    memo.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(digest, component.clone());
     Ok(component)
 }
 
@@ -172,7 +185,10 @@ pub fn instance_pre<T: Send + 'static>(
     let mut linker = wasmtime::component::Linker::new(engine);
     link(&mut linker)
         .and_then(|()| linker.instantiate_pre(&component))
-        .map_err(|err| Error::Component { origin: source.to_string(), reason: format!("{err:#}") })
+        .map_err(|err| Error::Component {
+            origin: source.to_string(),
+            reason: format!("{err:#}"),
+        })
 }
 
 impl std::fmt::Display for ComponentSource {
@@ -194,7 +210,9 @@ pub fn cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("ds"));
     }
-    std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|home| PathBuf::from(home).join(".cache/ds"))
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|home| PathBuf::from(home).join(".cache/ds"))
 }
 
 /// Feeds `Hash` output into SHA-256, to fold the engine's compatibility hash into the name.
@@ -216,7 +234,12 @@ pub fn cache_path(engine: &Engine, dir: &Path, bytes: &[u8]) -> PathBuf {
     hasher.write(env!("CARGO_PKG_VERSION").as_bytes());
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
     hasher.write(&Sha256::digest(bytes));
-    let name: String = hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let name: String = hasher
+        .0
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     dir.join(format!("{name}.cwasm"))
 }
 
@@ -228,7 +251,9 @@ fn load_or_compile(engine: &Engine, bytes: &[u8], dir: Option<&Path>) -> Result<
     if let Some(component) = load_cached(engine, &path) {
         return Ok(component);
     }
-    let precompiled = engine.precompile_component(bytes).map_err(|err| format!("{err:#}"))?;
+    let precompiled = engine
+        .precompile_component(bytes)
+        .map_err(|err| format!("{err:#}"))?;
     if let Err(err) = store_cached(&path, &precompiled) {
         tracing::warn!(target: "host_core::cache", path = %path.display(), "cannot write the component cache: {err}");
     }
@@ -271,7 +296,11 @@ fn store_cached(path: &Path, precompiled: &[u8]) -> std::io::Result<()> {
 }
 
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let path = dir.join(format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let file = std::fs::File::create(&path)?;
     Ok((path, file))
 }

@@ -13,10 +13,15 @@ use ds::{Datastore, Entity, Key};
 use tracing_subscriber::fmt::format::debug_fn;
 
 fn main() -> anyhow::Result<()> {
-    let db = Datastore::builder().store(Arc::new(MemoryStore::new())).build()?;
+    let db = Datastore::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .build()?;
     let key = Key::name("Model", "my_key");
     // Store the model first, before the call path is printed.
-    db.put(&Entity { key: key.clone(), properties: Default::default() })?;
+    db.put(&Entity {
+        key: key.clone(),
+        properties: Default::default(),
+    })?;
 
     tracing_subscriber::fmt()
         .with_env_filter("ds::api=debug,ds::guest=debug,ds::transport=debug")
@@ -30,8 +35,14 @@ fn main() -> anyhow::Result<()> {
         }))
         .init();
 
-    let model = db.get(&key)?.context("the model was stored, but get found nothing")?;
-    let name = model.key.leaf().map(|element| element.id.to_string()).unwrap_or_default();
+    let model = db
+        .get(&key)?
+        .context("the model was stored, but get found nothing")?;
+    let name = model
+        .key
+        .leaf()
+        .map(|element| element.id.to_string())
+        .unwrap_or_default();
     println!("Got a model with key={name}");
     Ok(())
 }

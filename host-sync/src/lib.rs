@@ -22,16 +22,18 @@
 use std::sync::Arc;
 
 use host_core::bindings::blocking::{self, ModelPre};
+use host_core::builder::Settings;
 use host_core::convert;
 use host_core::instances::{HasInstanceCtx, Instance, InstanceCtx, InstancePool, new_store};
 use host_core::logging::{add_shared_imports, describe_key};
-use host_core::store::{Store, StoreUrl, open_blocking};
+use host_core::store::{Store, open_blocking};
 use wasmtime::component::HasSelf;
 
 pub use host_core::bindings::types as wit;
 pub use host_core::store;
 pub use host_core::{
-    CheckReport, ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key, PathElement, Properties,
+    CheckReport, ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key,
+    PathElement, Properties,
 };
 
 /// Runs one export call on a leased instance and gives the instance back (or drops it after
@@ -65,63 +67,30 @@ struct Inner {
 #[derive(Default)]
 #[must_use]
 pub struct Builder {
-    store: Option<Arc<dyn Store>>,
-    store_url: Option<String>,
-    component: ComponentSource,
-    instances: InstanceOptions,
+    settings: Settings<dyn Store>,
 }
 
 impl Builder {
-    /// Uses `store` (any [`Store`], e.g. one of your own).
-    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// Opens the store at `url` (`sqlite:PATH`, `memory:`) when the datastore is built.
-    pub fn store_url(mut self, url: &str) -> Self {
-        self.store_url = Some(url.to_string());
-        self
-    }
-
-    /// Runs another build of the model component instead of the embedded one.
-    pub fn component(mut self, source: ComponentSource) -> Self {
-        self.component = source;
-        self
-    }
-
-    /// Warm instances reused across calls (the default) or a fresh instance per call.
-    pub fn isolation(mut self, isolation: Isolation) -> Self {
-        self.instances.isolation = isolation;
-        self
-    }
-
-    /// All instance settings: isolation, recycling, memory limit.
-    pub fn instance_options(mut self, options: InstanceOptions) -> Self {
-        self.instances = options;
-        self
-    }
+    host_core::builder_setters!(Store);
 
     /// Opens the store (default `sqlite:ds.db`), loads (or reuses) the compiled component
     /// and links the two.
-    pub fn build(self) -> Result<Datastore, Error> {
-        let store = match self.store {
-            Some(store) => store,
-            None => {
-                let url = self.store_url.as_deref().unwrap_or(host_core::store::DEFAULT_STORE_URL);
-                open_blocking(&url.parse::<StoreUrl>()?)?
-            }
-        };
-        let pre = host_core::runtime::instance_pre(&self.component, |linker| {
-            add_shared_imports(linker)?;
-            blocking::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
-        })?;
-        let pre = ModelPre::new(pre).map_err(|err| Error::Component {
-            origin: self.component.to_string(),
-            reason: format!("{err:#}"),
-        })?;
-        let pool = InstancePool::new(self.instances);
-        Ok(Datastore { inner: Arc::new(Inner { pre, store, pool }) })
+    pub fn build(mut self) -> Result<Datastore, Error> {
+        let store = self.settings.take_store(open_blocking)?;
+        let pre = self.settings.prepare(
+            |linker| {
+                add_shared_imports(linker)?;
+                blocking::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(
+                    linker,
+                    |state| state,
+                )
+            },
+            ModelPre::new,
+        )?;
+        let pool = InstancePool::new(self.settings.instances);
+        Ok(Datastore {
+            inner: Arc::new(Inner { pre, store, pool }),
+        })
     }
 }
 
@@ -151,7 +120,9 @@ impl Datastore {
         tracing::debug!(target: "ds::api", "Model sync get()");
         let key = convert::key_to_wit(key);
         let result = call_export!(self, call_get(&key));
-        convert::call_result(result, |entity| entity.map(convert::entity_from_wit).transpose())
+        convert::call_result(result, |entity| {
+            entity.map(convert::entity_from_wit).transpose()
+        })
     }
 
     /// Validates and writes `entity`, replacing any entity at its key. Returns the key.
@@ -182,7 +153,9 @@ impl Datastore {
     pub fn put_many(&self, entities: &[Entity]) -> Result<Vec<Key>, Error> {
         let entities: Vec<_> = entities.iter().map(convert::entity_to_wit).collect();
         let result = call_export!(self, call_put_many(&entities));
-        convert::call_result(result, |keys| Ok(keys.into_iter().map(convert::key_from_wit).collect()))
+        convert::call_result(result, |keys| {
+            Ok(keys.into_iter().map(convert::key_from_wit).collect())
+        })
     }
 
     /// Deletes several entities in one atomic commit.
@@ -214,9 +187,16 @@ impl Datastore {
         if let Some(instance) = self.inner.pool.take() {
             return Ok(instance);
         }
-        let state = HostState { store: Arc::clone(&self.inner.store), ctx: InstanceCtx::new(self.inner.pool.options()) };
+        let state = HostState {
+            store: Arc::clone(&self.inner.store),
+            ctx: InstanceCtx::new(self.inner.pool.options()),
+        };
         let mut store = new_store(self.inner.pre.engine(), state, self.inner.pool.options());
-        let model = self.inner.pre.instantiate(&mut store).map_err(Error::from_wasmtime)?;
+        let model = self
+            .inner
+            .pre
+            .instantiate(&mut store)
+            .map_err(Error::from_wasmtime)?;
         Ok(Instance::new(store, model))
     }
 }
@@ -240,7 +220,10 @@ impl blocking::ds::datastore::transport::Host for HostState {
         convert::get_to_wit(self.store.get(&key))
     }
 
-    fn get_many(&mut self, keys: Vec<Vec<u8>>) -> Result<Vec<Option<wit::Versioned>>, wit::StoreError> {
+    fn get_many(
+        &mut self,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Vec<Option<wit::Versioned>>, wit::StoreError> {
         tracing::debug!(target: "ds::transport", count = keys.len(), "get_many()");
         convert::get_many_to_wit(self.store.get_many(&keys))
     }
@@ -256,7 +239,11 @@ impl blocking::ds::datastore::transport::Host for HostState {
         convert::scan_to_wit(self.store.scan(&range, limit, direction))
     }
 
-    fn commit(&mut self, checks: Vec<wit::Check>, writes: Vec<wit::Write>) -> Result<u64, wit::StoreError> {
+    fn commit(
+        &mut self,
+        checks: Vec<wit::Check>,
+        writes: Vec<wit::Write>,
+    ) -> Result<u64, wit::StoreError> {
         tracing::debug!(target: "ds::transport", checks = checks.len(), writes = writes.len(), "commit()");
         let (checks, writes) = convert::commit_args_from_wit(checks, writes);
         convert::commit_to_wit(self.store.commit(&checks, &writes))

@@ -28,7 +28,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli::print_entity(&entity.ok_or(NotFound(key))?);
         }
         Command::Put { key, properties } => {
-            let key = db.put(&Entity { key: key.clone(), properties }).with_context(|| format!("put {key}"))?;
+            let key = db
+                .put(&Entity {
+                    key: key.clone(),
+                    properties,
+                })
+                .with_context(|| format!("put {key}"))?;
             cli::print_put(&key);
         }
         Command::Delete { key } => {
@@ -38,9 +43,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { file, batch } => {
             let mut reader = cli::ImportReader::open(&file, batch)?;
             let progress = cli::import_progress();
-            while let Some(entities) = reader.next_batch().context("import stopped; the batches before were written")? {
-                db.put_many(&entities)
-                    .with_context(|| format!("import stopped after {} entities", reader.read - entities.len() as u64))?;
+            while let Some(entities) = reader
+                .next_batch()
+                .context("import stopped; the batches before were written")?
+            {
+                db.put_many(&entities).with_context(|| {
+                    format!(
+                        "import stopped after {} entities",
+                        reader.read - entities.len() as u64
+                    )
+                })?;
                 progress.inc(entities.len() as u64);
             }
             progress.finish_and_clear();

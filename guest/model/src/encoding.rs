@@ -54,7 +54,10 @@ impl<'a> Reader<'a> {
 
     /// Reads one raw byte.
     pub fn byte(&mut self) -> Result<u8, DecodeError> {
-        let (&first, rest) = self.rest.split_first().ok_or(DecodeError("unexpected end"))?;
+        let (&first, rest) = self
+            .rest
+            .split_first()
+            .ok_or(DecodeError("unexpected end"))?;
         self.rest = rest;
         Ok(first)
     }

@@ -89,7 +89,9 @@ impl Entity {
                 "entity {key} holds {} instead of an object",
                 json_type(&other)
             ))),
-            Err(err) => Err(Error::Corrupt(format!("entity {key} holds invalid JSON: {err}"))),
+            Err(err) => Err(Error::Corrupt(format!(
+                "entity {key} holds invalid JSON: {err}"
+            ))),
         }
     }
 }
@@ -106,7 +108,8 @@ pub fn decode_json<'a>(key: &Key, stored: &'a [u8]) -> Result<&'a str, Error> {
              (was it written by a newer model?)"
         )));
     }
-    core::str::from_utf8(json).map_err(|_| Error::Corrupt(format!("entity {key} holds text that is not UTF-8")))
+    core::str::from_utf8(json)
+        .map_err(|_| Error::Corrupt(format!("entity {key} holds text that is not UTF-8")))
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -130,7 +133,8 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_stored_form() {
-        let entity = Entity::from_json(key(), r#"{"a":1,"b":[true,null,"x"],"c":{"d":1.5}}"#).unwrap();
+        let entity =
+            Entity::from_json(key(), r#"{"a":1,"b":[true,null,"x"],"c":{"d":1.5}}"#).unwrap();
         let stored = entity.encode().unwrap();
         assert_eq!(stored[0], FORMAT_JSON_V1);
         assert_eq!(Entity::decode(key(), &stored).unwrap(), entity);
@@ -138,7 +142,12 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_an_object() {
-        for (input, want) in [("[1]", "not an array"), ("3", "not a number"), ("{", "not valid JSON"), ("", "not valid JSON")] {
+        for (input, want) in [
+            ("[1]", "not an array"),
+            ("3", "not a number"),
+            ("{", "not valid JSON"),
+            ("", "not valid JSON"),
+        ] {
             let err = Entity::from_json(key(), input).unwrap_err();
             assert!(err.to_string().contains(want), "{input}: {err}");
         }
@@ -146,19 +155,33 @@ mod tests {
 
     #[test]
     fn refuses_bad_property_names_and_sizes() {
-        let err = Entity::from_json(key(), r#"{"":1}"#).unwrap().encode().unwrap_err();
+        let err = Entity::from_json(key(), r#"{"":1}"#)
+            .unwrap()
+            .encode()
+            .unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");
-        let err = Entity::from_json(key(), r#"{"__x":1}"#).unwrap().encode().unwrap_err();
+        let err = Entity::from_json(key(), r#"{"__x":1}"#)
+            .unwrap()
+            .encode()
+            .unwrap_err();
         assert!(err.to_string().contains("reserved"), "{err}");
         let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_ENTITY_BYTES));
-        let err = Entity::from_json(key(), &big).unwrap().encode().unwrap_err();
+        let err = Entity::from_json(key(), &big)
+            .unwrap()
+            .encode()
+            .unwrap_err();
         assert!(err.to_string().contains("at most"), "{err}");
     }
 
     #[test]
     fn unknown_formats_are_corrupt_not_misread() {
         assert!(matches!(Entity::decode(key(), &[]), Err(Error::Corrupt(_))));
-        assert!(matches!(Entity::decode(key(), b"\x02{}"), Err(Error::Corrupt(m)) if m.contains("newer")));
-        assert!(matches!(Entity::decode(key(), b"\x01[]"), Err(Error::Corrupt(_))));
+        assert!(
+            matches!(Entity::decode(key(), b"\x02{}"), Err(Error::Corrupt(m)) if m.contains("newer"))
+        );
+        assert!(matches!(
+            Entity::decode(key(), b"\x01[]"),
+            Err(Error::Corrupt(_))
+        ));
     }
 }

@@ -79,12 +79,18 @@ fn key_error(args: fmt::Arguments<'_>) -> KeyError {
 impl Key {
     /// A root key with a string name, in the default namespace.
     pub fn name(kind: impl Into<String>, name: impl Into<String>) -> Key {
-        Key { namespace: String::new(), path: alloc::vec![PathElement::name(kind, name)] }
+        Key {
+            namespace: String::new(),
+            path: alloc::vec![PathElement::name(kind, name)],
+        }
     }
 
     /// A root key with an integer id, in the default namespace.
     pub fn id(kind: impl Into<String>, id: u64) -> Key {
-        Key { namespace: String::new(), path: alloc::vec![PathElement::id(kind, id)] }
+        Key {
+            namespace: String::new(),
+            path: alloc::vec![PathElement::id(kind, id)],
+        }
     }
 
     /// This key with a child element appended.
@@ -205,12 +211,18 @@ impl Key {
 impl PathElement {
     /// An element with a string name.
     pub fn name(kind: impl Into<String>, name: impl Into<String>) -> PathElement {
-        PathElement { kind: kind.into(), id: IdOrName::Name(name.into()) }
+        PathElement {
+            kind: kind.into(),
+            id: IdOrName::Name(name.into()),
+        }
     }
 
     /// An element with an integer id.
     pub fn id(kind: impl Into<String>, id: u64) -> PathElement {
-        PathElement { kind: kind.into(), id: IdOrName::Id(id) }
+        PathElement {
+            kind: kind.into(),
+            id: IdOrName::Id(id),
+        }
     }
 }
 
@@ -315,7 +327,10 @@ impl Parser<'_> {
             let mut text = String::new();
             loop {
                 let c = self.peek().ok_or_else(|| {
-                    key_error(format_args!("unterminated quoted string ({what}) in {:?}", self.input))
+                    key_error(format_args!(
+                        "unterminated quoted string ({what}) in {:?}",
+                        self.input
+                    ))
                 })?;
                 self.pos += c.len_utf8();
                 match c {
@@ -354,7 +369,10 @@ impl Parser<'_> {
                 self.input
             )));
         }
-        Ok(Token { text: self.input[start..self.pos].into(), quoted: false })
+        Ok(Token {
+            text: self.input[start..self.pos].into(),
+            quoted: false,
+        })
     }
 
     fn expect(&mut self, wanted: char) -> Result<(), KeyError> {
@@ -384,7 +402,11 @@ fn id_or_name(token: Token) -> Result<IdOrName, KeyError> {
         )));
     }
     token.text.parse::<u64>().map(IdOrName::Id).map_err(|_| {
-        key_error(format_args!("id {} is out of range (at most {})", token.text, u64::MAX))
+        key_error(format_args!(
+            "id {} is out of range (at most {})",
+            token.text,
+            u64::MAX
+        ))
     })
 }
 
@@ -405,7 +427,10 @@ impl FromStr for Key {
         loop {
             parser.expect(':')?;
             let id = id_or_name(parser.token("an id or name")?)?;
-            path.push(PathElement { kind: first.text, id });
+            path.push(PathElement {
+                kind: first.text,
+                id,
+            });
             match parser.peek() {
                 None => break,
                 Some('/') => {
@@ -448,11 +473,23 @@ mod tests {
         check("Account:alice", Ok(Key::name("Account", "alice")));
         check("Account:42", Ok(Key::id("Account", 42)));
         check("Account:\"42\"", Ok(Key::name("Account", "42")));
-        check("Account:alice/Order:7", Ok(Key::name("Account", "alice").child(PathElement::id("Order", 7))));
-        check("t1@Account:a", Ok(Key::name("Account", "a").in_namespace("t1")));
-        check("\"a b\"@\"K:1\":\"x/\\\"y\\\\\"", Ok(Key::name("K:1", "x/\"y\\").in_namespace("a b")));
+        check(
+            "Account:alice/Order:7",
+            Ok(Key::name("Account", "alice").child(PathElement::id("Order", 7))),
+        );
+        check(
+            "t1@Account:a",
+            Ok(Key::name("Account", "a").in_namespace("t1")),
+        );
+        check(
+            "\"a b\"@\"K:1\":\"x/\\\"y\\\\\"",
+            Ok(Key::name("K:1", "x/\"y\\").in_namespace("a b")),
+        );
         check("Model:my_key", Ok(Key::name("Model", "my_key")));
-        check("Account:18446744073709551615", Ok(Key::id("Account", u64::MAX)));
+        check(
+            "Account:18446744073709551615",
+            Ok(Key::id("Account", u64::MAX)),
+        );
     }
 
     #[test]

@@ -48,14 +48,20 @@ impl<T: Transport, L: Log> Model<T, L> {
     fn read(&mut self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
         self.log.log(Level::Debug, "model", "Model base _get()");
         key.validate()?;
-        Ok(self.transport.get(&key.encode())?.map(|stored| stored.value))
+        Ok(self
+            .transport
+            .get(&key.encode())?
+            .map(|stored| stored.value))
     }
 
     /// Validates and writes `entity` in one atomic commit; returns its key.
     pub fn put(&mut self, entity: &Entity) -> Result<Key, Error> {
         self.log.log(Level::Debug, "model", "Model base _put()");
         let value = entity.encode()?;
-        let write = Write { key: entity.key.encode(), value: Some(value) };
+        let write = Write {
+            key: entity.key.encode(),
+            value: Some(value),
+        };
         self.transport.commit(&[], &[write])?;
         Ok(entity.key.clone())
     }
@@ -70,7 +76,11 @@ impl<T: Transport, L: Log> Model<T, L> {
         let stored = self.read_many(keys)?;
         keys.iter()
             .zip(stored)
-            .map(|(key, value)| value.map(|value| Entity::decode(key.clone(), &value)).transpose())
+            .map(|(key, value)| {
+                value
+                    .map(|value| Entity::decode(key.clone(), &value))
+                    .transpose()
+            })
             .collect()
     }
 
@@ -79,23 +89,34 @@ impl<T: Transport, L: Log> Model<T, L> {
         let stored = self.read_many(keys)?;
         keys.iter()
             .zip(stored)
-            .map(|(key, value)| value.map(|value| crate::entity::decode_json(key, &value).map(String::from)).transpose())
+            .map(|(key, value)| {
+                value
+                    .map(|value| crate::entity::decode_json(key, &value).map(String::from))
+                    .transpose()
+            })
             .collect()
     }
 
     fn read_many(&mut self, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        self.log.log(Level::Debug, "model", "Model base _get_many()");
+        self.log
+            .log(Level::Debug, "model", "Model base _get_many()");
         let encoded = keys
             .iter()
             .map(|key| key.validate().map(|()| key.encode()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.transport.get_many(&encoded)?.into_iter().map(|v| v.map(|v| v.value)).collect())
+        Ok(self
+            .transport
+            .get_many(&encoded)?
+            .into_iter()
+            .map(|v| v.map(|v| v.value))
+            .collect())
     }
 
     /// Validates every entity, then writes them all in one atomic commit. If any entity is
     /// invalid nothing is written, and the error names the entity.
     pub fn put_many(&mut self, entities: &[Entity]) -> Result<Vec<Key>, Error> {
-        self.log.log(Level::Debug, "model", "Model base _put_many()");
+        self.log
+            .log(Level::Debug, "model", "Model base _put_many()");
         let mut writes = Vec::with_capacity(entities.len());
         for entity in entities {
             let value = entity.encode().map_err(|err| match err {
@@ -104,7 +125,10 @@ impl<T: Transport, L: Log> Model<T, L> {
                 }
                 other => other,
             })?;
-            writes.push(Write { key: entity.key.encode(), value: Some(value) });
+            writes.push(Write {
+                key: entity.key.encode(),
+                value: Some(value),
+            });
         }
         self.transport.commit(&[], &writes)?;
         Ok(entities.iter().map(|e| e.key.clone()).collect())
@@ -115,7 +139,12 @@ impl<T: Transport, L: Log> Model<T, L> {
         self.log.log(Level::Debug, "model", "Model base _delete()");
         let writes = keys
             .iter()
-            .map(|key| key.validate().map(|()| Write { key: key.encode(), value: None }))
+            .map(|key| {
+                key.validate().map(|()| Write {
+                    key: key.encode(),
+                    value: None,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         self.transport.commit(&[], &writes)?;
         Ok(())
@@ -124,28 +153,41 @@ impl<T: Transport, L: Log> Model<T, L> {
     /// Checks one page of the store from `start`: every row must be an entity whose key
     /// decodes canonically and validly and whose value decodes. Reads only.
     pub fn check(&mut self, start: Option<&[u8]>) -> Result<CheckReport, Error> {
-        let range = KeyRange { start: start.map(<[u8]>::to_vec).unwrap_or_default(), end: None };
-        let page = self.transport.scan(&range, CHECK_PAGE, Direction::Forward)?;
+        let range = KeyRange {
+            start: start.map(<[u8]>::to_vec).unwrap_or_default(),
+            end: None,
+        };
+        let page = self
+            .transport
+            .scan(&range, CHECK_PAGE, Direction::Forward)?;
         let mut report = CheckReport::default();
         for entry in &page {
             let row = describe_kv_key(&entry.key);
             if entry.key.first() != Some(&crate::key::ENTITY_PREFIX) {
-                report.problems.push(alloc::format!("row {row}: not an entity row (unknown prefix)"));
+                report.problems.push(alloc::format!(
+                    "row {row}: not an entity row (unknown prefix)"
+                ));
                 continue;
             }
             report.entities += 1;
             let key = match Key::decode(&entry.key) {
                 Ok(key) => key,
                 Err(err) => {
-                    report.problems.push(alloc::format!("row {row}: the key does not decode: {err}"));
+                    report
+                        .problems
+                        .push(alloc::format!("row {row}: the key does not decode: {err}"));
                     continue;
                 }
             };
             if key.encode() != entry.key {
-                report.problems.push(alloc::format!("entity {key}: the stored key is not in canonical form"));
+                report.problems.push(alloc::format!(
+                    "entity {key}: the stored key is not in canonical form"
+                ));
             }
             if let Err(err) = key.validate() {
-                report.problems.push(alloc::format!("entity {key}: invalid key: {err}"));
+                report
+                    .problems
+                    .push(alloc::format!("entity {key}: invalid key: {err}"));
             }
             if let Err(err) = Entity::decode(key, &entry.value.value) {
                 report.problems.push(alloc::format!("{err}"));
@@ -215,8 +257,15 @@ mod tests {
         assert_eq!(model.transport().entries().count(), 0);
         let other = Entity::from_json(Key::id("Model", 3), r#"{"a":1}"#).unwrap();
         model.put_many(&[good.clone(), other.clone()]).unwrap();
-        let keys = [Key::id("Model", 3), Key::id("Model", 9), Key::id("Model", 1)];
-        assert_eq!(model.get_many(&keys).unwrap(), [Some(other), None, Some(good)]);
+        let keys = [
+            Key::id("Model", 3),
+            Key::id("Model", 9),
+            Key::id("Model", 1),
+        ];
+        assert_eq!(
+            model.get_many(&keys).unwrap(),
+            [Some(other), None, Some(good)]
+        );
         model.delete_many(&keys).unwrap();
         assert_eq!(model.transport().entries().count(), 0);
     }
@@ -224,8 +273,9 @@ mod tests {
     #[test]
     fn check_pages_through_and_reports_problems() {
         let mut model = Model::new(MemoryTransport::new(), NoLog);
-        let entities: Vec<Entity> =
-            (1..=1200).map(|i| Entity::from_json(Key::id("Item", i), "{}").unwrap()).collect();
+        let entities: Vec<Entity> = (1..=1200)
+            .map(|i| Entity::from_json(Key::id("Item", i), "{}").unwrap())
+            .collect();
         model.put_many(&entities).unwrap();
         let (mut pages, mut seen, mut start) = (0, 0, None);
         loop {
@@ -242,11 +292,23 @@ mod tests {
 
         let mut transport = MemoryTransport::new();
         transport
-            .commit(&[], &[
-                Write { key: Key::id("Item", 1).encode(), value: Some(b"\x01[1]".to_vec()) },
-                Write { key: b"\x99junk".to_vec(), value: Some(Vec::new()) },
-                Write { key: Key::id("Item", 0).encode(), value: Some(b"\x01{}".to_vec()) },
-            ])
+            .commit(
+                &[],
+                &[
+                    Write {
+                        key: Key::id("Item", 1).encode(),
+                        value: Some(b"\x01[1]".to_vec()),
+                    },
+                    Write {
+                        key: b"\x99junk".to_vec(),
+                        value: Some(Vec::new()),
+                    },
+                    Write {
+                        key: Key::id("Item", 0).encode(),
+                        value: Some(b"\x01{}".to_vec()),
+                    },
+                ],
+            )
             .unwrap();
         let report = Model::new(transport, NoLog).check(None).unwrap();
         assert_eq!(report.problems.len(), 3, "{:?}", report.problems);
@@ -256,7 +318,15 @@ mod tests {
     fn corrupt_values_are_reported() {
         let mut transport = MemoryTransport::new();
         let key = Key::name("Model", "x");
-        transport.commit(&[], &[Write { key: key.encode(), value: Some(b"\x01nope".to_vec()) }]).unwrap();
+        transport
+            .commit(
+                &[],
+                &[Write {
+                    key: key.encode(),
+                    value: Some(b"\x01nope".to_vec()),
+                }],
+            )
+            .unwrap();
         let mut model = Model::new(transport, NoLog);
         assert!(matches!(model.get(&key), Err(Error::Corrupt(_))));
     }

@@ -81,7 +81,11 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Conflict(key) => {
-                write!(f, "commit conflict on key {}", crate::key::describe_kv_key(key))
+                write!(
+                    f,
+                    "commit conflict on key {}",
+                    crate::key::describe_kv_key(key)
+                )
             }
             StoreError::Unavailable(msg) => write!(f, "store unavailable: {msg}"),
             StoreError::InvalidRequest(msg) => write!(f, "request refused by the store: {msg}"),
@@ -188,11 +192,25 @@ impl Transport for MemoryTransport {
             None => Bound::Unbounded,
         };
         let bounds = (Bound::Included(range.start.as_slice()), upper);
-        let to_entry = |(key, value): (&Vec<u8>, &Versioned)| Entry { key: key.clone(), value: value.clone() };
+        let to_entry = |(key, value): (&Vec<u8>, &Versioned)| Entry {
+            key: key.clone(),
+            value: value.clone(),
+        };
         let limit = limit as usize;
         Ok(match direction {
-            Direction::Forward => self.entries.range::<[u8], _>(bounds).take(limit).map(to_entry).collect(),
-            Direction::Reverse => self.entries.range::<[u8], _>(bounds).rev().take(limit).map(to_entry).collect(),
+            Direction::Forward => self
+                .entries
+                .range::<[u8], _>(bounds)
+                .take(limit)
+                .map(to_entry)
+                .collect(),
+            Direction::Reverse => self
+                .entries
+                .range::<[u8], _>(bounds)
+                .rev()
+                .take(limit)
+                .map(to_entry)
+                .collect(),
         })
     }
 
@@ -208,7 +226,13 @@ impl Transport for MemoryTransport {
         for write in writes {
             match &write.value {
                 Some(value) => {
-                    self.entries.insert(write.key.clone(), Versioned { value: value.clone(), version });
+                    self.entries.insert(
+                        write.key.clone(),
+                        Versioned {
+                            value: value.clone(),
+                            version,
+                        },
+                    );
                 }
                 None => {
                     self.entries.remove(&write.key);
@@ -224,34 +248,80 @@ mod tests {
     use super::*;
 
     fn put(key: &[u8], value: &[u8]) -> Write {
-        Write { key: key.to_vec(), value: Some(value.to_vec()) }
+        Write {
+            key: key.to_vec(),
+            value: Some(value.to_vec()),
+        }
     }
 
     #[test]
     fn commit_checks_versions_and_writes_atomically() {
         let mut t = MemoryTransport::new();
-        let v1 = t.commit(&[Check { key: b"a".to_vec(), version: None }], &[put(b"a", b"1")]).unwrap();
-        assert_eq!(t.get(b"a").unwrap(), Some(Versioned { value: b"1".to_vec(), version: v1 }));
+        let v1 = t
+            .commit(
+                &[Check {
+                    key: b"a".to_vec(),
+                    version: None,
+                }],
+                &[put(b"a", b"1")],
+            )
+            .unwrap();
+        assert_eq!(
+            t.get(b"a").unwrap(),
+            Some(Versioned {
+                value: b"1".to_vec(),
+                version: v1
+            })
+        );
         // A stale check refuses the whole commit.
         let err = t
-            .commit(&[Check { key: b"a".to_vec(), version: None }], &[put(b"a", b"2"), put(b"b", b"2")])
+            .commit(
+                &[Check {
+                    key: b"a".to_vec(),
+                    version: None,
+                }],
+                &[put(b"a", b"2"), put(b"b", b"2")],
+            )
             .unwrap_err();
         assert_eq!(err, StoreError::Conflict(b"a".to_vec()));
         assert_eq!(t.get(b"b").unwrap(), None);
-        let v2 = t.commit(&[Check { key: b"a".to_vec(), version: Some(v1) }], &[put(b"a", b"2")]).unwrap();
+        let v2 = t
+            .commit(
+                &[Check {
+                    key: b"a".to_vec(),
+                    version: Some(v1),
+                }],
+                &[put(b"a", b"2")],
+            )
+            .unwrap();
         assert!(v2 > v1);
     }
 
     #[test]
     fn scans_are_bounded_and_ordered_both_ways() {
         let mut t = MemoryTransport::new();
-        let writes: Vec<_> = [b"a", b"b", b"c", b"d"].iter().map(|k| put(*k, b"")).collect();
+        let writes: Vec<_> = [b"a", b"b", b"c", b"d"]
+            .iter()
+            .map(|k| put(*k, b""))
+            .collect();
         t.commit(&[], &writes).unwrap();
-        let range = KeyRange { start: b"b".to_vec(), end: Some(b"d".to_vec()) };
+        let range = KeyRange {
+            start: b"b".to_vec(),
+            end: Some(b"d".to_vec()),
+        };
         let keys = |entries: Vec<Entry>| entries.into_iter().map(|e| e.key).collect::<Vec<_>>();
-        assert_eq!(keys(t.scan(&range, 10, Direction::Forward).unwrap()), [b"b".to_vec(), b"c".to_vec()]);
-        assert_eq!(keys(t.scan(&range, 1, Direction::Reverse).unwrap()), [b"c".to_vec()]);
-        let empty = KeyRange { start: b"c".to_vec(), end: Some(b"a".to_vec()) };
+        assert_eq!(
+            keys(t.scan(&range, 10, Direction::Forward).unwrap()),
+            [b"b".to_vec(), b"c".to_vec()]
+        );
+        assert_eq!(
+            keys(t.scan(&range, 1, Direction::Reverse).unwrap()),
+            [b"c".to_vec()]
+        );
+        let empty = KeyRange {
+            start: b"c".to_vec(),
+            end: Some(b"a".to_vec()),
+        };
         assert!(t.scan(&empty, 10, Direction::Forward).unwrap().is_empty());
     }
 }

@@ -35,7 +35,12 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 /// Called by the host per the canonical ABI: `old_ptr`/`old_len`/`align` describe a live
 /// allocation made here (or `old_len == 0`), and `align` is a power of two.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
+pub unsafe extern "C" fn cabi_realloc(
+    old_ptr: *mut u8,
+    old_len: usize,
+    align: usize,
+    new_len: usize,
+) -> *mut u8 {
     use alloc::alloc::{Layout, alloc, handle_alloc_error, realloc};
     let layout;
     let ptr = if old_len == 0 {

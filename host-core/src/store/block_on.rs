@@ -32,10 +32,15 @@ impl<S: AsyncStore + ?Sized> BlockOn<S> {
             .enable_all()
             .build()
             .map(Arc::new)
-            .map_err(|err| StoreError::Unavailable(format!("cannot start the store's I/O thread: {err}")))
+            .map_err(|err| {
+                StoreError::Unavailable(format!("cannot start the store's I/O thread: {err}"))
+            })
     }
 
-    fn run<R: Send>(&self, call: impl Future<Output = Result<R, StoreError>> + Send) -> Result<R, StoreError> {
+    fn run<R: Send>(
+        &self,
+        call: impl Future<Output = Result<R, StoreError>> + Send,
+    ) -> Result<R, StoreError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return self.runtime.block_on(call);
         }
@@ -57,7 +62,12 @@ impl<S: AsyncStore + ?Sized> Store for BlockOn<S> {
         self.run(self.store.get_many(keys.to_vec()))
     }
 
-    fn scan(&self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError> {
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
         self.run(self.store.scan(range.clone(), limit, direction))
     }
 

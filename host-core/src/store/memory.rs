@@ -4,7 +4,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use ds_model::transport::{MemoryTransport, Transport};
 
-use super::{AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
+use super::{
+    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write,
+};
 
 /// A store held in process memory; its contents vanish with it.
 ///
@@ -25,7 +27,9 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, MemoryTransport> {
         // The transport's methods cannot leave it half-updated, so a poisoned lock (a panic
         // elsewhere while it was held) still guards consistent data.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -38,8 +42,14 @@ impl Store for MemoryStore {
         self.lock().get_many(keys)
     }
 
-    fn scan(&self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError> {
-        self.lock().scan(range, limit.min(super::MAX_SCAN_LIMIT), direction)
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.lock()
+            .scan(range, limit.min(super::MAX_SCAN_LIMIT), direction)
     }
 
     fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
@@ -52,7 +62,10 @@ impl AsyncStore for MemoryStore {
         Box::pin(std::future::ready(Store::get(self, &key)))
     }
 
-    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+    fn get_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
         Box::pin(std::future::ready(Store::get_many(self, &keys)))
     }
 
@@ -62,10 +75,16 @@ impl AsyncStore for MemoryStore {
         limit: u32,
         direction: Direction,
     ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
-        Box::pin(std::future::ready(Store::scan(self, &range, limit, direction)))
+        Box::pin(std::future::ready(Store::scan(
+            self, &range, limit, direction,
+        )))
     }
 
-    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn commit(
+        &self,
+        checks: Vec<Check>,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(std::future::ready(Store::commit(self, &checks, &writes)))
     }
 }

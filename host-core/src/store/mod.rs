@@ -13,9 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use ds_model::transport::{
-    Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
-};
+pub use ds_model::transport::{Check, Direction, Entry, KeyRange, StoreError, Versioned, Write};
 
 mod block_on;
 mod memory;
@@ -49,7 +47,12 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Reads up to `limit` (capped at [`MAX_SCAN_LIMIT`]) entries of `range` in `direction`.
-    fn scan(&self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError>;
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError>;
 
     /// Applies `writes` atomically if all `checks` hold; returns the commit's version.
     fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError>;
@@ -64,7 +67,10 @@ pub trait AsyncStore: Send + Sync + 'static {
     fn get(&self, key: Vec<u8>) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>>;
 
     /// Reads several keys; one result per key, in order.
-    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>>;
+    fn get_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>>;
 
     /// Reads up to `limit` entries of `range` in `direction`.
     fn scan(
@@ -75,7 +81,11 @@ pub trait AsyncStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>>;
 
     /// Applies `writes` atomically if all `checks` hold; returns the commit's version.
-    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn commit(
+        &self,
+        checks: Vec<Check>,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 /// Runs a blocking [`Store`] as an [`AsyncStore`] on tokio's blocking thread pool.
@@ -103,7 +113,10 @@ impl<S: Store + ?Sized> AsyncStore for Offload<S> {
         self.run(move |store| store.get(&key))
     }
 
-    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+    fn get_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
         self.run(move |store| store.get_many(&keys))
     }
 
@@ -116,7 +129,11 @@ impl<S: Store + ?Sized> AsyncStore for Offload<S> {
         self.run(move |store| store.scan(&range, limit, direction))
     }
 
-    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn commit(
+        &self,
+        checks: Vec<Check>,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.run(move |store| store.commit(&checks, &writes))
     }
 }
@@ -153,7 +170,12 @@ impl ds_model::Transport for NativeTransport<'_> {
         self.0.get_many(keys)
     }
 
-    fn scan(&mut self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError> {
+    fn scan(
+        &mut self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
         self.0.scan(range, limit, direction)
     }
 

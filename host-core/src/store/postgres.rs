@@ -21,7 +21,9 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::{AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, StoreError, Versioned, Write};
+use super::{
+    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
+};
 
 /// The on-server format this build writes and reads.
 pub const FORMAT_VERSION: i64 = 1;
@@ -36,10 +38,12 @@ const GET: &str = "SELECT value, version FROM ds_kv WHERE key = $1";
 const GET_MANY: &str = "SELECT key, value, version FROM ds_kv WHERE key = ANY($1)";
 const SCAN_FORWARD: &str =
     "SELECT key, value, version FROM ds_kv WHERE key >= $1 AND key < $2 ORDER BY key ASC LIMIT $3";
-const SCAN_FORWARD_OPEN: &str = "SELECT key, value, version FROM ds_kv WHERE key >= $1 ORDER BY key ASC LIMIT $2";
+const SCAN_FORWARD_OPEN: &str =
+    "SELECT key, value, version FROM ds_kv WHERE key >= $1 ORDER BY key ASC LIMIT $2";
 const SCAN_REVERSE: &str =
     "SELECT key, value, version FROM ds_kv WHERE key >= $1 AND key < $2 ORDER BY key DESC LIMIT $3";
-const SCAN_REVERSE_OPEN: &str = "SELECT key, value, version FROM ds_kv WHERE key >= $1 ORDER BY key DESC LIMIT $2";
+const SCAN_REVERSE_OPEN: &str =
+    "SELECT key, value, version FROM ds_kv WHERE key >= $1 ORDER BY key DESC LIMIT $2";
 const CHECK: &str = "SELECT key, version FROM ds_kv WHERE key = ANY($1)";
 const NEXT_VERSION: &str = "SELECT nextval('ds_version')";
 const PUT: &str = "INSERT INTO ds_kv (key, value, version) SELECT k, v, $3 FROM UNNEST($1::bytea[], $2::bytea[]) AS t (k, v) \
@@ -87,8 +91,13 @@ impl PostgresUrl {
                 _ => rest.push(pair),
             }
         }
-        let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
-        url.parse::<tokio_postgres::Config>().map_err(|err| format!("not a valid PostgreSQL URL: {err}"))?;
+        let url = if rest.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        url.parse::<tokio_postgres::Config>()
+            .map_err(|err| format!("not a valid PostgreSQL URL: {err}"))?;
         Ok(PostgresUrl { url, schema })
     }
 }
@@ -124,8 +133,10 @@ impl PostgresStore {
     /// Connects to `url`, creates the tables if needed and checks their format. Must run
     /// inside a tokio runtime, which then drives the store's connections.
     pub async fn open(url: &PostgresUrl) -> Result<PostgresStore, StoreError> {
-        let config: tokio_postgres::Config =
-            url.url.parse().map_err(|err| StoreError::Unavailable(format!("invalid PostgreSQL URL: {err}")))?;
+        let config: tokio_postgres::Config = url
+            .url
+            .parse()
+            .map_err(|err| StoreError::Unavailable(format!("invalid PostgreSQL URL: {err}")))?;
         let store = PostgresStore {
             config,
             schema: url.schema.clone(),
@@ -140,11 +151,9 @@ impl PostgresStore {
     }
 
     async fn connect(&self) -> Result<Conn, StoreError> {
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|err| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", chain(&err))))?;
+        let (client, connection) = self.config.connect(NoTls).await.map_err(|err| {
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", chain(&err)))
+        })?;
         self.runtime.spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(target: "host_core::postgres", "connection closed: {err}");
@@ -153,11 +162,16 @@ impl PostgresStore {
         if let Some(schema) = &self.schema {
             // The name was checked to be [a-z0-9_]+ when the URL was parsed.
             client
-                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"))
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+                ))
                 .await
                 .map_err(|err| map_error(&err))?;
         }
-        Ok(Conn { client, statements: HashMap::new() })
+        Ok(Conn {
+            client,
+            statements: HashMap::new(),
+        })
     }
 
     async fn init_schema(&self, conn: &mut Conn) -> Result<(), StoreError> {
@@ -168,7 +182,9 @@ impl PostgresStore {
             attempt += 1;
             match conn.client.batch_execute(SCHEMA).await {
                 Ok(()) => break,
-                Err(err) if attempt < 3 && err.code() == Some(&SqlState::UNIQUE_VIOLATION) => continue,
+                Err(err) if attempt < 3 && err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    continue;
+                }
                 Err(err) => return Err(map_error(&err)),
             }
         }
@@ -193,29 +209,51 @@ impl PostgresStore {
 
     /// A pooled connection (opening one if none is idle), held until the guard is dropped.
     async fn checkout(&self) -> Result<Pooled<'_>, StoreError> {
-        let permit = self.slots.acquire().await.map_err(|_| StoreError::Unavailable("store closed".into()))?;
+        let permit = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("store closed".into()))?;
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
             Some(conn) if !conn.client.is_closed() => conn,
             _ => self.connect().await?,
         };
-        Ok(Pooled { store: self, conn: Some(conn), reusable: false, _permit: permit })
+        Ok(Pooled {
+            store: self,
+            conn: Some(conn),
+            reusable: false,
+            _permit: permit,
+        })
     }
 
     fn release(&self, conn: Conn) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
     }
 
-    async fn commit_once(conn: &mut Conn, checks: &[Check], writes: &[Write]) -> Result<Result<u64, Vec<u8>>, tokio_postgres::Error> {
+    async fn commit_once(
+        conn: &mut Conn,
+        checks: &[Check],
+        writes: &[Write],
+    ) -> Result<Result<u64, Vec<u8>>, tokio_postgres::Error> {
         let check = conn.statement(CHECK).await?;
         let next = conn.statement(NEXT_VERSION).await?;
         let put = conn.statement(PUT).await?;
         let delete = conn.statement(DELETE).await?;
-        let tx = conn.client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::Serializable).start().await?;
+        let tx = conn
+            .client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+            .start()
+            .await?;
         if !checks.is_empty() {
             let keys: Vec<&[u8]> = checks.iter().map(|c| c.key.as_slice()).collect();
             let rows = tx.query(&check, &[&keys]).await?;
-            let current: HashMap<Vec<u8>, i64> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+            let current: HashMap<Vec<u8>, i64> =
+                rows.iter().map(|row| (row.get(0), row.get(1))).collect();
             for check in checks {
                 if current.get(&check.key).map(|v| *v as u64) != check.version {
                     tx.rollback().await?;
@@ -241,7 +279,8 @@ impl PostgresStore {
             }
         }
         if !put_keys.is_empty() {
-            tx.execute(&put, &[&put_keys, &put_values, &version]).await?;
+            tx.execute(&put, &[&put_keys, &put_values, &version])
+                .await?;
         }
         if !delete_keys.is_empty() {
             tx.execute(&delete, &[&delete_keys]).await?;
@@ -307,7 +346,11 @@ fn map_error(err: &tokio_postgres::Error) -> StoreError {
     };
     match err.code() {
         None => StoreError::Unavailable(format!("PostgreSQL connection failed: {detail}")),
-        Some(code) if code.code().starts_with("08") || code.code().starts_with("57") || code.code().starts_with("53") => {
+        Some(code)
+            if code.code().starts_with("08")
+                || code.code().starts_with("57")
+                || code.code().starts_with("53") =>
+        {
             StoreError::Unavailable(format!("PostgreSQL: {detail}"))
         }
         Some(code) if code.code().starts_with("22") || code.code().starts_with("54") => {
@@ -318,7 +361,10 @@ fn map_error(err: &tokio_postgres::Error) -> StoreError {
 }
 
 fn versioned(value: Vec<u8>, version: i64) -> Versioned {
-    Versioned { value, version: version as u64 }
+    Versioned {
+        value,
+        version: version as u64,
+    }
 }
 
 impl AsyncStore for PostgresStore {
@@ -336,7 +382,10 @@ impl AsyncStore for PostgresStore {
         })
     }
 
-    fn get_many(&self, keys: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
+    fn get_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
         Box::pin(async move {
             let mut pooled = self.checkout().await?;
             let conn = pooled.conn();
@@ -346,19 +395,30 @@ impl AsyncStore for PostgresStore {
             }
             .await;
             let rows = pooled.done(result)?;
-            let mut found: HashMap<Vec<u8>, Versioned> =
-                rows.into_iter().map(|row| (row.get(0), versioned(row.get(1), row.get(2)))).collect();
+            let mut found: HashMap<Vec<u8>, Versioned> = rows
+                .into_iter()
+                .map(|row| (row.get(0), versioned(row.get(1), row.get(2))))
+                .collect();
             // One answer per requested key, in order; a duplicate key gets the same answer.
             let mut out = Vec::with_capacity(keys.len());
             for (i, key) in keys.iter().enumerate() {
                 let later_duplicate = keys[i + 1..].contains(key);
-                out.push(if later_duplicate { found.get(key).cloned() } else { found.remove(key) });
+                out.push(if later_duplicate {
+                    found.get(key).cloned()
+                } else {
+                    found.remove(key)
+                });
             }
             Ok(out)
         })
     }
 
-    fn scan(&self, range: KeyRange, limit: u32, direction: Direction) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+    fn scan(
+        &self,
+        range: KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
         let limit = i64::from(limit.min(super::MAX_SCAN_LIMIT));
         Box::pin(async move {
             let mut pooled = self.checkout().await?;
@@ -367,11 +427,15 @@ impl AsyncStore for PostgresStore {
                 match (&range.end, direction) {
                     (Some(end), Direction::Forward) => {
                         let statement = conn.statement(SCAN_FORWARD).await?;
-                        conn.client.query(&statement, &[&range.start, end, &limit]).await
+                        conn.client
+                            .query(&statement, &[&range.start, end, &limit])
+                            .await
                     }
                     (Some(end), Direction::Reverse) => {
                         let statement = conn.statement(SCAN_REVERSE).await?;
-                        conn.client.query(&statement, &[&range.start, end, &limit]).await
+                        conn.client
+                            .query(&statement, &[&range.start, end, &limit])
+                            .await
                     }
                     (None, Direction::Forward) => {
                         let statement = conn.statement(SCAN_FORWARD_OPEN).await?;
@@ -385,11 +449,21 @@ impl AsyncStore for PostgresStore {
             }
             .await;
             let rows = pooled.done(result)?;
-            Ok(rows.into_iter().map(|row| Entry { key: row.get(0), value: versioned(row.get(1), row.get(2)) }).collect())
+            Ok(rows
+                .into_iter()
+                .map(|row| Entry {
+                    key: row.get(0),
+                    value: versioned(row.get(1), row.get(2)),
+                })
+                .collect())
         })
     }
 
-    fn commit(&self, checks: Vec<Check>, writes: Vec<Write>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn commit(
+        &self,
+        checks: Vec<Check>,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut attempt = 0;
             loop {
@@ -417,7 +491,10 @@ impl AsyncStore for PostgresStore {
 }
 
 /// Opens a PostgreSQL store on `runtime`, for either host.
-pub fn open_on(runtime: &tokio::runtime::Handle, url: &PostgresUrl) -> Result<Arc<PostgresStore>, StoreError> {
+pub fn open_on(
+    runtime: &tokio::runtime::Handle,
+    url: &PostgresUrl,
+) -> Result<Arc<PostgresStore>, StoreError> {
     let open = PostgresStore::open(url);
     let store = if tokio::runtime::Handle::try_current().is_ok() {
         std::thread::scope(|scope| scope.spawn(|| runtime.block_on(open)).join())

@@ -57,7 +57,11 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        let store = SqliteStore { path, idle: Mutex::new(Vec::new()), writer: Mutex::new(()) };
+        let store = SqliteStore {
+            path,
+            idle: Mutex::new(Vec::new()),
+            writer: Mutex::new(()),
+        };
         let mut conn = store.connect()?;
         store.init_schema(&mut conn)?;
         store.release(conn);
@@ -75,20 +79,33 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.path, flags).map_err(|err| self.error(err))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|err| self.error(err))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|err| self.error(err))?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(|err| self.error(err))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|err| self.error(err))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|err| self.error(err))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|err| self.error(err))?;
         Ok(conn)
     }
 
     fn init_schema(&self, conn: &mut Connection) -> Result<(), StoreError> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|err| self.error(err))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|err| self.error(err))?;
         let format: Option<i64> = tx
-            .query_row("SELECT value FROM ds_meta WHERE name = 'format'", [], |row| row.get(0))
+            .query_row(
+                "SELECT value FROM ds_meta WHERE name = 'format'",
+                [],
+                |row| row.get(0),
+            )
             .optional()
             .or_else(|err| match err {
                 // A new, empty database has no ds_meta table yet.
-                rusqlite::Error::SqliteFailure(_, Some(ref msg)) if msg.contains("no such table") => Ok(None),
+                rusqlite::Error::SqliteFailure(_, Some(ref msg))
+                    if msg.contains("no such table") =>
+                {
+                    Ok(None)
+                }
                 err => Err(err),
             })
             .map_err(|err| self.error(err))?;
@@ -103,8 +120,11 @@ impl SqliteStore {
             Some(_) => {}
             None => {
                 tx.execute_batch(SCHEMA).map_err(|err| self.error(err))?;
-                tx.execute("INSERT INTO ds_meta (name, value) VALUES ('format', ?1)", [FORMAT_VERSION])
-                    .map_err(|err| self.error(err))?;
+                tx.execute(
+                    "INSERT INTO ds_meta (name, value) VALUES ('format', ?1)",
+                    [FORMAT_VERSION],
+                )
+                .map_err(|err| self.error(err))?;
             }
         }
         tx.commit().map_err(|err| self.error(err))
@@ -135,9 +155,9 @@ impl SqliteStore {
     fn error(&self, err: rusqlite::Error) -> StoreError {
         let path = self.path.display();
         match err.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                StoreError::Unavailable(format!("{path}: database is locked by another writer ({err})"))
-            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Unavailable(
+                format!("{path}: database is locked by another writer ({err})"),
+            ),
             Some(ErrorCode::NotADatabase) => StoreError::Unavailable(format!(
                 "{path} is not a SQLite database, or it is damaged ({err})"
             )),
@@ -157,7 +177,10 @@ impl SqliteStore {
 }
 
 fn versioned(value: Vec<u8>, version: i64) -> Versioned {
-    Versioned { value, version: version as u64 }
+    Versioned {
+        value,
+        version: version as u64,
+    }
 }
 
 impl Store for SqliteStore {
@@ -175,9 +198,13 @@ impl Store for SqliteStore {
             let tx = conn.transaction()?;
             let mut values = Vec::with_capacity(keys.len());
             {
-                let mut stmt = tx.prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1")?;
+                let mut stmt =
+                    tx.prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1")?;
                 for key in keys {
-                    values.push(stmt.query_row([key], |row| Ok(versioned(row.get(0)?, row.get(1)?))).optional()?);
+                    values.push(
+                        stmt.query_row([key], |row| Ok(versioned(row.get(0)?, row.get(1)?)))
+                            .optional()?,
+                    );
                 }
             }
             tx.commit()?;
@@ -185,7 +212,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn scan(&self, range: &KeyRange, limit: u32, direction: Direction) -> Result<Vec<Entry>, StoreError> {
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
         let limit = limit.min(super::MAX_SCAN_LIMIT);
         let order = match direction {
             Direction::Forward => "ASC",

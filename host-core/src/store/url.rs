@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::{AsyncStore, BlockOn, MemoryStore, Offload, PostgresStore, PostgresUrl, SqliteStore, Store, StoreError};
+use super::{
+    AsyncStore, BlockOn, MemoryStore, Offload, PostgresStore, PostgresUrl, SqliteStore, Store,
+    StoreError,
+};
 
 /// The store used when neither `--store` nor `DS_STORE` names one: `./ds.db`.
 pub const DEFAULT_STORE_URL: &str = "sqlite:ds.db";
@@ -35,10 +38,13 @@ impl FromStr for StoreUrl {
     type Err = StoreUrlError;
 
     fn from_str(url: &str) -> Result<StoreUrl, StoreUrlError> {
-        let error = |reason: &str| StoreUrlError { url: url.into(), reason: reason.into() };
-        let (scheme, rest) = url
-            .split_once(':')
-            .ok_or_else(|| error("no scheme; use sqlite:PATH (e.g. sqlite:ds.db), memory: or postgres://…"))?;
+        let error = |reason: &str| StoreUrlError {
+            url: url.into(),
+            reason: reason.into(),
+        };
+        let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+            error("no scheme; use sqlite:PATH (e.g. sqlite:ds.db), memory: or postgres://…")
+        })?;
         match scheme.to_ascii_lowercase().as_str() {
             "memory" if rest.is_empty() => Ok(StoreUrl::Memory),
             "memory" => Err(error("memory: takes nothing after the colon")),
@@ -49,7 +55,9 @@ impl FromStr for StoreUrl {
                 }
                 Ok(StoreUrl::Sqlite(PathBuf::from(path)))
             }
-            "postgres" | "postgresql" => PostgresUrl::parse(url).map(StoreUrl::Postgres).map_err(|reason| error(&reason)),
+            "postgres" | "postgresql" => PostgresUrl::parse(url)
+                .map(StoreUrl::Postgres)
+                .map_err(|reason| error(&reason)),
             other => Err(error(&format!(
                 "unknown scheme {other:?}; supported: memory:, sqlite:PATH, postgres://USER@HOST/DB"
             ))),
@@ -103,7 +111,9 @@ pub fn open_async(url: &StoreUrl) -> Result<Arc<dyn AsyncStore>, StoreError> {
         StoreUrl::Sqlite(path) => Arc::new(Offload(Arc::new(SqliteStore::open(path)?))),
         StoreUrl::Postgres(url) => {
             let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-                StoreError::Unavailable("the async PostgreSQL store must be opened inside a tokio runtime".into())
+                StoreError::Unavailable(
+                    "the async PostgreSQL store must be opened inside a tokio runtime".into(),
+                )
             })?;
             super::postgres::open_on(&handle, url)?
         }
@@ -118,9 +128,14 @@ mod tests {
     fn parses_supported_urls() {
         assert_eq!("memory:".parse(), Ok(StoreUrl::Memory));
         assert_eq!("sqlite:ds.db".parse(), Ok(StoreUrl::Sqlite("ds.db".into())));
-        assert_eq!("sqlite:///tmp/x.db".parse(), Ok(StoreUrl::Sqlite("/tmp/x.db".into())));
+        assert_eq!(
+            "sqlite:///tmp/x.db".parse(),
+            Ok(StoreUrl::Sqlite("/tmp/x.db".into()))
+        );
         assert_eq!("SQLite:a".parse(), Ok(StoreUrl::Sqlite("a".into())));
-        let pg: StoreUrl = "postgres://u:secret@localhost:5432/db?schema=Run_1&connect_timeout=5".parse().unwrap();
+        let pg: StoreUrl = "postgres://u:secret@localhost:5432/db?schema=Run_1&connect_timeout=5"
+            .parse()
+            .unwrap();
         assert_eq!(
             pg,
             StoreUrl::Postgres(PostgresUrl {
@@ -128,8 +143,14 @@ mod tests {
                 schema: Some("run_1".into())
             })
         );
-        assert_eq!(pg.to_string(), "postgres://u:***@localhost:5432/db?connect_timeout=5");
-        assert!(matches!("postgresql://localhost/db".parse(), Ok(StoreUrl::Postgres(_))));
+        assert_eq!(
+            pg.to_string(),
+            "postgres://u:***@localhost:5432/db?connect_timeout=5"
+        );
+        assert!(matches!(
+            "postgresql://localhost/db".parse(),
+            Ok(StoreUrl::Postgres(_))
+        ));
     }
 
     #[test]
@@ -140,7 +161,10 @@ mod tests {
             ("sqlite:", "needs a file path"),
             ("memory:x", "nothing after"),
             ("postgres://localhost/db?schema=a;drop", "schema"),
-            ("postgres://localhost/db?bogus_option=1", "not a valid PostgreSQL URL"),
+            (
+                "postgres://localhost/db?bogus_option=1",
+                "not a valid PostgreSQL URL",
+            ),
         ] {
             let err = url.parse::<StoreUrl>().unwrap_err();
             assert!(err.to_string().contains(reason), "{url}: {err}");

@@ -35,7 +35,9 @@ fn ds_guest_panic_log(message: &str) {
 }
 
 fn refuse<T>() -> Result<T, wit::Error> {
-    Err(wit::Error::InvalidEntity("the fault guest only implements get".into()))
+    Err(wit::Error::InvalidEntity(
+        "the fault guest only implements get".into(),
+    ))
 }
 
 impl Guest for FaultGuest {
@@ -58,14 +60,20 @@ impl Guest for FaultGuest {
                 }
             }
             "Scan" => {
-                let range = wit::KeyRange { start: Vec::new(), end: None };
+                let range = wit::KeyRange {
+                    start: Vec::new(),
+                    end: None,
+                };
                 transport::scan(&range, 10, wit::Direction::Forward).map_err(wit::Error::Store)?;
                 Ok(None)
             }
             "Commit" => {
                 let writes: Vec<wit::Write> = [b"commit/a", b"commit/b", b"commit/c"]
                     .iter()
-                    .map(|key| wit::Write { key: key.to_vec(), value: Some(b"whole".to_vec()) })
+                    .map(|key| wit::Write {
+                        key: key.to_vec(),
+                        value: Some(b"whole".to_vec()),
+                    })
                     .collect();
                 transport::commit(&[], &writes).map_err(wit::Error::Store)?;
                 Ok(None)
@@ -98,7 +106,10 @@ impl Guest for FaultGuest {
     }
 
     fn check(_: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
-        Ok(wit::CheckReport { entities: 0, problems: Vec::new(), next: None })
+        Ok(wit::CheckReport {
+            entities: 0,
+            problems: Vec::new(),
+            next: None,
+        })
     }
 }
-

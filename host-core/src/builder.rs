@@ -1,0 +1,103 @@
+//! What both hosts' `Builder`s hold and do, written once: the settings, their setters (a
+//! macro, since each host's builder is its own type), opening the store named by URL, and
+//! pre-instantiating the component.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::instances::InstanceOptions;
+use crate::runtime::ComponentSource;
+use crate::store::{DEFAULT_STORE_URL, StoreError, StoreUrl};
+
+/// The settings of a datastore being built; `S` is the host's store trait object.
+pub struct Settings<S: ?Sized> {
+    /// A store given directly.
+    pub store: Option<Arc<S>>,
+    /// A store URL to open when the datastore is built.
+    pub store_url: Option<String>,
+    /// The component to run.
+    pub component: ComponentSource,
+    /// Instance settings: isolation, recycling, bounds.
+    pub instances: InstanceOptions,
+}
+
+impl<S: ?Sized> Default for Settings<S> {
+    fn default() -> Self {
+        Settings {
+            store: None,
+            store_url: None,
+            component: ComponentSource::default(),
+            instances: InstanceOptions::default(),
+        }
+    }
+}
+
+impl<S: ?Sized> Settings<S> {
+    /// The store: the one given, or the one at the URL (default `sqlite:ds.db`) opened with `open`.
+    pub fn take_store(
+        &mut self,
+        open: impl FnOnce(&StoreUrl) -> Result<Arc<S>, StoreError>,
+    ) -> Result<Arc<S>, Error> {
+        if let Some(store) = self.store.take() {
+            return Ok(store);
+        }
+        let url: StoreUrl = self
+            .store_url
+            .as_deref()
+            .unwrap_or(DEFAULT_STORE_URL)
+            .parse()?;
+        Ok(open(&url)?)
+    }
+
+    /// Links the host's imports with `link`, pre-instantiates the component, and wraps the
+    /// result in the bindings' typed `…Pre` with `typed`.
+    pub fn prepare<T: Send + 'static, P>(
+        &self,
+        link: impl FnOnce(&mut wasmtime::component::Linker<T>) -> wasmtime::Result<()>,
+        typed: impl FnOnce(wasmtime::component::InstancePre<T>) -> wasmtime::Result<P>,
+    ) -> Result<P, Error> {
+        let pre = crate::runtime::instance_pre(&self.component, link)?;
+        typed(pre).map_err(|err| Error::Component {
+            origin: self.component.to_string(),
+            reason: format!("{err:#}"),
+        })
+    }
+}
+
+/// The setters both hosts' builders share. The builder must have a field
+/// `settings: host_core::builder::Settings<dyn $store>`.
+#[macro_export]
+macro_rules! builder_setters {
+    ($store:ident) => {
+        /// Uses `store` (any implementation of the store trait, e.g. one of your own).
+        pub fn store(mut self, store: std::sync::Arc<dyn $store>) -> Self {
+            self.settings.store = Some(store);
+            self
+        }
+
+        /// Opens the store at `url` (`sqlite:PATH`, `postgres://…`, `memory:`) when the
+        /// datastore is built.
+        pub fn store_url(mut self, url: &str) -> Self {
+            self.settings.store_url = Some(url.to_string());
+            self
+        }
+
+        /// Runs another build of the model component instead of the embedded one.
+        pub fn component(mut self, source: $crate::ComponentSource) -> Self {
+            self.settings.component = source;
+            self
+        }
+
+        /// Warm instances reused across calls (the default) or a fresh instance per call.
+        pub fn isolation(mut self, isolation: $crate::Isolation) -> Self {
+            self.settings.instances.isolation = isolation;
+            self
+        }
+
+        /// All instance settings: isolation, recycling, memory limit, deadline.
+        pub fn instance_options(mut self, options: $crate::InstanceOptions) -> Self {
+            self.settings.instances = options;
+            self
+        }
+    };
+}
