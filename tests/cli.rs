@@ -142,61 +142,92 @@ fn trace_shows_the_call_path_on_stderr() {
     }
 }
 
+/// Runs `host` with arguments that may not be UTF-8.
+fn run_os(host: &str, dir: &Path, args: &[std::ffi::OsString]) -> Run {
+    let out: Output = Command::new(binary(host))
+        .args(args)
+        .current_dir(dir)
+        .env("DS_CACHE_DIR", dir.join("cache"))
+        .env_remove("DS_STORE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn store_contents(dir: &Path) -> Vec<host_core::store::Entry> {
+    let store = host_core::store::SqliteStore::open(dir.join("ds.db")).unwrap();
+    host_core::store::scan_all(&store).unwrap()
+}
+
+/// The committed corpus of hostile inputs (`tests/hostile_inputs.json`): every case is a
+/// clear error with its exit code, prints nothing on stdout, and changes nothing stored.
 #[test]
-fn bad_input_is_a_clear_error_and_writes_nothing() {
-    let cases: &[(&[&str], i32, &str)] = &[
-        (&["get", "Account"], 2, "expected ':'"),
-        (&["get", "Account:0"], 2, "id 0 is not a valid id"),
-        (&["get", "Account:007"], 2, "leading zero"),
-        (&["put", "Account:a", "{nope"], 2, "invalid JSON"),
-        (&["put", "Account:a", "[1, 2]"], 2, "must be a JSON object"),
-        (&["put", "Account:a", r#"{"__x": 1}"#], 2, "reserved"),
-        (
-            &["--store", "redis://localhost", "get", "A:b"],
-            2,
-            "unknown scheme",
-        ),
-        (&["--store", "ds.db", "get", "A:b"], 2, "no scheme"),
-        (
-            &["get", "Account:nobody"],
-            1,
-            "no entity at key Account:nobody",
-        ),
-        (&["--store", "sqlite:.", "get", "A:b"], 4, "is a directory"),
-        (
-            &["--component", "missing.wasm", "get", "A:b"],
-            5,
-            "missing.wasm",
-        ),
-        (&["frobnicate"], 2, "unrecognized subcommand"),
-    ];
+fn hostile_inputs_are_clear_errors_and_change_nothing() {
+    use std::os::unix::ffi::OsStringExt;
+    let corpus: serde_json::Value =
+        serde_json::from_str(include_str!("hostile_inputs.json")).expect("the corpus is JSON");
+    let cases = corpus["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 30, "the corpus lost cases");
     for host in HOSTS {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("corrupt.db"),
+            b"this is not a SQLite database",
+        )
+        .unwrap();
+        let big = format!(
+            "{{\"key\": \"Account:big\", \"properties\": {{\"big\": \"{}\"}}}}\n",
+            "x".repeat(1 << 20)
+        );
+        std::fs::write(dir.path().join("big.jsonl"), big).unwrap();
         assert_eq!(
             run(host, dir.path(), &["put", "Account:keep", r#"{"v": 1}"#]).code,
             0
         );
-        let before = std::fs::read(dir.path().join("ds.db")).unwrap();
-        for (args, code, message) in cases {
-            let out = run(host, dir.path(), args);
-            assert_eq!(out.code, *code, "{host} {args:?}: {}", out.stderr);
+        let before = store_contents(dir.path());
+        for case in cases {
+            let args: Vec<std::ffi::OsString> = case["args"]
+                .as_array()
+                .expect("args")
+                .iter()
+                .map(|arg| match arg.as_str().expect("string argument") {
+                    "<invalid-utf8>" => std::ffi::OsString::from_vec(b"A:\xff\xfe".to_vec()),
+                    text => text.replace("{dir}", dir.path().to_str().unwrap()).into(),
+                })
+                .collect();
+            let code = case["exit"].as_i64().expect("exit") as i32;
+            let message = case["stderr"].as_str().expect("stderr");
+            let out = run_os(host, dir.path(), &args);
+            let shown: Vec<String> = args
+                .iter()
+                .map(|a| a.to_string_lossy().chars().take(60).collect())
+                .collect();
+            assert_eq!(out.code, code, "{host} {shown:?}: {}", out.stderr);
             assert!(
                 out.stderr.contains(message),
-                "{host} {args:?}: {:?} lacks {message:?}",
+                "{host} {shown:?}: {:?} lacks {message:?}",
                 out.stderr
             );
             assert!(
                 out.stdout.is_empty(),
-                "{host} {args:?} printed {:?}",
+                "{host} {shown:?} printed {:?}",
                 out.stdout
             );
+            assert_eq!(
+                store_contents(dir.path()),
+                before,
+                "{host} {shown:?}: the store changed"
+            );
         }
-        let get = run(host, dir.path(), &["get", "Account:keep"]);
-        assert_eq!(get.code, 0);
         assert_eq!(
-            std::fs::read(dir.path().join("ds.db")).unwrap(),
-            before,
-            "{host}: the store changed"
+            std::fs::read(dir.path().join("corrupt.db")).unwrap(),
+            b"this is not a SQLite database",
+            "{host}: the corrupt file was not touched"
         );
     }
 }

@@ -17,6 +17,7 @@ extern crate alloc;
 pub mod encoding;
 pub mod entity;
 pub mod error;
+pub mod fuzz;
 pub mod key;
 pub mod model;
 pub mod transport;

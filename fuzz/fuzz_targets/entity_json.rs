@@ -1,0 +1,6 @@
+//! JSON properties: conversion never panics, and a valid entity survives its stored form.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    ds_model::fuzz::entity_json(data);
+});
