@@ -75,6 +75,27 @@ impl Guest for Component {
         model().delete_many(&keys).map_err(error_to_wit)
     }
 
+    fn entities(
+        start: Option<Vec<u8>>,
+        kind: Option<String>,
+    ) -> Result<wit::EntityPage, wit::Error> {
+        let page = model()
+            .entities_json(start.as_deref(), kind.as_deref())
+            .map_err(error_to_wit)?;
+        let entities = page
+            .entities
+            .into_iter()
+            .map(|(key, properties)| wit::Entity {
+                key: key_to_wit(key),
+                properties,
+            })
+            .collect();
+        Ok(wit::EntityPage {
+            entities,
+            next: page.next,
+        })
+    }
+
     fn check(start: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         let report = model().check(start.as_deref()).map_err(error_to_wit)?;
         Ok(wit::CheckReport {

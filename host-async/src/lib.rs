@@ -33,8 +33,8 @@ use wasmtime::component::HasSelf;
 pub use host_core::bindings::types as wit;
 pub use host_core::store;
 pub use host_core::{
-    CheckReport, ComponentSource, Entity, Error, IdOrName, InstanceOptions, Isolation, Key,
-    PathElement, Properties,
+    CheckReport, ComponentSource, Entity, EntityPage, Error, IdOrName, InstanceOptions, Isolation,
+    Key, PathElement, Properties,
 };
 
 /// Runs one export call on a leased instance and gives the instance back (or drops it after
@@ -195,6 +195,19 @@ impl Datastore {
         let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
         let result = call_export!(self, call_delete_many(&keys));
         convert::call_result(result, Ok)
+    }
+
+    /// One page of entities in key order, from `start` (`None`: the first page; else a
+    /// page's `next`), of every kind or only of `kind`. What `export` is made of.
+    pub async fn entities(
+        &self,
+        start: Option<&[u8]>,
+        kind: Option<&str>,
+    ) -> Result<EntityPage, Error> {
+        let start = start.map(<[u8]>::to_vec);
+        let kind = kind.map(str::to_string);
+        let result = call_export!(self, call_entities(start.as_ref(), kind.as_deref()));
+        convert::call_result(result, convert::entity_page_from_wit)
     }
 
     /// Checks the whole store, page by page (each page its own call): every row must be a

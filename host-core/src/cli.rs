@@ -77,6 +77,12 @@ pub enum Command {
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         batch: u32,
     },
+    /// Export entities as JSON lines in key order, in the format `import` reads: all of
+    /// them, or only those whose own kind is KIND.
+    Export {
+        /// Only entities of this kind.
+        kind: Option<String>,
+    },
     /// Check the store: every row must be a readable entity. Prints a report; exits 6 if
     /// it found problems.
     Check,

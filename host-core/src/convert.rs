@@ -217,3 +217,16 @@ pub fn entities_from_wit(found: Vec<Option<wit::Entity>>) -> Result<Vec<Option<E
         .map(|entity| entity.map(entity_from_wit).transpose())
         .collect()
 }
+
+/// One page of entities from the model, as host entities.
+pub fn entity_page_from_wit(page: wit::EntityPage) -> Result<crate::EntityPage, Error> {
+    let entities = page
+        .entities
+        .into_iter()
+        .map(entity_from_wit)
+        .collect::<Result<_, _>>()?;
+    Ok(crate::EntityPage {
+        entities,
+        next: page.next,
+    })
+}

@@ -25,3 +25,13 @@ pub use instances::{InstanceOptions, Isolation};
 pub use runtime::ComponentSource;
 /// The properties of an entity: a JSON object.
 pub type Properties = serde_json::Map<String, serde_json::Value>;
+
+/// One page of a `Datastore::entities` listing: entities in key order and where
+/// the next page starts (`None` after the last page; pass it back as `start`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityPage {
+    /// The entities of this page, in key order.
+    pub entities: Vec<Entity>,
+    /// The opaque position of the next page.
+    pub next: Option<Vec<u8>>,
+}

@@ -58,6 +58,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             progress.finish_and_clear();
             cli::print_imported(reader.read);
         }
+        Command::Export { kind } => {
+            let mut start: Option<Vec<u8>> = None;
+            loop {
+                let page = db
+                    .entities(start.as_deref(), kind.as_deref())
+                    .context("export")?;
+                for entity in &page.entities {
+                    cli::print_entity(entity);
+                }
+                match page.next {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+        }
         Command::Check => {
             let report = db.check().context("check")?;
             cli::report_check(&report)?;

@@ -25,5 +25,5 @@ pub mod transport;
 pub use entity::Entity;
 pub use error::Error;
 pub use key::{IdOrName, Key, PathElement};
-pub use model::{CheckReport, Model};
+pub use model::{CheckReport, EntityPage, Model};
 pub use transport::{Check, Direction, Level, Log, StoreError, Transport, Versioned, Write};

@@ -150,6 +150,47 @@ impl<T: Transport, L: Log> Model<T, L> {
         Ok(())
     }
 
+    /// One page of entities in key order from `start`, all kinds or only `kind` (the
+    /// entity's own kind), as JSON text: at most [`CHECK_PAGE`] rows are read per page.
+    pub fn entities_json(
+        &mut self,
+        start: Option<&[u8]>,
+        kind: Option<&str>,
+    ) -> Result<EntityPage, Error> {
+        let begin = alloc::vec![crate::key::ENTITY_PREFIX];
+        let range = KeyRange {
+            start: start
+                .map(<[u8]>::to_vec)
+                .filter(|s| *s > begin)
+                .unwrap_or(begin),
+            end: Some(alloc::vec![crate::key::ENTITY_PREFIX + 1]),
+        };
+        let page = self
+            .transport
+            .scan(&range, CHECK_PAGE, Direction::Forward)?;
+        let mut entities = Vec::new();
+        for entry in &page {
+            let key = Key::decode(&entry.key).map_err(|err| {
+                Error::Corrupt(alloc::format!("row {}: {err}", describe_kv_key(&entry.key)))
+            })?;
+            if kind.is_some_and(|kind| key.leaf().is_some_and(|leaf| leaf.kind != kind)) {
+                continue;
+            }
+            let json = crate::entity::decode_json(&key, &entry.value.value)?;
+            entities.push((key, String::from(json)));
+        }
+        let next = (page.len() == CHECK_PAGE as usize)
+            .then(|| {
+                page.last().map(|last| {
+                    let mut next = last.key.clone();
+                    next.push(0);
+                    next
+                })
+            })
+            .flatten();
+        Ok(EntityPage { entities, next })
+    }
+
     /// Checks one page of the store from `start`: every row must be an entity whose key
     /// decodes canonically and validly and whose value decodes. Reads only.
     pub fn check(&mut self, start: Option<&[u8]>) -> Result<CheckReport, Error> {
@@ -204,7 +245,16 @@ impl<T: Transport, L: Log> Model<T, L> {
     }
 }
 
-/// Rows one `check` call reads.
+/// One page of [`Model::entities_json`]: keys with their properties' JSON text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntityPage {
+    /// The entities, in key order.
+    pub entities: Vec<(Key, String)>,
+    /// Where the next page starts; `None` after the last page.
+    pub next: Option<Vec<u8>>,
+}
+
+/// Rows one `check` or `entities` call reads.
 pub const CHECK_PAGE: u32 = 500;
 
 /// One page of [`Model::check`].
@@ -312,6 +362,38 @@ mod tests {
             .unwrap();
         let report = Model::new(transport, NoLog).check(None).unwrap();
         assert_eq!(report.problems.len(), 3, "{:?}", report.problems);
+    }
+
+    #[test]
+    fn entities_page_through_by_kind() {
+        let mut model = Model::new(MemoryTransport::new(), NoLog);
+        let mut entities: Vec<Entity> = (1..=700)
+            .map(|i| Entity::from_json(Key::id("Item", i), "{}").unwrap())
+            .collect();
+        entities.push(
+            Entity::from_json(
+                Key::name("Shop", "s").child(crate::PathElement::id("Item", 1)),
+                r#"{"a":1}"#,
+            )
+            .unwrap(),
+        );
+        entities.push(Entity::from_json(Key::name("Shop", "s"), "{}").unwrap());
+        model.put_many(&entities).unwrap();
+        let collect = |model: &mut Model<MemoryTransport, NoLog>, kind: Option<&str>| {
+            let (mut all, mut start) = (Vec::new(), None);
+            loop {
+                let page = model.entities_json(start.as_deref(), kind).unwrap();
+                all.extend(page.entities);
+                match page.next {
+                    Some(next) => start = Some(next),
+                    None => return all,
+                }
+            }
+        };
+        assert_eq!(collect(&mut model, None).len(), 702);
+        assert_eq!(collect(&mut model, Some("Item")).len(), 701);
+        let shops = collect(&mut model, Some("Shop"));
+        assert_eq!(shops, [(Key::name("Shop", "s"), "{}".into())]);
     }
 
     #[test]

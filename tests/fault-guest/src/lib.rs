@@ -105,6 +105,13 @@ impl Guest for FaultGuest {
         refuse()
     }
 
+    fn entities(
+        _: Option<Vec<u8>>,
+        _: Option<alloc::string::String>,
+    ) -> Result<wit::EntityPage, wit::Error> {
+        refuse()
+    }
+
     fn check(_: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         Ok(wit::CheckReport {
             entities: 0,
