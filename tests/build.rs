@@ -1,4 +1,5 @@
-//! Builds the test-only fault guest and tells the tests where it is (`FAULT_GUEST_WASM`).
+//! Builds the test-only components and tells the tests where they are: the fault guest
+//! (`FAULT_GUEST_WASM`) and the sandbox probe (`SANDBOX_PROBE_WASM`).
 
 use std::path::PathBuf;
 
@@ -8,4 +9,9 @@ fn main() {
     let built =
         ds_build_support::build_component(workspace, "ds-fault-guest", &["tests/fault-guest"]);
     println!("cargo:rustc-env=FAULT_GUEST_WASM={}", built.display());
+    // A std guest: a cargo invocation of its own, so that std's wit-bindgen features never
+    // unify with the no_std guests'.
+    let built =
+        ds_build_support::build_component(workspace, "ds-sandbox-probe", &["tests/sandbox-probe"]);
+    println!("cargo:rustc-env=SANDBOX_PROBE_WASM={}", built.display());
 }
