@@ -79,7 +79,7 @@ fn kill_mid_import(url: &str, dir: &Path) {
 
     let stored = count(url);
     assert!(
-        stored >= 20 * BATCH && stored < ENTITIES,
+        (20 * BATCH..ENTITIES).contains(&stored),
         "killed mid-way: {stored} entities"
     );
     assert_eq!(

@@ -8,6 +8,7 @@
 //! Architecture invariant: nothing here knows how entities are encoded or queried; that is
 //! the guest's job. The one exception is read-only: trace lines and errors render transport
 //! keys with the guest crate's key decoder.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod bindings;
 pub mod builder;

@@ -131,7 +131,7 @@ mod tests {
     #[test]
     fn truncated_input_is_an_error() {
         assert!(Reader::new(&[b'a', 0x00]).bytes().is_err());
-        assert!(Reader::new(&[b'a']).bytes().is_err());
+        assert!(Reader::new(b"a").bytes().is_err());
         assert!(Reader::new(&[0x00, 0x07]).bytes().is_err());
         assert!(Reader::new(&[1, 2, 3]).u64().is_err());
     }

@@ -265,7 +265,7 @@ fn is_special(c: char) -> bool {
 /// Writes a kind, name or namespace, quoting it when the bare form would be ambiguous.
 fn write_token(f: &mut fmt::Formatter<'_>, token: &str, quote_digits: bool) -> fmt::Result {
     let all_digits = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
-    if !token.is_empty() && !token.chars().any(is_special) && !(quote_digits && all_digits) {
+    if !(token.is_empty() || token.chars().any(is_special) || quote_digits && all_digits) {
         return f.write_str(token);
     }
     f.write_char('"')?;

@@ -10,6 +10,7 @@
 //!
 //! Architecture invariant: nothing here does I/O, reads a clock or the environment; every
 //! effect goes through [`Transport`] or [`Log`].
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
 extern crate alloc;
