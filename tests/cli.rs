@@ -15,6 +15,18 @@ struct Run {
 }
 
 fn run(host: &str, dir: &Path, args: &[&str]) -> Run {
+    run_os(
+        host,
+        dir,
+        &args
+            .iter()
+            .map(std::ffi::OsString::from)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Runs `host` with arguments that may not be UTF-8.
+fn run_os(host: &str, dir: &Path, args: &[std::ffi::OsString]) -> Run {
     let out: Output = Command::new(binary(host))
         .args(args)
         .current_dir(dir)
@@ -139,23 +151,6 @@ fn trace_shows_the_call_path_on_stderr() {
             get.stdout, "{\"key\":\"Model:my_key\",\"properties\":{}}\n",
             "{host}: stdout holds the result only"
         );
-    }
-}
-
-/// Runs `host` with arguments that may not be UTF-8.
-fn run_os(host: &str, dir: &Path, args: &[std::ffi::OsString]) -> Run {
-    let out: Output = Command::new(binary(host))
-        .args(args)
-        .current_dir(dir)
-        .env("DS_CACHE_DIR", dir.join("cache"))
-        .env_remove("DS_STORE")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
