@@ -1,21 +1,28 @@
-//! Entities: a key and a JSON object of properties, and their stored form.
+//! Entities: a key and typed properties, their JSON form and their stored form.
 //!
-//! Stored value layout (format 1): one format byte `0x01`, then the properties as compact
-//! JSON text. The format byte lets a later model read old values and refuse unknown ones.
+//! Stored value layout (format 2): one format byte `0x02`, then the properties in the
+//! canonical typed JSON of [`crate::value`]. Format 1 (plain JSON, written by ds 0.1 before
+//! typed values) is still read. The format byte lets a later model read old values and
+//! refuse unknown ones.
 
+use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value as Json};
 
 use crate::error::Error;
-use crate::key::{Key, MAX_NAME_BYTES};
+use crate::schema::Schema;
+use crate::value::{self, MAX_INDEXED_BYTES, Properties, Value};
+use crate::key::Key;
 
 /// Largest stored entity (format byte plus JSON), in bytes: Cloud Datastore's 1 MiB limit.
 pub const MAX_ENTITY_BYTES: usize = 1024 * 1024 - 4;
 
-/// The format byte of values written by this model.
+/// The format byte of values written by this model: canonical typed JSON.
+pub const FORMAT_TYPED_JSON: u8 = 0x02;
+/// The format byte of plain-JSON values written before typed values; still read.
 pub const FORMAT_JSON_V1: u8 = 0x01;
 
 /// An entity: its key and its properties.
@@ -24,16 +31,34 @@ pub struct Entity {
     /// The entity's key.
     pub key: Key,
     /// The properties, by name.
-    pub properties: Map<String, Value>,
+    pub properties: Properties,
+    /// Properties of a schemaless entity that are stored but not indexed (written in JSON
+    /// as `{"$unindexed": …}`). Declared kinds take this from their declaration instead.
+    pub unindexed: BTreeSet<String>,
 }
 
 impl Entity {
-    /// An entity from a key and JSON properties text; the text must be a JSON object.
+    /// An entity with no properties.
+    pub fn new(key: Key) -> Entity {
+        Entity {
+            key,
+            properties: Properties::new(),
+            unindexed: BTreeSet::new(),
+        }
+    }
+
+    /// The entity with `name` set to `value`.
+    pub fn with(mut self, name: impl Into<String>, value: Value) -> Entity {
+        self.properties.insert(name.into(), value);
+        self
+    }
+
+    /// An entity from a key and typed-JSON properties text, which must be a JSON object.
     pub fn from_json(key: Key, properties: &str) -> Result<Entity, Error> {
-        let value: Value = serde_json::from_str(properties)
+        let json: Json = serde_json::from_str(properties)
             .map_err(|err| Error::InvalidEntity(format!("properties are not valid JSON: {err}")))?;
-        match value {
-            Value::Object(properties) => Ok(Entity { key, properties }),
+        match json {
+            Json::Object(object) => Entity::from_json_object(key, &object),
             other => Err(Error::InvalidEntity(format!(
                 "properties must be a JSON object, not {}",
                 json_type(&other)
@@ -41,36 +66,107 @@ impl Entity {
         }
     }
 
-    /// The properties as compact JSON text.
-    pub fn properties_json(&self) -> String {
-        // Serialising a `Map` of `Value`s cannot fail: keys are strings, numbers are finite.
-        serde_json::to_string(&self.properties).unwrap_or_default()
+    /// An entity from a key and a typed-JSON object of properties.
+    pub fn from_json_object(key: Key, object: &Map<String, Json>) -> Result<Entity, Error> {
+        let mut entity = Entity::new(key);
+        for (name, json) in object {
+            value::check_property_name(name, name).map_err(Error::InvalidEntity)?;
+            let json = match json {
+                Json::Object(inner) => match value::typed_form(inner) {
+                    Some(("$unindexed", wrapped)) => {
+                        entity.unindexed.insert(name.clone());
+                        wrapped
+                    }
+                    _ => json,
+                },
+                _ => json,
+            };
+            let value = Value::from_json(json, name).map_err(Error::InvalidEntity)?;
+            entity.properties.insert(name.clone(), value);
+        }
+        Ok(entity)
     }
 
-    /// Checks the key and properties, then encodes the value to store.
-    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+    /// The properties as a typed-JSON object (canonical).
+    pub fn to_json_object(&self) -> Map<String, Json> {
+        self.properties
+            .iter()
+            .map(|(name, value)| {
+                let json = value.to_json();
+                let json = if self.unindexed.contains(name) {
+                    let mut wrapper = Map::new();
+                    wrapper.insert("$unindexed".into(), json);
+                    Json::Object(wrapper)
+                } else {
+                    json
+                };
+                (name.clone(), json)
+            })
+            .collect()
+    }
+
+    /// The properties as canonical typed-JSON text.
+    pub fn properties_json(&self) -> String {
+        // Serialising a map of JSON values cannot fail: keys are strings and every float
+        // that JSON cannot hold is already in its `$float` form.
+        serde_json::to_string(&self.to_json_object()).unwrap_or_default()
+    }
+
+    /// True when `name` is indexed: by the kind's declaration, or, for schemaless kinds,
+    /// unless it was written `{"$unindexed": …}`.
+    pub fn is_indexed(&self, schema: &Schema, name: &str) -> bool {
+        let kind = self.key.leaf().and_then(|leaf| schema.kind(&leaf.kind));
+        match kind {
+            Some(kind) => kind.property(name).is_some_and(|p| p.indexed),
+            None => !self.unindexed.contains(name),
+        }
+    }
+
+    /// Checks the entity against the key rules, the schema and the size limits, fills
+    /// declared defaults, and encodes the value to store. The error names the property.
+    pub fn prepare(&mut self, schema: &Schema) -> Result<Vec<u8>, Error> {
         self.key.validate()?;
-        for name in self.properties.keys() {
-            if name.is_empty() {
-                return Err(Error::InvalidEntity("a property name is empty".into()));
-            }
-            if name.len() > MAX_NAME_BYTES {
+        let kind = self.key.leaf().and_then(|leaf| schema.kind(&leaf.kind));
+        if let Some(kind) = kind {
+            if let Some(name) = self.unindexed.iter().next() {
                 return Err(Error::InvalidEntity(format!(
-                    "property name of {} bytes is over the {MAX_NAME_BYTES}-byte limit",
-                    name.len()
+                    "property {name}: kind {} declares which properties are indexed; \
+                     drop the {{\"$unindexed\": …}} wrapper",
+                    kind.name
                 )));
             }
-            if name.starts_with("__") {
-                return Err(Error::InvalidEntity(format!(
-                    "property {name:?} is reserved: names starting with \"__\" are internal"
-                )));
+            kind.apply(&mut self.properties)
+                .map_err(Error::InvalidEntity)?;
+        }
+        for (name, value) in &self.properties {
+            value::check_property_name(name, name).map_err(Error::InvalidEntity)?;
+            if !self.is_indexed(schema, name) {
+                continue;
+            }
+            for (i, element) in value.elements().iter().enumerate() {
+                let size = match element {
+                    Value::String(s) => s.len(),
+                    Value::Bytes(b) => b.len(),
+                    _ => 0,
+                };
+                if size > MAX_INDEXED_BYTES {
+                    let at = value::element_path(
+                        name,
+                        matches!(value, Value::Array(_)).then_some(i),
+                    );
+                    return Err(Error::InvalidEntity(format!(
+                        "property {at} is an indexed {} of {size} bytes; indexed values hold at \
+                         most {MAX_INDEXED_BYTES} (write it as {{\"$unindexed\": …}} or declare \
+                         the property unindexed)",
+                        element.ty()
+                    )));
+                }
             }
         }
-        let json = serde_json::to_vec(&self.properties)
-            .map_err(|err| Error::InvalidEntity(format!("properties cannot be encoded: {err}")))?;
+        let json = self.properties_json();
         let mut out = Vec::with_capacity(1 + json.len());
-        out.push(FORMAT_JSON_V1);
-        out.extend_from_slice(&json);
+        out.push(FORMAT_TYPED_JSON);
+        out.extend_from_slice(json.as_bytes());
         if out.len() > MAX_ENTITY_BYTES {
             return Err(Error::InvalidEntity(format!(
                 "entity is {} bytes encoded; at most {MAX_ENTITY_BYTES} are allowed",
@@ -83,15 +179,13 @@ impl Entity {
     /// Decodes a stored value for `key`.
     pub fn decode(key: Key, stored: &[u8]) -> Result<Entity, Error> {
         let json = decode_json(&key, stored)?;
+        let corrupt = |what: String| Error::Corrupt(format!("entity {key} holds {what}"));
         match serde_json::from_str(json) {
-            Ok(Value::Object(properties)) => Ok(Entity { key, properties }),
-            Ok(other) => Err(Error::Corrupt(format!(
-                "entity {key} holds {} instead of an object",
-                json_type(&other)
-            ))),
-            Err(err) => Err(Error::Corrupt(format!(
-                "entity {key} holds invalid JSON: {err}"
-            ))),
+            Ok(Json::Object(object)) => {
+                Entity::from_json_object(key.clone(), &object).map_err(|err| corrupt(format!("{err}")))
+            }
+            Ok(other) => Err(corrupt(format!("{} instead of an object", json_type(&other)))),
+            Err(err) => Err(corrupt(format!("invalid JSON: {err}"))),
         }
     }
 }
@@ -102,24 +196,24 @@ pub fn decode_json<'a>(key: &Key, stored: &'a [u8]) -> Result<&'a str, Error> {
     let Some((&format, json)) = stored.split_first() else {
         return Err(Error::Corrupt(format!("entity {key} has an empty value")));
     };
-    if format != FORMAT_JSON_V1 {
+    if format != FORMAT_TYPED_JSON && format != FORMAT_JSON_V1 {
         return Err(Error::Corrupt(format!(
-            "entity {key} has value format {format}; this model reads format {FORMAT_JSON_V1} \
-             (was it written by a newer model?)"
+            "entity {key} has value format {format}; this model reads formats \
+             {FORMAT_JSON_V1} and {FORMAT_TYPED_JSON} (was it written by a newer model?)"
         )));
     }
     core::str::from_utf8(json)
         .map_err(|_| Error::Corrupt(format!("entity {key} holds text that is not UTF-8")))
 }
 
-fn json_type(value: &Value) -> &'static str {
+fn json_type(value: &Json) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
@@ -133,11 +227,24 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_stored_form() {
-        let entity =
-            Entity::from_json(key(), r#"{"a":1,"b":[true,null,"x"],"c":{"d":1.5}}"#).unwrap();
-        let stored = entity.encode().unwrap();
-        assert_eq!(stored[0], FORMAT_JSON_V1);
+        let mut entity = Entity::from_json(
+            key(),
+            r#"{"a":1,"b":[true,null,"x"],"c":{"d":1.5},"e":{"$unindexed":{"$bytes":"AA=="}}}"#,
+        )
+        .unwrap();
+        assert!(entity.unindexed.contains("e"));
+        let stored = entity.prepare(&Schema::EMPTY).unwrap();
+        assert_eq!(stored[0], FORMAT_TYPED_JSON);
         assert_eq!(Entity::decode(key(), &stored).unwrap(), entity);
+        assert_eq!(
+            decode_json(&key(), &stored).unwrap(),
+            r#"{"a":1,"b":[true,null,"x"],"c":{"d":1.5},"e":{"$unindexed":{"$bytes":"AA=="}}}"#
+        );
+        // Values written before typed values still read.
+        assert_eq!(
+            Entity::decode(key(), b"\x01{\"a\":1}").unwrap(),
+            Entity::new(key()).with("a", Value::Int(1))
+        );
     }
 
     #[test]
@@ -155,32 +262,40 @@ mod tests {
 
     #[test]
     fn refuses_bad_property_names_and_sizes() {
-        let err = Entity::from_json(key(), r#"{"":1}"#)
-            .unwrap()
-            .encode()
-            .unwrap_err();
-        assert!(err.to_string().contains("empty"), "{err}");
-        let err = Entity::from_json(key(), r#"{"__x":1}"#)
-            .unwrap()
-            .encode()
-            .unwrap_err();
-        assert!(err.to_string().contains("reserved"), "{err}");
-        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_ENTITY_BYTES));
+        for (json, want) in [
+            (r#"{"":1}"#, "empty"),
+            (r#"{"__x":1}"#, "reserved"),
+            (r#"{"$x":1}"#, "reserved"),
+        ] {
+            let err = Entity::from_json(key(), json).unwrap_err();
+            assert!(err.to_string().contains(want), "{json}: {err}");
+        }
+        let big = format!(r#"{{"a":{{"$unindexed":"{}"}}}}"#, "x".repeat(MAX_ENTITY_BYTES));
         let err = Entity::from_json(key(), &big)
             .unwrap()
-            .encode()
+            .prepare(&Schema::EMPTY)
             .unwrap_err();
         assert!(err.to_string().contains("at most"), "{err}");
+        let long = format!(r#"{{"a":["x","{}"]}}"#, "x".repeat(MAX_INDEXED_BYTES + 1));
+        let err = Entity::from_json(key(), &long)
+            .unwrap()
+            .prepare(&Schema::EMPTY)
+            .unwrap_err();
+        assert!(err.to_string().contains("property a[1] is an indexed string"), "{err}");
     }
 
     #[test]
     fn unknown_formats_are_corrupt_not_misread() {
         assert!(matches!(Entity::decode(key(), &[]), Err(Error::Corrupt(_))));
         assert!(
-            matches!(Entity::decode(key(), b"\x02{}"), Err(Error::Corrupt(m)) if m.contains("newer"))
+            matches!(Entity::decode(key(), b"\x03{}"), Err(Error::Corrupt(m)) if m.contains("newer"))
         );
         assert!(matches!(
-            Entity::decode(key(), b"\x01[]"),
+            Entity::decode(key(), b"\x02[]"),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(
+            Entity::decode(key(), b"\x02{\"a\":[[1]]}"),
             Err(Error::Corrupt(_))
         ));
     }

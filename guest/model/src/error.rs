@@ -15,6 +15,16 @@ pub enum Error {
     InvalidEntity(String),
     /// A stored value could not be decoded.
     Corrupt(String),
+    /// The query is not valid or no index serves it; the message says why, and which
+    /// index would.
+    InvalidQuery(String),
+    /// A transaction (or a write) lost its commit race on every attempt the retry policy
+    /// allowed. Nothing of it was written; trying again later may succeed.
+    Conflict(String),
+    /// A business rule refused the operation (e.g. insufficient funds). Nothing was written.
+    FailedPrecondition(String),
+    /// An entity the operation needs does not exist. Nothing was written.
+    NotFound(String),
     /// The transport failed.
     Store(StoreError),
 }
@@ -25,6 +35,10 @@ impl fmt::Display for Error {
             Error::InvalidKey(msg) => write!(f, "invalid key: {msg}"),
             Error::InvalidEntity(msg) => write!(f, "invalid entity: {msg}"),
             Error::Corrupt(msg) => write!(f, "corrupt data in the store: {msg}"),
+            Error::InvalidQuery(msg) => write!(f, "invalid query: {msg}"),
+            Error::Conflict(msg) => write!(f, "transaction conflict: {msg}"),
+            Error::FailedPrecondition(msg) => write!(f, "refused: {msg}"),
+            Error::NotFound(msg) => write!(f, "not found: {msg}"),
             Error::Store(err) => err.fmt(f),
         }
     }

@@ -38,12 +38,38 @@ pub fn entity_json(data: &[u8]) {
         return;
     };
     let key = Key::name("Fuzz", "k");
-    let Ok(entity) = Entity::from_json(key.clone(), text) else {
+    let Ok(mut entity) = Entity::from_json(key.clone(), text) else {
         return;
     };
-    if let Ok(stored) = entity.encode() {
-        assert_eq!(Entity::decode(key, &stored).as_ref(), Ok(&entity));
+    if let Ok(stored) = entity.prepare(&crate::Schema::EMPTY) {
+        assert_eq!(Entity::decode(key.clone(), &stored).as_ref(), Ok(&entity));
+        // The canonical JSON reads back as the same entity.
+        let again = Entity::from_json(key.clone(), &entity.properties_json());
+        assert_eq!(again.as_ref(), Ok(&entity));
+        // Index rows exist for it and all point back at it.
+        let rows = crate::index::rows(&crate::Schema::EMPTY, &entity).unwrap_or_default();
+        assert!(!rows.is_empty());
+        for (_, value) in rows {
+            assert_eq!(crate::index::row_entity_key(&value).ok().as_ref(), Some(&key));
+        }
     }
+}
+
+/// Query filter text (`prop OP value`): parsing never panics, and a parsed filter prints
+/// as text that parses back to the same filter.
+pub fn query_filter(data: &[u8]) {
+    let Ok(text) = core::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(filter) = crate::query::Filter::parse(text) else {
+        return;
+    };
+    let printed = alloc::format!("{filter}");
+    assert_eq!(
+        crate::query::Filter::parse(&printed).as_ref(),
+        Ok(&filter),
+        "{printed}"
+    );
 }
 
 #[cfg(test)]

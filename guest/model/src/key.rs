@@ -123,13 +123,7 @@ impl Key {
             )));
         }
         for element in &self.path {
-            check_name("kind", &element.kind, false)?;
-            if element.kind.starts_with("__") {
-                return Err(key_error(format_args!(
-                    "kind {:?} is reserved: kinds starting with \"__\" are internal",
-                    element.kind
-                )));
-            }
+            check_kind(&element.kind)?;
             match &element.id {
                 IdOrName::Id(0) => return Err(KeyError("id 0 is not a valid id".into())),
                 IdOrName::Id(_) => {}
@@ -224,6 +218,22 @@ impl PathElement {
             id: IdOrName::Id(id),
         }
     }
+}
+
+/// Checks a namespace name (as in keys): at most [`MAX_NAME_BYTES`].
+pub fn check_namespace(namespace: &str) -> Result<(), KeyError> {
+    check_name("namespace", namespace, true)
+}
+
+/// Checks a kind name (as in keys): non-empty, at most [`MAX_NAME_BYTES`], not reserved.
+pub fn check_kind(kind: &str) -> Result<(), KeyError> {
+    check_name("kind", kind, false)?;
+    if kind.starts_with("__") {
+        return Err(key_error(format_args!(
+            "kind {kind:?} is reserved: kinds starting with \"__\" are internal"
+        )));
+    }
+    Ok(())
 }
 
 fn check_name(what: &str, value: &str, may_be_empty: bool) -> Result<(), KeyError> {

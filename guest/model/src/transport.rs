@@ -137,7 +137,42 @@ pub trait Transport {
 
     /// Applies `writes` atomically if all `checks` hold; returns the new version.
     fn commit(&mut self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError>;
+
+    /// Called after a commit lost a race, before retry number `attempt` (from 1): waits as
+    /// the host's retry policy says and returns true to retry, or returns false at once when
+    /// the policy's retries are spent. The policy (how many retries, how long to wait) is
+    /// the host's; the default retries three times without waiting.
+    fn backoff(&mut self, attempt: u32) -> bool {
+        attempt <= DEFAULT_RETRIES
+    }
 }
+
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        (**self).get(key)
+    }
+    fn get_many(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        (**self).get_many(keys)
+    }
+    fn scan(
+        &mut self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
+        (**self).scan(range, limit, direction)
+    }
+    fn commit(&mut self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        (**self).commit(checks, writes)
+    }
+    fn backoff(&mut self, attempt: u32) -> bool {
+        (**self).backoff(attempt)
+    }
+}
+
+/// Retries after a lost commit race that [`Transport::backoff`] allows by default (as
+/// Cloud NDB's transactions).
+pub const DEFAULT_RETRIES: u32 = 3;
 
 /// Where the model's log lines go.
 pub trait Log {
