@@ -49,11 +49,11 @@ fn put_get_delete_round_trip_on_the_default_store() {
         let put = run(
             host,
             dir.path(),
-            &["put", "Account:alice", r#"{"balance": 10, "tags": ["a"]}"#],
+            &["put", "Note:alice", r#"{"balance": 10, "tags": ["a"]}"#],
         );
         assert_eq!(
             (put.code, put.stdout.as_str()),
-            (0, "{\"key\":\"Account:alice\"}\n"),
+            (0, "{\"key\":\"Note:alice\"}\n"),
             "{host}: {}",
             put.stderr
         );
@@ -62,19 +62,19 @@ fn put_get_delete_round_trip_on_the_default_store() {
             "{host}: the default store is ./ds.db"
         );
 
-        let get = run(host, dir.path(), &["get", "Account:alice"]);
+        let get = run(host, dir.path(), &["get", "Note:alice"]);
         assert_eq!(get.code, 0, "{host}: {}", get.stderr);
         assert_eq!(
             get.stdout,
-            "{\"key\":\"Account:alice\",\"properties\":{\"balance\":10,\"tags\":[\"a\"]}}\n"
+            "{\"key\":\"Note:alice\",\"properties\":{\"balance\":10,\"tags\":[\"a\"]}}\n"
         );
 
-        let delete = run(host, dir.path(), &["delete", "Account:alice"]);
+        let delete = run(host, dir.path(), &["delete", "Note:alice"]);
         assert_eq!(delete.code, 0, "{host}: {}", delete.stderr);
-        let gone = run(host, dir.path(), &["get", "Account:alice"]);
+        let gone = run(host, dir.path(), &["get", "Note:alice"]);
         assert_eq!(gone.code, 1, "{host}");
         assert!(
-            gone.stderr.contains("no entity at key Account:alice"),
+            gone.stderr.contains("no entity at key Note:alice"),
             "{host}: {}",
             gone.stderr
         );
@@ -93,7 +93,7 @@ fn both_binaries_share_one_store() {
             "--store",
             &url,
             "put",
-            "t1@Account:alice/Order:7",
+            "t1@Note:alice/Order:7",
             r#"{"qty": 2}"#,
         ],
     );
@@ -101,14 +101,14 @@ fn both_binaries_share_one_store() {
     let get = run(
         "ads",
         dir.path(),
-        &["get", "--store", &url, "t1@Account:alice/Order:7"],
+        &["get", "--store", &url, "t1@Note:alice/Order:7"],
     );
     assert_eq!(get.code, 0, "{}", get.stderr);
     assert!(get.stdout.contains(r#""qty":2"#), "{}", get.stdout);
 
     // DS_STORE names the store when --store does not.
     let out = Command::new(binary("ads"))
-        .args(["get", "t1@Account:alice/Order:7"])
+        .args(["get", "t1@Note:alice/Order:7"])
         .current_dir(dir.path())
         .env("DS_STORE", &url)
         .output()
@@ -176,12 +176,12 @@ fn hostile_inputs_are_clear_errors_and_change_nothing() {
         )
         .unwrap();
         let big = format!(
-            "{{\"key\": \"Account:big\", \"properties\": {{\"big\": \"{}\"}}}}\n",
+            "{{\"key\": \"Note:big\", \"properties\": {{\"big\": {{\"$unindexed\": \"{}\"}}}}}}\n",
             "x".repeat(1 << 20)
         );
         std::fs::write(dir.path().join("big.jsonl"), big).unwrap();
         assert_eq!(
-            run(host, dir.path(), &["put", "Account:keep", r#"{"v": 1}"#]).code,
+            run(host, dir.path(), &["put", "Note:keep", r#"{"v": 1}"#]).code,
             0
         );
         let before = store_contents(dir.path());
@@ -325,7 +325,7 @@ fn import_then_check_and_bad_lines_stop_the_import() {
         let check = run(host, dir.path(), &["check"]);
         assert_eq!(
             (check.code, check.stdout.as_str()),
-            (0, "{\"entities\":7,\"problems\":[]}\n"),
+            (0, "{\"entities\":7,\"index_rows\":14,\"problems\":[]}\n"),
             "{host}"
         );
 
@@ -460,4 +460,185 @@ fn export_then_import_into_an_empty_store_gives_identical_entities() {
         400,
         "only Shop entities (not their Item children)"
     );
+}
+
+/// The model layer from the command line: typed values round-trip, queries page with
+/// cursors, ids are allocated, and the example's business operations keep their rules,
+/// with the documented exit codes; the same through both binaries.
+#[test]
+fn queries_transactions_and_typed_values_from_the_command_line() {
+    for host in HOSTS {
+        let dir = tempfile::tempdir().unwrap();
+        let typed = r#"{"at":{"$timestamp":"2024-05-01T12:00:00.500000Z"},"blob":{"$bytes":"AP8="},"f":2.0,"link":{"$key":"Note:a"},"n":7,"nan":{"$float":"NaN"},"big":{"$unindexed":"text"}}"#;
+        assert_eq!(
+            run(host, dir.path(), &["put", "Note:typed", typed]).code,
+            0,
+            "{host}"
+        );
+        let get = run(host, dir.path(), &["get", "Note:typed"]);
+        let got: serde_json::Value = serde_json::from_str(&get.stdout).unwrap();
+        let want: serde_json::Value = serde_json::from_str(typed).unwrap();
+        assert_eq!(got["properties"], want, "{host}: typed values round-trip");
+
+        for (name, owner, balance) in [("a", "Ann", 50), ("b", "Ann", 10), ("c", "Cy", 0)] {
+            let props = format!(r#"{{"owner":"{owner}","balance":{balance}}}"#);
+            let put = run(
+                host,
+                dir.path(),
+                &["put", &format!("Account:{name}"), &props],
+            );
+            assert_eq!(put.code, 0, "{host}: {}", put.stderr);
+        }
+        // Validation names the property; nothing is written.
+        let bad = run(
+            host,
+            dir.path(),
+            &["put", "Account:d", r#"{"owner":"D","balance":-1}"#],
+        );
+        assert_eq!(bad.code, 2, "{host}");
+        assert!(
+            bad.stderr.contains("balance: must not be negative"),
+            "{host}: {}",
+            bad.stderr
+        );
+        assert_eq!(run(host, dir.path(), &["get", "Account:d"]).code, 1);
+
+        // A query served by the declared composite index, paged one result at a time.
+        let mut cursor: Option<String> = None;
+        let mut seen = Vec::new();
+        loop {
+            let mut args = vec![
+                "query",
+                "Account",
+                "--filter",
+                r#"owner = "Ann""#,
+                "--order",
+                "-balance",
+                "--limit",
+                "1",
+            ];
+            if let Some(cursor) = &cursor {
+                args.extend(["--cursor", cursor.as_str()]);
+            }
+            let page = run(host, dir.path(), &args);
+            assert_eq!(page.code, 0, "{host}: {}", page.stderr);
+            cursor = None;
+            for line in page.stdout.lines() {
+                let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                match line["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_string()),
+                    None => seen.push(line["key"].as_str().unwrap().to_string()),
+                }
+            }
+            if cursor.is_none() || seen.len() > 5 {
+                break;
+            }
+        }
+        assert_eq!(seen, ["Account:a", "Account:b"], "{host}");
+        let unserved = run(
+            host,
+            dir.path(),
+            &[
+                "query",
+                "Account",
+                "--filter",
+                "balance > 1",
+                "--order",
+                "owner",
+            ],
+        );
+        assert_eq!(unserved.code, 2, "{host}");
+        assert!(
+            unserved
+                .stderr
+                .contains("first sort order must be on balance"),
+            "{host}: {}",
+            unserved.stderr
+        );
+        let no_index = run(
+            host,
+            dir.path(),
+            &["query", "Note", "--filter", "n = 7", "--order", "f"],
+        );
+        assert_eq!(no_index.code, 2, "{host}");
+        assert!(
+            no_index
+                .stderr
+                .contains("declare the composite index Note(n,f)"),
+            "{host}: {}",
+            no_index.stderr
+        );
+
+        // The business operations, with their exit codes.
+        let moved = run(
+            host,
+            dir.path(),
+            &["transfer", "Account:a", "Account:c", "20"],
+        );
+        assert_eq!(moved.code, 0, "{host}: {}", moved.stderr);
+        assert!(
+            moved.stdout.contains(r#""destination_balance":20"#),
+            "{host}: {}",
+            moved.stdout
+        );
+        let refused = run(
+            host,
+            dir.path(),
+            &["transfer", "Account:b", "Account:c", "11"],
+        );
+        assert_eq!(refused.code, 7, "{host}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("insufficient funds"),
+            "{host}: {}",
+            refused.stderr
+        );
+        let missing = run(host, dir.path(), &["deposit", "Account:nobody", "5"]);
+        assert_eq!(missing.code, 1, "{host}: {}", missing.stderr);
+        let withdraw = run(host, dir.path(), &["deposit", "Account:c", "-5"]);
+        assert_eq!(
+            withdraw.stdout, "{\"account\":\"Account:c\",\"balance\":15}\n",
+            "{host}"
+        );
+        let history = run(
+            host,
+            dir.path(),
+            &[
+                "query",
+                "Transfer",
+                "--ancestor",
+                "Account:a",
+                "--keys-only",
+            ],
+        );
+        assert_eq!(
+            history.stdout.lines().count(),
+            1,
+            "{host}: {}",
+            history.stdout
+        );
+
+        // Ids: consecutive, never reissued.
+        let first = run(host, dir.path(), &["allocate-ids", "Order", "10"]);
+        assert_eq!(
+            first.stdout, "{\"first\":1,\"kind\":\"Order\",\"last\":10}\n",
+            "{host}"
+        );
+        let next = run(host, dir.path(), &["allocate-ids", "Order", "1"]);
+        assert_eq!(
+            next.stdout, "{\"first\":11,\"kind\":\"Order\",\"last\":11}\n",
+            "{host}"
+        );
+
+        // The URL-safe key form is accepted wherever a key is.
+        let urlsafe = "Account:a".parse::<host_core::Key>().unwrap().to_urlsafe();
+        let get = run(host, dir.path(), &["get", &urlsafe]);
+        assert!(
+            get.stdout.contains(r#""key":"Account:a""#),
+            "{host}: {}",
+            get.stderr
+        );
+
+        let check = run(host, dir.path(), &["check"]);
+        assert_eq!(check.code, 0, "{host}: {}", check.stdout);
+    }
 }

@@ -33,6 +33,9 @@ fn component_imports_only_transport_and_logging() {
         .collect();
     assert_eq!(
         exports,
-        BTreeSet::from(["ds:datastore/datastore@0.1.0".to_string()])
+        BTreeSet::from([
+            "ds:datastore/accounts@0.1.0".to_string(),
+            "ds:datastore/datastore@0.1.0".to_string()
+        ])
     );
 }

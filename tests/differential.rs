@@ -1,11 +1,13 @@
-//! The same operations through `ds` and `ads`, over the memory, SQLite and PostgreSQL stores
+//! The same operations (puts, gets, deletes, queries, the example's transactions, id
+//! allocation) through `ds` and `ads`, over the memory, SQLite and PostgreSQL stores
 //! (PostgreSQL when a server answers; always under `CI=true`), give the
 //! same results and leave the same key-value contents, byte for byte (versions included),
 //! with warm instances and with a fresh instance per call.
 
 use std::sync::Arc;
 
-use ds_model::{Entity, Key};
+use ds_model::query::{Filter, Order};
+use ds_model::{Entity, Key, Query};
 use std::sync::OnceLock;
 
 use ds_tests::{PostgresSchema, postgres_server};
@@ -22,50 +24,113 @@ enum Op {
     Put(Key, String),
     Get(Key),
     Delete(Key),
+    Query(Query),
+    Deposit(Key, i64),
+    Transfer(Key, Key, i64),
+    Allocate(String, u64),
 }
 
 fn arb_key() -> impl Strategy<Value = Key> {
     prop_oneof![
         (1u64..4).prop_map(|id| Key::id("Item", id)),
         "[ab]{1,2}".prop_map(|name| Key::name("Item", name)),
-        Just(Key::name("Item", "a").child(ds_model::PathElement::id("Part", 1))),
+        (1u64..3)
+            .prop_map(|id| Key::name("Item", "a").child(ds_model::PathElement::id("Part", id))),
         Just(Key::id("Item", 0)), // invalid: id 0
     ]
 }
 
+fn arb_account() -> impl Strategy<Value = Key> {
+    prop::sample::select(vec!["alice", "bob", "carol"]).prop_map(|name| Key::name("Account", name))
+}
+
 fn arb_properties() -> impl Strategy<Value = String> {
     prop_oneof![
-        (any::<i32>(), "[a-z]{0,3}").prop_map(|(n, s)| format!(r#"{{"n":{n},"s":"{s}"}}"#)),
+        (0i32..4, "[a-c]{0,2}").prop_map(|(n, s)| format!(r#"{{"n":{n},"s":"{s}"}}"#)),
+        (0i32..4, 0i32..4).prop_map(|(a, b)| format!(
+            r#"{{"n":[{a},{b}],"t":{{"$timestamp":"2024-01-0{}T00:00:00Z"}}}}"#,
+            a + 1
+        )),
         Just("{}".to_string()),
         Just(r#"{"__reserved":1}"#.to_string()), // invalid property name
-        Just(r#"{"nested":{"a":[1,2,{"b":null}]}}"#.to_string()),
+        Just(r#"{"nested":{"a":[1,2,{"b":null}]},"u":{"$unindexed":"x"}}"#.to_string()),
+    ]
+}
+
+fn arb_account_properties() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (prop::sample::select(vec!["A", "B"]), 0i64..50)
+            .prop_map(|(owner, balance)| format!(r#"{{"owner":"{owner}","balance":{balance}}}"#)),
+        Just(r#"{"owner":"A","balance":-1}"#.to_string()), // invalid: negative balance
+        Just(r#"{"balance":1}"#.to_string()),              // invalid: no owner
+    ]
+}
+
+fn arb_query() -> impl Strategy<Value = Query> {
+    let filter = |text: String| Filter::parse(&text).unwrap();
+    prop_oneof![
+        (0i32..4, any::<bool>(), 1u32..4).prop_map(move |(n, keys_only, limit)| Query {
+            kind: Some("Item".into()),
+            filters: vec![filter(format!("n = {n}"))],
+            keys_only,
+            limit: Some(limit),
+            ..Query::default()
+        }),
+        (0i32..4, prop::bool::ANY).prop_map(move |(n, desc)| Query {
+            kind: Some("Item".into()),
+            filters: vec![filter(format!("n >= {n}"))],
+            orders: vec![Order::parse(if desc { "-n" } else { "n" }).unwrap()],
+            ..Query::default()
+        }),
+        Just(Query {
+            kind: Some("Part".into()),
+            ancestor: Some(Key::name("Item", "a")),
+            ..Query::default()
+        }),
+        prop::sample::select(vec!["A", "B"]).prop_map(move |owner| Query {
+            kind: Some("Account".into()),
+            filters: vec![filter(format!(r#"owner = "{owner}""#))],
+            orders: vec![Order::parse("-balance").unwrap()],
+            ..Query::default()
+        }),
+        // Not served by any index: the same error everywhere.
+        Just(Query {
+            kind: Some("Item".into()),
+            filters: vec![filter("n = 1".into())],
+            orders: vec![Order::parse("s").unwrap()],
+            ..Query::default()
+        }),
     ]
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (arb_key(), arb_properties()).prop_map(|(k, p)| Op::Put(k, p)),
-        2 => arb_key().prop_map(Op::Get),
+        2 => (arb_account(), arb_account_properties()).prop_map(|(k, p)| Op::Put(k, p)),
+        2 => prop_oneof![arb_key(), arb_account()].prop_map(Op::Get),
         1 => arb_key().prop_map(Op::Delete),
+        2 => arb_query().prop_map(Op::Query),
+        1 => (arb_account(), -20i64..20).prop_map(|(k, n)| Op::Deposit(k, n)),
+        2 => (arb_account(), arb_account(), -5i64..30).prop_map(|(a, b, n)| Op::Transfer(a, b, n)),
+        1 => (prop::sample::select(vec!["Item", "Order", ""]), 1u64..5)
+            .prop_map(|(kind, n)| Op::Allocate(kind.to_string(), n)),
     ]
 }
 
-fn entity(key: &Key, properties: &str) -> Entity {
-    match serde_json::from_str(properties) {
-        Ok(serde_json::Value::Object(properties)) => Entity {
-            key: key.clone(),
-            properties,
-        },
-        _ => unreachable!("the strategy generates JSON objects"),
-    }
+fn entity(key: &Key, properties: &str) -> Result<Entity, host_core::Error> {
+    Entity::from_json(key.clone(), properties).map_err(host_core::Error::from)
 }
 
 fn run_blocking(db: &ds::Datastore, ops: &[Op]) -> Vec<String> {
     ops.iter()
         .map(|op| match op {
-            Op::Put(key, props) => format!("{:?}", db.put(&entity(key, props))),
+            Op::Put(key, props) => format!("{:?}", entity(key, props).and_then(|e| db.put(&e))),
             Op::Get(key) => format!("{:?}", db.get(key)),
             Op::Delete(key) => format!("{:?}", db.delete(key)),
+            Op::Query(query) => format!("{:?}", db.query(query)),
+            Op::Deposit(key, n) => format!("{:?}", db.deposit(key, *n)),
+            Op::Transfer(a, b, n) => format!("{:?}", db.transfer(a, b, *n)),
+            Op::Allocate(kind, n) => format!("{:?}", db.allocate_ids("", kind, *n)),
         })
         .collect()
 }
@@ -74,9 +139,16 @@ async fn run_async(db: &ads::Datastore, ops: &[Op]) -> Vec<String> {
     let mut out = Vec::new();
     for op in ops {
         out.push(match op {
-            Op::Put(key, props) => format!("{:?}", db.put(&entity(key, props)).await),
+            Op::Put(key, props) => match entity(key, props) {
+                Ok(e) => format!("{:?}", db.put(&e).await),
+                Err(err) => format!("{:?}", Err::<Key, _>(err)),
+            },
             Op::Get(key) => format!("{:?}", db.get(key).await),
             Op::Delete(key) => format!("{:?}", db.delete(key).await),
+            Op::Query(query) => format!("{:?}", db.query(query).await),
+            Op::Deposit(key, n) => format!("{:?}", db.deposit(key, *n).await),
+            Op::Transfer(a, b, n) => format!("{:?}", db.transfer(a, b, *n).await),
+            Op::Allocate(kind, n) => format!("{:?}", db.allocate_ids("", kind, *n).await),
         });
     }
     out
@@ -193,10 +265,10 @@ fn run_everywhere(ops: &[Op], postgres: Option<&str>) -> Vec<(String, Vec<String
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_host_store_and_isolation_agrees(ops in proptest::collection::vec(arb_op(), 1..24)) {
+    fn every_host_store_and_isolation_agrees(ops in proptest::collection::vec(arb_op(), 1..32)) {
         let runs = run_everywhere(&ops, POSTGRES.get_or_init(postgres_server).as_deref());
         let (first, results, contents) = &runs[0];
         for (label, other_results, other_contents) in &runs[1..] {

@@ -8,14 +8,11 @@ use host_core::store::MemoryStore;
 use host_core::{Error, InstanceOptions, Isolation};
 
 fn entity(key: &Key, bytes: usize) -> Entity {
-    let properties = serde_json::json!({ "blob": "x".repeat(bytes) })
-        .as_object()
-        .cloned()
-        .unwrap();
-    Entity {
-        key: key.clone(),
-        properties,
-    }
+    // Unindexed: indexed strings hold at most 1500 bytes.
+    let mut entity =
+        Entity::new(key.clone()).with("blob", host_core::Value::String("x".repeat(bytes)));
+    entity.unindexed.insert("blob".into());
+    entity
 }
 
 fn small_memory() -> InstanceOptions {

@@ -17,16 +17,9 @@ async fn two_hundred_gets_wait_on_the_store_together() {
         .unwrap();
     let keys: Vec<Key> = (1..=200).map(|i| Key::id("Item", i)).collect();
     for key in keys.iter().step_by(2) {
-        let properties = serde_json::json!({ "id": key.to_string() })
-            .as_object()
-            .cloned()
+        db.put(&Entity::new(key.clone()).with("id", ads::Value::String(key.to_string())))
+            .await
             .unwrap();
-        db.put(&Entity {
-            key: key.clone(),
-            properties,
-        })
-        .await
-        .unwrap();
     }
 
     let tasks: Vec<_> = keys
@@ -42,7 +35,7 @@ async fn two_hundred_gets_wait_on_the_store_together() {
         let entity = result.unwrap();
         assert_eq!(entity.is_some(), i % 2 == 0, "{key}");
         if let Some(entity) = entity {
-            assert_eq!(entity.properties["id"], key.to_string());
+            assert_eq!(entity.properties["id"], ads::Value::String(key.to_string()));
         }
     }
     let peak = store.peak_in_flight();

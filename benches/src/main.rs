@@ -38,10 +38,8 @@ fn key() -> Key {
 
 fn entity() -> Entity {
     let properties = serde_json::json!({ "name": "Ada", "balance": 10, "tags": ["a", "b"] });
-    Entity {
-        key: key(),
-        properties: properties.as_object().cloned().unwrap_or_default(),
-    }
+    Entity::from_json_object(key(), properties.as_object().expect("an object"))
+        .expect("a valid entity")
 }
 
 fn memory_store() -> Arc<MemoryStore> {
@@ -1117,7 +1115,7 @@ fn sqlite(report: &mut Report) -> Result<()> {
                         .expect("get");
                     std::hint::black_box(Entity::decode(self::key(), &row.0).expect("decode"));
                 } else {
-                    let value = entity().encode().expect("encode");
+                    let value = entity().prepare(&ds_model::Schema::EMPTY).expect("encode");
                     conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
                     let v: i64 = conn
                         .query_row("UPDATE ds_meta SET value = value + 1 WHERE name = 'last_version' RETURNING value", [], |r| r.get(0))
@@ -1257,7 +1255,7 @@ fn postgres(report: &mut Report) -> Result<()> {
     let mut rows = Vec::new();
     let store = open_store(&url)?;
     Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
-    let value = entity().encode()?;
+    let value = entity().prepare(&ds_model::Schema::EMPTY)?;
     for concurrency in [1usize, 16, 64] {
         for op in ["get", "put"] {
             let is_get = op == "get";
@@ -1310,7 +1308,7 @@ fn postgres(report: &mut Report) -> Result<()> {
                 let db = db.clone();
                 let own = Entity {
                     key: own_key(&thread_ids),
-                    properties: entity().properties,
+                    ..entity()
                 };
                 move || {
                     if is_get {
@@ -1400,7 +1398,7 @@ fn postgres(report: &mut Report) -> Result<()> {
                         let adb = adb.clone();
                         let own = Entity {
                             key: own_key(&thread_ids),
-                            properties: entity().properties,
+                            ..entity()
                         };
                         tokio::spawn(async move {
                             for _ in 0..per {

@@ -13,8 +13,10 @@ extern crate ds_guest_rt;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use ds_model::query::{Filter, Op, Order, Query};
+use ds_model::schema::Direction as SortDirection;
 use ds_model::transport::{self as t, Direction, KeyRange, Level, Log, Transport};
-use ds_model::{Entity, Error, IdOrName, Key, Model, PathElement};
+use ds_model::{Entity, Error, IdOrName, Key, Model, PathElement, Value};
 
 /// The bindings of the `model` world (generated; exempt from the docs lint).
 #[allow(missing_docs)]
@@ -96,18 +98,111 @@ impl Guest for Component {
         })
     }
 
+    fn query(query: wit::QuerySpec) -> Result<wit::QueryPage, wit::Error> {
+        let query = query_from_wit(query).map_err(error_to_wit)?;
+        let page = model().query_json(&query).map_err(error_to_wit)?;
+        Ok(wit::QueryPage {
+            results: page
+                .results
+                .into_iter()
+                .map(|(key, properties)| wit::QueryResult {
+                    key: key_to_wit(key),
+                    properties,
+                })
+                .collect(),
+            next_cursor: page.next,
+        })
+    }
+
+    fn allocate_ids(namespace: String, kind: String, count: u64) -> Result<u64, wit::Error> {
+        model()
+            .allocate_ids(&namespace, &kind, count)
+            .map_err(error_to_wit)
+    }
+
     fn check(start: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         let report = model().check(start.as_deref()).map_err(error_to_wit)?;
         Ok(wit::CheckReport {
             entities: report.entities,
+            index_rows: report.index_rows,
             problems: report.problems,
             next: report.next,
         })
     }
 }
 
+impl bindings::exports::ds::datastore::accounts::Guest for Component {
+    fn deposit(account: wit::Key, amount: i64) -> Result<i64, wit::Error> {
+        ds_app::deposit(&mut model(), &key_from_wit(account), amount).map_err(error_to_wit)
+    }
+
+    fn transfer(from: wit::Key, to: wit::Key, amount: i64) -> Result<wit::Receipt, wit::Error> {
+        let receipt =
+            ds_app::transfer(&mut model(), &key_from_wit(from), &key_from_wit(to), amount)
+                .map_err(error_to_wit)?;
+        Ok(wit::Receipt {
+            transfer: key_to_wit(receipt.transfer),
+            source_balance: receipt.from_balance,
+            destination_balance: receipt.to_balance,
+        })
+    }
+}
+
+/// The model of one call: the imported transport and log, and the application's schema.
 fn model() -> Model<ImportedTransport, ImportedLog> {
-    Model::new(ImportedTransport, ImportedLog)
+    Model::new(ImportedTransport, ImportedLog).with_schema(&ds_app::SCHEMA)
+}
+
+fn query_from_wit(query: wit::QuerySpec) -> Result<Query, Error> {
+    let filters = query
+        .filters
+        .into_iter()
+        .map(|filter| {
+            let json: serde_json::Value = serde_json::from_str(&filter.value).map_err(|err| {
+                Error::InvalidQuery(alloc::format!(
+                    "filter on {}: the value is not JSON: {err}",
+                    filter.property
+                ))
+            })?;
+            let value = Value::from_json(&json, &filter.property).map_err(Error::InvalidQuery)?;
+            let op = match filter.op {
+                wit::FilterOp::Equal => Op::Eq,
+                wit::FilterOp::Less => Op::Lt,
+                wit::FilterOp::LessOrEqual => Op::Le,
+                wit::FilterOp::Greater => Op::Gt,
+                wit::FilterOp::GreaterOrEqual => Op::Ge,
+                wit::FilterOp::InList => Op::In,
+            };
+            Ok(Filter {
+                property: filter.property,
+                op,
+                value,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let orders = query
+        .orders
+        .into_iter()
+        .map(|order| Order {
+            property: order.property,
+            direction: match order.direction {
+                wit::SortDirection::Ascending => SortDirection::Ascending,
+                wit::SortDirection::Descending => SortDirection::Descending,
+            },
+        })
+        .collect();
+    Ok(Query {
+        namespace: query.namespace,
+        kind: query.kind,
+        ancestor: query.ancestor.map(key_from_wit),
+        filters,
+        orders,
+        limit: query.limit,
+        offset: query.offset,
+        keys_only: query.keys_only,
+        start: query.start_cursor,
+        end: query.end_cursor,
+    })
 }
 
 /// The transport the host supplies, through the WIT imports.
@@ -175,6 +270,10 @@ impl Transport for ImportedTransport {
             .collect();
         ds::datastore::transport::commit(&checks, &writes).map_err(store_error_from_wit)
     }
+
+    fn backoff(&mut self, attempt: u32) -> bool {
+        ds::datastore::transport::backoff(attempt)
+    }
 }
 
 /// The host's log, through the WIT import.
@@ -225,6 +324,10 @@ fn error_to_wit(err: Error) -> wit::Error {
         Error::InvalidKey(msg) => wit::Error::InvalidKey(msg),
         Error::InvalidEntity(msg) => wit::Error::InvalidEntity(msg),
         Error::Corrupt(msg) => wit::Error::Corrupt(msg),
+        Error::InvalidQuery(msg) => wit::Error::InvalidQuery(msg),
+        Error::Conflict(msg) => wit::Error::Conflict(msg),
+        Error::FailedPrecondition(msg) => wit::Error::FailedPrecondition(msg),
+        Error::NotFound(msg) => wit::Error::NotFound(msg),
         Error::Store(err) => wit::Error::Store(store_error_to_wit(err)),
     }
 }

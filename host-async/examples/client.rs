@@ -18,11 +18,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let key = Key::name("Model", "my_key");
     // Store the model first, before the call path is printed.
-    db.put(&Entity {
-        key: key.clone(),
-        properties: Default::default(),
-    })
-    .await?;
+    db.put(&Entity::new(key.clone())).await?;
 
     tracing_subscriber::fmt()
         .with_env_filter("ads::api=debug,ds::guest=debug,ads::transport=debug")

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use ads::{Datastore, Entity};
+use ads::Datastore;
 use anyhow::Context as _;
 use host_core::cli::{self, Cli, Command, NotFound};
 
@@ -21,6 +21,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .store_url(&cli.store)
         .component(cli.component_source())
         .instance_options(cli.instance_options())
+        .transaction_retries(cli.retries)
         .build()
         .await
         .with_context(|| format!("cannot open the datastore at {}", cli.store))?;
@@ -30,11 +31,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::print_entity(&entity.ok_or(NotFound(key))?);
         }
         Command::Put { key, properties } => {
+            let entity = cli::entity_from_cli(key.clone(), &properties)
+                .with_context(|| format!("put {key}"))?;
             let key = db
-                .put(&Entity {
-                    key: key.clone(),
-                    properties,
-                })
+                .put(&entity)
                 .await
                 .with_context(|| format!("put {key}"))?;
             cli::print_put(&key);
@@ -78,6 +78,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     None => break,
                 }
             }
+        }
+        Command::Query { .. } => {
+            let mut query = cli.command.query().context("query")?;
+            let one_page = query.limit.is_some();
+            loop {
+                let page = db.query(&query).await.context("query")?;
+                if cli::print_query_page(&page, one_page) {
+                    break;
+                }
+                query.start = page.next_cursor;
+            }
+        }
+        Command::AllocateIds {
+            kind,
+            count,
+            namespace,
+        } => {
+            let first = db
+                .allocate_ids(&namespace, &kind, count)
+                .await
+                .with_context(|| format!("allocate {count} ids of {kind}"))?;
+            cli::print_allocated(&kind, first, count);
+        }
+        Command::Deposit { account, amount } => {
+            let balance = db
+                .deposit(&account, amount)
+                .await
+                .with_context(|| format!("deposit {amount} to {account}"))?;
+            cli::print_balance(&account, balance);
+        }
+        Command::Transfer {
+            source,
+            destination,
+            amount,
+        } => {
+            let receipt = db
+                .transfer(&source, &destination, amount)
+                .await
+                .with_context(|| format!("transfer {amount} from {source} to {destination}"))?;
+            cli::print_receipt(&receipt);
         }
         Command::Check => {
             let report = db.check().await.context("check")?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::instances::InstanceOptions;
+use crate::retry::RetryPolicy;
 use crate::runtime::ComponentSource;
 use crate::store::{DEFAULT_STORE_URL, StoreError, StoreUrl};
 
@@ -19,6 +20,8 @@ pub struct Settings<S: ?Sized> {
     pub component: ComponentSource,
     /// Instance settings: isolation, recycling, bounds.
     pub instances: InstanceOptions,
+    /// How lost commit races are retried.
+    pub retry: RetryPolicy,
 }
 
 impl<S: ?Sized> Default for Settings<S> {
@@ -28,6 +31,7 @@ impl<S: ?Sized> Default for Settings<S> {
             store_url: None,
             component: ComponentSource::default(),
             instances: InstanceOptions::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -97,6 +101,19 @@ macro_rules! builder_setters {
         /// All instance settings: isolation, recycling, memory limit, deadline.
         pub fn instance_options(mut self, options: $crate::InstanceOptions) -> Self {
             self.settings.instances = options;
+            self
+        }
+
+        /// How many times a transaction (or write) that lost its commit race is retried
+        /// before it fails with `Error::Conflict` (default 3), keeping the default waits.
+        pub fn transaction_retries(mut self, retries: u32) -> Self {
+            self.settings.retry.retries = retries;
+            self
+        }
+
+        /// The whole retry policy: retries and the exponential backoff between them.
+        pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
+            self.settings.retry = policy;
             self
         }
     };

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use ds_model::{Entity, Key};
+use ds_model::query::{Filter, Order};
+use ds_model::{Entity, Key, Query};
 use serde_json::{Map, Value, json};
 
 use crate::error::Error;
@@ -14,7 +15,8 @@ use crate::store::{DEFAULT_STORE_URL, StoreError};
 
 const KEY_HELP: &str = "Entity key: [NAMESPACE@]Kind:id-or-name[/Kind:id-or-name]... \
     An all-digit id-or-name is an integer id; quote names with special characters or that \
-    are all digits: Account:alice, Account:42, Account:\"42\", Account:alice/Order:7";
+    are all digits: Account:alice, Account:42, Account:\"42\", Account:alice/Order:7. \
+    The URL-safe form of a key is accepted too";
 
 /// Command-line arguments of `ds` and `ads`.
 #[derive(Debug, Parser)]
@@ -34,6 +36,9 @@ pub struct Cli {
     /// Most linear memory the guest may use, in MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
     pub memory_limit_mib: u64,
+    /// Retries of a transaction or write that lost its commit race to another writer.
+    #[arg(long, default_value_t = ds_model::transport::DEFAULT_RETRIES, global = true)]
+    pub retries: u32,
     /// Show the call path (host API, guest, transport) on stderr.
     #[arg(long, global = true)]
     pub trace: bool,
@@ -56,7 +61,8 @@ pub enum Command {
         #[arg(help = KEY_HELP, value_parser = parse_key)]
         /// The key.
         key: Key,
-        /// The properties, a JSON object, e.g. '{"name": "Alice", "balance": 10}'.
+        /// The properties, a JSON object in the typed mapping, e.g.
+        /// '{"owner": "Alice", "balance": 10, "opened": {"$timestamp": "2024-05-01T00:00:00Z"}}'.
         #[arg(value_parser = parse_properties)]
         properties: Map<String, Value>,
     },
@@ -83,9 +89,82 @@ pub enum Command {
         /// Only entities of this kind.
         kind: Option<String>,
     },
-    /// Check the store: every row must be a readable entity. Prints a report; exits 6 if
-    /// it found problems.
+    /// Check the store: every entity must be readable and have exactly its index rows, and
+    /// every index row must belong to its entity. Prints a report; exits 6 on problems.
     Check,
+    /// Query entities of KIND, served from indexes: one JSON object per result per line,
+    /// then {"next_cursor": "..."} when --limit cut the results short. Without --limit,
+    /// every result is printed.
+    #[command(after_help = "Examples:\n  \
+        ds query Account --filter 'owner = \"Alice\"' --order -balance\n  \
+        ds query Account --filter 'balance >= 100' --limit 10\n  \
+        ds query Account --limit 10 --cursor <next_cursor of the previous page>\n  \
+        ds query Transfer --ancestor Account:alice --keys-only")]
+    Query {
+        /// The kind.
+        kind: String,
+        /// Only descendants of this key (and the key itself).
+        #[arg(long, value_parser = parse_key)]
+        ancestor: Option<Key>,
+        /// A filter 'PROPERTY OP VALUE': OP is = < <= > >= or IN, VALUE typed JSON
+        /// ('balance >= 100', 'owner = "Alice"', 'tags IN ["a","b"]'). Repeatable.
+        #[arg(long = "filter", value_parser = parse_filter)]
+        filters: Vec<Filter>,
+        /// A sort order: PROPERTY or -PROPERTY (descending). Repeatable.
+        #[arg(long = "order", value_parser = parse_order, allow_hyphen_values = true)]
+        orders: Vec<Order>,
+        /// At most this many results (one page; its cursor is printed).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: Option<u32>,
+        /// Skip this many results first.
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+        /// Resume after this cursor (the next_cursor of a previous page).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Stop after this cursor.
+        #[arg(long)]
+        end_cursor: Option<String>,
+        /// Print keys only.
+        #[arg(long)]
+        keys_only: bool,
+        /// The namespace.
+        #[arg(long, default_value = "")]
+        namespace: String,
+    },
+    /// Reserve COUNT consecutive ids of KIND, never issued again; prints the first and last.
+    AllocateIds {
+        /// The kind.
+        kind: String,
+        /// How many ids.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=ds_model::model::MAX_ALLOCATE))]
+        count: u64,
+        /// The namespace.
+        #[arg(long, default_value = "")]
+        namespace: String,
+    },
+    /// The example application: add AMOUNT (negative: withdraw) to the balance of an
+    /// Account, in a transaction. Exits 7 if the balance would go negative.
+    Deposit {
+        /// The account's key, e.g. Account:alice.
+        #[arg(value_parser = parse_key)]
+        account: Key,
+        /// The amount.
+        #[arg(allow_hyphen_values = true)]
+        amount: i64,
+    },
+    /// The example application: move AMOUNT from one Account to another in one transaction
+    /// and record it as a Transfer under the source. Exits 7 on insufficient funds.
+    Transfer {
+        /// The source account's key.
+        #[arg(value_parser = parse_key)]
+        source: Key,
+        /// The destination account's key.
+        #[arg(value_parser = parse_key)]
+        destination: Key,
+        /// The amount (positive).
+        amount: i64,
+    },
 }
 
 impl Cli {
@@ -120,7 +199,109 @@ impl Cli {
 }
 
 fn parse_key(text: &str) -> Result<Key, String> {
-    text.parse::<Key>().map_err(|err| err.to_string())
+    match text.parse::<Key>() {
+        Ok(key) => Ok(key),
+        // A URL-safe key has no ':', which every human-syntax key has.
+        Err(err) if !text.contains(':') => Key::from_urlsafe(text)
+            .map_err(|_| format!("{err} (and it is not a URL-safe key either)")),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+fn parse_filter(text: &str) -> Result<Filter, String> {
+    Filter::parse(text).map_err(|err| err.to_string())
+}
+
+fn parse_order(text: &str) -> Result<Order, String> {
+    Order::parse(text).map_err(|err| err.to_string())
+}
+
+impl Command {
+    /// The query a `query` command asks for; `None` for other commands.
+    pub fn query(&self) -> Option<Query> {
+        let Command::Query {
+            kind,
+            ancestor,
+            filters,
+            orders,
+            limit,
+            offset,
+            cursor,
+            end_cursor,
+            keys_only,
+            namespace,
+        } = self
+        else {
+            return None;
+        };
+        Some(Query {
+            namespace: namespace.clone(),
+            kind: Some(kind.clone()),
+            ancestor: ancestor.clone(),
+            filters: filters.clone(),
+            orders: orders.clone(),
+            limit: *limit,
+            offset: *offset,
+            keys_only: *keys_only,
+            start: cursor.clone(),
+            end: end_cursor.clone(),
+        })
+    }
+}
+
+/// An entity from the CLI's key and typed-JSON properties.
+pub fn entity_from_cli(key: Key, properties: &Map<String, Value>) -> Result<Entity, Error> {
+    Entity::from_json_object(key, properties).map_err(Error::from)
+}
+
+/// Prints one page of query results, one JSON object per line; true if the query asked
+/// for one page only (a limit) or is exhausted, i.e. the caller should stop.
+pub fn print_query_page(page: &crate::QueryPage, one_page: bool) -> bool {
+    if page.entities.is_empty() {
+        for key in &page.keys {
+            println!("{}", json!({ "key": key.to_string() }));
+        }
+    } else {
+        for entity in &page.entities {
+            print_entity(entity);
+        }
+    }
+    match &page.next_cursor {
+        Some(cursor) if one_page => {
+            println!("{}", json!({ "next_cursor": cursor }));
+            true
+        }
+        Some(_) => false,
+        None => true,
+    }
+}
+
+/// Prints the ids `allocate-ids` reserved.
+pub fn print_allocated(kind: &str, first: u64, count: u64) {
+    println!(
+        "{}",
+        json!({ "kind": kind, "first": first, "last": first + (count - 1) })
+    );
+}
+
+/// Prints the balance after a deposit.
+pub fn print_balance(account: &Key, balance: i64) {
+    println!(
+        "{}",
+        json!({ "account": account.to_string(), "balance": balance })
+    );
+}
+
+/// Prints a transfer's receipt.
+pub fn print_receipt(receipt: &crate::Receipt) {
+    println!(
+        "{}",
+        json!({
+            "transfer": receipt.transfer.to_string(),
+            "source_balance": receipt.source_balance,
+            "destination_balance": receipt.destination_balance,
+        })
+    );
 }
 
 fn parse_properties(text: &str) -> Result<Map<String, Value>, String> {
@@ -140,7 +321,7 @@ pub struct NotFound(pub Key);
 pub fn print_entity(entity: &Entity) {
     println!(
         "{}",
-        json!({ "key": entity.key.to_string(), "properties": entity.properties })
+        json!({ "key": entity.key.to_string(), "properties": entity.to_json_object() })
     );
 }
 
@@ -155,7 +336,8 @@ pub fn print_deleted(key: &Key) {
 }
 
 /// Exit codes, documented in README: 0 ok, 1 not found, 2 bad usage or input, 3 conflict,
-/// 4 store unavailable, 5 any other failure, 6 `check` found problems.
+/// 4 store unavailable, 5 any other failure, 6 `check` found problems, 7 refused by a
+/// business rule.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         if cause.is::<NotFound>() {
@@ -169,8 +351,13 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
         }
         if let Some(err) = cause.downcast_ref::<Error>() {
             return ExitCode::from(match err {
-                Error::InvalidKey(_) | Error::InvalidEntity(_) | Error::StoreUrl(_) => 2,
-                Error::Store(StoreError::Conflict(_)) => 3,
+                Error::NotFound(_) => 1,
+                Error::InvalidKey(_)
+                | Error::InvalidEntity(_)
+                | Error::InvalidQuery(_)
+                | Error::StoreUrl(_) => 2,
+                Error::Store(StoreError::Conflict(_)) | Error::Conflict(_) => 3,
+                Error::FailedPrecondition(_) => 7,
                 Error::Store(StoreError::Unavailable(_)) => 4,
                 _ => 5,
             });
@@ -272,7 +459,7 @@ fn parse_import_line(line: &str) -> Result<Entity, String> {
             "unexpected field {extra:?}: a line holds \"key\" and \"properties\""
         ));
     }
-    Ok(Entity { key, properties })
+    Entity::from_json_object(key, &properties).map_err(|err| err.to_string())
 }
 
 /// A progress bar on stderr when it is a terminal; nothing otherwise.
@@ -304,7 +491,11 @@ pub struct CheckFailed(pub usize);
 pub fn report_check(report: &ds_model::CheckReport) -> Result<(), CheckFailed> {
     println!(
         "{}",
-        json!({ "entities": report.entities, "problems": report.problems })
+        json!({
+            "entities": report.entities,
+            "index_rows": report.index_rows,
+            "problems": report.problems,
+        })
     );
     if report.problems.is_empty() {
         Ok(())

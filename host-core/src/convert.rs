@@ -1,11 +1,12 @@
 //! Conversions between the WIT types (shared by both hosts' bindings) and the Rust types of
 //! the host API and the stores. Written once; the hosts' shims only call these.
 
-use ds_model::{Entity, IdOrName, Key, PathElement};
+use ds_model::schema::Direction;
+use ds_model::{Entity, IdOrName, Key, Op, PathElement, Query};
 
 use crate::bindings::types as wit;
 use crate::error::Error;
-use crate::store::{Check, Direction, Entry, KeyRange, StoreError, Versioned, Write};
+use crate::store::{Check, Entry, KeyRange, StoreError, Versioned, Write};
 
 /// A host key as the WIT record.
 pub fn key_to_wit(key: &Key) -> wit::Key {
@@ -55,12 +56,83 @@ pub fn entity_to_wit(entity: &Entity) -> wit::Entity {
 
 /// A WIT entity record returned by the model as a host entity.
 pub fn entity_from_wit(entity: wit::Entity) -> Result<Entity, Error> {
-    let key = key_from_wit(entity.key);
-    match serde_json::from_str(&entity.properties) {
-        Ok(serde_json::Value::Object(properties)) => Ok(Entity { key, properties }),
-        _ => Err(Error::Corrupt(format!(
-            "the model returned properties for {key} that are not a JSON object"
-        ))),
+    properties_from_wit(key_from_wit(entity.key), &entity.properties)
+}
+
+/// Typed-JSON properties returned by the model for `key`, as a host entity.
+fn properties_from_wit(key: Key, properties: &str) -> Result<Entity, Error> {
+    Entity::from_json(key, properties).map_err(|err| {
+        Error::Corrupt(format!(
+            "the model returned properties it cannot read back: {err}"
+        ))
+    })
+}
+
+/// A host query as the WIT record (filter values as typed JSON).
+pub fn query_to_wit(query: &Query) -> wit::QuerySpec {
+    wit::QuerySpec {
+        namespace: query.namespace.clone(),
+        kind: query.kind.clone(),
+        ancestor: query.ancestor.as_ref().map(key_to_wit),
+        filters: query
+            .filters
+            .iter()
+            .map(|filter| wit::Filter {
+                property: filter.property.clone(),
+                op: match filter.op {
+                    Op::Eq => wit::FilterOp::Equal,
+                    Op::Lt => wit::FilterOp::Less,
+                    Op::Le => wit::FilterOp::LessOrEqual,
+                    Op::Gt => wit::FilterOp::Greater,
+                    Op::Ge => wit::FilterOp::GreaterOrEqual,
+                    Op::In => wit::FilterOp::InList,
+                },
+                value: filter.value.to_json().to_string(),
+            })
+            .collect(),
+        orders: query
+            .orders
+            .iter()
+            .map(|order| wit::SortOrder {
+                property: order.property.clone(),
+                direction: match order.direction {
+                    Direction::Ascending => wit::SortDirection::Ascending,
+                    Direction::Descending => wit::SortDirection::Descending,
+                },
+            })
+            .collect(),
+        limit: query.limit,
+        offset: query.offset,
+        keys_only: query.keys_only,
+        start_cursor: query.start.clone(),
+        end_cursor: query.end.clone(),
+    }
+}
+
+/// A page of query results from the model as the host type.
+pub fn query_page_from_wit(page: wit::QueryPage) -> Result<crate::QueryPage, Error> {
+    let mut keys = Vec::with_capacity(page.results.len());
+    let mut entities = Vec::new();
+    for result in page.results {
+        let key = key_from_wit(result.key);
+        if let Some(properties) = result.properties {
+            entities.push(properties_from_wit(key.clone(), &properties)?);
+        }
+        keys.push(key);
+    }
+    Ok(crate::QueryPage {
+        keys,
+        entities,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// A transfer receipt from the model as the host type.
+pub fn receipt_from_wit(receipt: wit::Receipt) -> crate::Receipt {
+    crate::Receipt {
+        transfer: key_from_wit(receipt.transfer),
+        source_balance: receipt.source_balance,
+        destination_balance: receipt.destination_balance,
     }
 }
 
@@ -70,6 +142,10 @@ pub fn error_from_wit(err: wit::Error) -> Error {
         wit::Error::InvalidKey(msg) => Error::InvalidKey(msg),
         wit::Error::InvalidEntity(msg) => Error::InvalidEntity(msg),
         wit::Error::Corrupt(msg) => Error::Corrupt(msg),
+        wit::Error::InvalidQuery(msg) => Error::InvalidQuery(msg),
+        wit::Error::Conflict(msg) => Error::Conflict(msg),
+        wit::Error::FailedPrecondition(msg) => Error::FailedPrecondition(msg),
+        wit::Error::NotFound(msg) => Error::NotFound(msg),
         wit::Error::Store(err) => Error::Store(store_error_from_wit(err)),
     }
 }
@@ -163,10 +239,10 @@ fn versioned_to_wit(v: Versioned) -> wit::Versioned {
 pub fn scan_args_from_wit(
     range: wit::KeyRange,
     direction: wit::Direction,
-) -> (KeyRange, Direction) {
+) -> (KeyRange, crate::store::Direction) {
     let direction = match direction {
-        wit::Direction::Forward => Direction::Forward,
-        wit::Direction::Reverse => Direction::Reverse,
+        wit::Direction::Forward => crate::store::Direction::Forward,
+        wit::Direction::Reverse => crate::store::Direction::Reverse,
     };
     (
         KeyRange {
@@ -206,6 +282,7 @@ pub fn merge_check_page(
     page: wit::CheckReport,
 ) -> Option<Vec<u8>> {
     total.entities += page.entities;
+    total.index_rows += page.index_rows;
     total.problems.extend(page.problems);
     page.next
 }

@@ -19,6 +19,19 @@ pub enum Error {
     /// A stored value could not be decoded by the model.
     #[error("corrupt data in the store: {0}")]
     Corrupt(String),
+    /// The query is not valid or no index serves it; the message names the index to declare.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// A transaction (or write) lost its commit race on every attempt the retry policy
+    /// allowed. Nothing was written; trying again later may succeed.
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
+    /// A business rule refused the operation (e.g. insufficient funds). Nothing was written.
+    #[error("refused: {0}")]
+    FailedPrecondition(String),
+    /// An entity the operation needs does not exist. Nothing was written.
+    #[error("not found: {0}")]
+    NotFound(String),
     /// The store failed (unavailable, conflict, refused request, internal failure).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -48,6 +61,22 @@ pub enum Error {
 impl From<KeyError> for Error {
     fn from(err: KeyError) -> Self {
         Error::InvalidKey(err.0)
+    }
+}
+
+/// A model error met on the host side (e.g. parsing typed JSON for the CLI).
+impl From<ds_model::Error> for Error {
+    fn from(err: ds_model::Error) -> Self {
+        match err {
+            ds_model::Error::InvalidKey(msg) => Error::InvalidKey(msg),
+            ds_model::Error::InvalidEntity(msg) => Error::InvalidEntity(msg),
+            ds_model::Error::Corrupt(msg) => Error::Corrupt(msg),
+            ds_model::Error::InvalidQuery(msg) => Error::InvalidQuery(msg),
+            ds_model::Error::Conflict(msg) => Error::Conflict(msg),
+            ds_model::Error::FailedPrecondition(msg) => Error::FailedPrecondition(msg),
+            ds_model::Error::NotFound(msg) => Error::NotFound(msg),
+            ds_model::Error::Store(err) => Error::Store(err),
+        }
     }
 }
 

@@ -17,15 +17,41 @@ pub mod convert;
 pub mod error;
 pub mod instances;
 pub mod logging;
+pub mod retry;
 pub mod runtime;
 pub mod store;
 
-pub use ds_model::{CheckReport, Entity, IdOrName, Key, PathElement};
+pub use ds_model::query::{Filter, Op, Order};
+pub use ds_model::schema::Direction;
+pub use ds_model::value::{Properties, Value};
+pub use ds_model::{CheckReport, Entity, IdOrName, Key, PathElement, Query};
 pub use error::Error;
 pub use instances::{InstanceOptions, Isolation};
+pub use retry::RetryPolicy;
 pub use runtime::ComponentSource;
-/// The properties of an entity: a JSON object.
-pub type Properties = serde_json::Map<String, serde_json::Value>;
+
+/// One page of query results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPage {
+    /// The keys of the results, in query order.
+    pub keys: Vec<Key>,
+    /// The entities of the results, in query order (empty for keys-only queries).
+    pub entities: Vec<Entity>,
+    /// The cursor after the last result when the page is full and more may follow: pass it
+    /// as the next query's `start` (`None`: the query is exhausted).
+    pub next_cursor: Option<String>,
+}
+
+/// What a transfer did (the example application's `transfer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The `Transfer` entity recording it, a child of the source account.
+    pub transfer: Key,
+    /// The source account's balance after the transfer.
+    pub source_balance: i64,
+    /// The destination account's balance after the transfer.
+    pub destination_balance: i64,
+}
 
 /// One page of a `Datastore::entities` listing: entities in key order and where
 /// the next page starts (`None` after the last page; pass it back as `start`).

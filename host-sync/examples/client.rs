@@ -18,10 +18,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let key = Key::name("Model", "my_key");
     // Store the model first, before the call path is printed.
-    db.put(&Entity {
-        key: key.clone(),
-        properties: Default::default(),
-    })?;
+    db.put(&Entity::new(key.clone()))?;
 
     tracing_subscriber::fmt()
         .with_env_filter("ds::api=debug,ds::guest=debug,ds::transport=debug")

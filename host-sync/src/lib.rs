@@ -5,13 +5,17 @@
 //! `ads` (crate `host-async`), runs the very same component with an async transport.
 //!
 //! ```no_run
-//! use ds::{Datastore, Entity, Key};
+//! use ds::{Datastore, Entity, Key, Value};
 //!
 //! let db = Datastore::open("sqlite:ds.db")?;
-//! let key: Key = "Account:alice".parse()?;
-//! let properties = serde_json::json!({ "balance": 10 }).as_object().cloned().unwrap_or_default();
-//! db.put(&Entity { key: key.clone(), properties })?;
-//! assert!(db.get(&key)?.is_some());
+//! let alice: Key = "Account:alice".parse()?;
+//! let bob: Key = "Account:bob".parse()?;
+//! for (key, owner) in [(&alice, "Alice"), (&bob, "Bob")] {
+//!     db.put(&Entity::new(key.clone()).with("owner", Value::String(owner.into())))?;
+//! }
+//! db.deposit(&alice, 100)?;
+//! let receipt = db.transfer(&alice, &bob, 30)?; // one transaction, in the guest
+//! assert_eq!(receipt.source_balance, 70);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -32,18 +36,22 @@ use wasmtime::component::HasSelf;
 pub use host_core::bindings::types as wit;
 pub use host_core::store;
 pub use host_core::{
-    CheckReport, ComponentSource, Entity, EntityPage, Error, IdOrName, InstanceOptions, Isolation,
-    Key, PathElement, Properties,
+    CheckReport, ComponentSource, Direction, Entity, EntityPage, Error, Filter, IdOrName,
+    InstanceOptions, Isolation, Key, Op, Order, PathElement, Properties, Query, QueryPage, Receipt,
+    RetryPolicy, Value,
 };
 
 /// Runs one export call on a leased instance and gives the instance back (or drops it after
 /// a trap), under the call's deadline. Evaluates to the call's result, a trap already turned
 /// into an [`Error`].
 macro_rules! call_export {
-    ($self:ident, $method:ident($($arg:expr),*)) => {{
+    ($self:ident, $method:ident($($arg:expr),*)) => {
+        call_export!($self, ds_datastore_datastore.$method($($arg),*))
+    };
+    ($self:ident, $interface:ident . $method:ident($($arg:expr),*)) => {{
         let mut instance = $self.lease()?;
         $self.inner.pool.arm(&mut instance);
-        let result = instance.model.ds_datastore_datastore().$method(&mut instance.store, $($arg),*);
+        let result = instance.model.$interface().$method(&mut instance.store, $($arg),*);
         $self.inner.pool.give_back(instance, result.is_err());
         result.map_err(|err| $self.inner.pool.trap_error(err))
     }};
@@ -60,6 +68,7 @@ pub struct Datastore {
 struct Inner {
     pre: ModelPre<HostState>,
     store: Arc<dyn Store>,
+    retry: RetryPolicy,
     pool: InstancePool<HostState, blocking::Model>,
 }
 
@@ -89,7 +98,12 @@ impl Builder {
         )?;
         let pool = InstancePool::new(self.settings.instances);
         Ok(Datastore {
-            inner: Arc::new(Inner { pre, store, pool }),
+            inner: Arc::new(Inner {
+                pre,
+                store,
+                retry: self.settings.retry,
+                pool,
+            }),
         })
     }
 }
@@ -174,8 +188,102 @@ impl Datastore {
         convert::call_result(result, convert::entity_page_from_wit)
     }
 
-    /// Checks the whole store, page by page (each page its own call): every row must be a
-    /// readable entity. Returns the entities examined and every problem found.
+    /// Runs one page of `query`, served from the indexes the model maintains. A query no
+    /// index serves fails with [`Error::InvalidQuery`], naming the composite index to
+    /// declare. Pass the page's `next_cursor` as the next query's `start` to page on.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ds::Error> {
+    /// use ds::{Datastore, Filter, Order, Query};
+    ///
+    /// let db = Datastore::open("memory:")?;
+    /// let mut query = Query {
+    ///     kind: Some("Account".into()),
+    ///     filters: vec![Filter::parse(r#"owner = "Alice""#)?],
+    ///     orders: vec![Order::parse("-balance")?],
+    ///     limit: Some(20),
+    ///     ..Query::default()
+    /// };
+    /// loop {
+    ///     let page = db.query(&query)?;
+    ///     for account in &page.entities {
+    ///         println!("{} {:?}", account.key, account.properties.get("balance"));
+    ///     }
+    ///     match page.next_cursor {
+    ///         Some(cursor) => query.start = Some(cursor),
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn query(&self, query: &Query) -> Result<QueryPage, Error> {
+        tracing::debug!(target: "ds::api", "Model sync query()");
+        let query = convert::query_to_wit(query);
+        let result = call_export!(self, call_query(&query));
+        convert::call_result(result, convert::query_page_from_wit)
+    }
+
+    /// Reserves `count` consecutive ids of `kind` in `namespace` and returns the first.
+    /// Ids are never issued twice, however many callers race.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ds::Error> {
+    /// let db = ds::Datastore::open("memory:")?;
+    /// let first = db.allocate_ids("", "Order", 10)?;
+    /// let order = ds::Key::id("Order", first);
+    /// # let _ = order; Ok(()) }
+    /// ```
+    pub fn allocate_ids(&self, namespace: &str, kind: &str, count: u64) -> Result<u64, Error> {
+        let result = call_export!(self, call_allocate_ids(namespace, kind, count));
+        convert::call_result(result, Ok)
+    }
+
+    /// The example application: adds `amount` (negative: a withdrawal) to the balance of
+    /// `account` in a transaction and returns the new balance. [`Error::NotFound`] without
+    /// such an account, [`Error::FailedPrecondition`] if the balance would go negative.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ds::Error> {
+    /// let db = ds::Datastore::open("memory:")?;
+    /// let alice: ds::Key = "Account:alice".parse()?;
+    /// let balance = db.deposit(&alice, 25)?;
+    /// # let _ = balance; Ok(()) }
+    /// ```
+    pub fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
+        tracing::debug!(target: "ds::api", "Model sync deposit()");
+        let account = convert::key_to_wit(account);
+        let result = call_export!(self, ds_datastore_accounts.call_deposit(&account, amount));
+        convert::call_result(result, Ok)
+    }
+
+    /// The example application: moves `amount` from `source` to `destination` in one
+    /// transaction and records a `Transfer` under `source`. The total of all balances never
+    /// changes, whatever runs concurrently.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ds::Error> {
+    /// let db = ds::Datastore::open("memory:")?;
+    /// let (alice, bob) = ("Account:alice".parse()?, "Account:bob".parse()?);
+    /// let receipt = db.transfer(&alice, &bob, 10)?;
+    /// println!("{} now holds {}", alice, receipt.source_balance);
+    /// # Ok(()) }
+    /// ```
+    pub fn transfer(&self, source: &Key, destination: &Key, amount: i64) -> Result<Receipt, Error> {
+        tracing::debug!(target: "ds::api", "Model sync transfer()");
+        let (source, destination) = (
+            convert::key_to_wit(source),
+            convert::key_to_wit(destination),
+        );
+        let result = call_export!(
+            self,
+            ds_datastore_accounts.call_transfer(&source, &destination, amount)
+        );
+        convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
+    }
+
+    /// Checks the whole store, page by page (each page its own call): every entity must be
+    /// readable and have exactly its index rows, and every index row must belong to its
+    /// entity. Returns the rows examined and every problem found.
     pub fn check(&self) -> Result<CheckReport, Error> {
         let mut total = CheckReport::default();
         let mut start: Option<Vec<u8>> = None;
@@ -199,6 +307,7 @@ impl Datastore {
         let state = HostState {
             store: Arc::clone(&self.inner.store),
             ctx: InstanceCtx::new(self.inner.pool.options()),
+            retry: self.inner.retry,
         };
         let mut store = new_store(self.inner.pre.engine(), state, self.inner.pool.options());
         let model = self
@@ -214,6 +323,7 @@ impl Datastore {
 struct HostState {
     store: Arc<dyn Store>,
     ctx: InstanceCtx,
+    retry: RetryPolicy,
 }
 
 impl HasInstanceCtx for HostState {
@@ -256,5 +366,16 @@ impl blocking::ds::datastore::transport::Host for HostState {
         tracing::debug!(target: "ds::transport", checks = checks.len(), writes = writes.len(), "commit()");
         let (checks, writes) = convert::commit_args_from_wit(checks, writes);
         convert::commit_to_wit(self.store.commit(&checks, &writes))
+    }
+
+    fn backoff(&mut self, attempt: u32) -> bool {
+        tracing::debug!(target: "ds::transport", attempt, "backoff()");
+        match self.retry.delay(attempt) {
+            Some(delay) => {
+                std::thread::sleep(delay);
+                true
+            }
+            None => false,
+        }
     }
 }

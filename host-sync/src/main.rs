@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use ds::{Datastore, Entity};
+use ds::Datastore;
 use host_core::cli::{self, Cli, Command, NotFound};
 
 fn main() -> ExitCode {
@@ -20,6 +20,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .store_url(&cli.store)
         .component(cli.component_source())
         .instance_options(cli.instance_options())
+        .transaction_retries(cli.retries)
         .build()
         .with_context(|| format!("cannot open the datastore at {}", cli.store))?;
     match cli.command {
@@ -28,12 +29,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli::print_entity(&entity.ok_or(NotFound(key))?);
         }
         Command::Put { key, properties } => {
-            let key = db
-                .put(&Entity {
-                    key: key.clone(),
-                    properties,
-                })
+            let entity = cli::entity_from_cli(key.clone(), &properties)
                 .with_context(|| format!("put {key}"))?;
+            let key = db.put(&entity).with_context(|| format!("put {key}"))?;
             cli::print_put(&key);
         }
         Command::Delete { key } => {
@@ -72,6 +70,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     None => break,
                 }
             }
+        }
+        Command::Query { .. } => {
+            let mut query = cli.command.query().context("query")?;
+            let one_page = query.limit.is_some();
+            loop {
+                let page = db.query(&query).context("query")?;
+                if cli::print_query_page(&page, one_page) {
+                    break;
+                }
+                query.start = page.next_cursor;
+            }
+        }
+        Command::AllocateIds {
+            kind,
+            count,
+            namespace,
+        } => {
+            let first = db
+                .allocate_ids(&namespace, &kind, count)
+                .with_context(|| format!("allocate {count} ids of {kind}"))?;
+            cli::print_allocated(&kind, first, count);
+        }
+        Command::Deposit { account, amount } => {
+            let balance = db
+                .deposit(&account, amount)
+                .with_context(|| format!("deposit {amount} to {account}"))?;
+            cli::print_balance(&account, balance);
+        }
+        Command::Transfer {
+            source,
+            destination,
+            amount,
+        } => {
+            let receipt = db
+                .transfer(&source, &destination, amount)
+                .with_context(|| format!("transfer {amount} from {source} to {destination}"))?;
+            cli::print_receipt(&receipt);
         }
         Command::Check => {
             let report = db.check().context("check")?;

@@ -13,9 +13,9 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value as Json};
 
 use crate::error::Error;
+use crate::key::Key;
 use crate::schema::Schema;
 use crate::value::{self, MAX_INDEXED_BYTES, Properties, Value};
-use crate::key::Key;
 
 /// Largest stored entity (format byte plus JSON), in bytes: Cloud Datastore's 1 MiB limit.
 pub const MAX_ENTITY_BYTES: usize = 1024 * 1024 - 4;
@@ -150,10 +150,8 @@ impl Entity {
                     _ => 0,
                 };
                 if size > MAX_INDEXED_BYTES {
-                    let at = value::element_path(
-                        name,
-                        matches!(value, Value::Array(_)).then_some(i),
-                    );
+                    let at =
+                        value::element_path(name, matches!(value, Value::Array(_)).then_some(i));
                     return Err(Error::InvalidEntity(format!(
                         "property {at} is an indexed {} of {size} bytes; indexed values hold at \
                          most {MAX_INDEXED_BYTES} (write it as {{\"$unindexed\": …}} or declare \
@@ -181,10 +179,12 @@ impl Entity {
         let json = decode_json(&key, stored)?;
         let corrupt = |what: String| Error::Corrupt(format!("entity {key} holds {what}"));
         match serde_json::from_str(json) {
-            Ok(Json::Object(object)) => {
-                Entity::from_json_object(key.clone(), &object).map_err(|err| corrupt(format!("{err}")))
-            }
-            Ok(other) => Err(corrupt(format!("{} instead of an object", json_type(&other)))),
+            Ok(Json::Object(object)) => Entity::from_json_object(key.clone(), &object)
+                .map_err(|err| corrupt(format!("{err}"))),
+            Ok(other) => Err(corrupt(format!(
+                "{} instead of an object",
+                json_type(&other)
+            ))),
             Err(err) => Err(corrupt(format!("invalid JSON: {err}"))),
         }
     }
@@ -270,7 +270,10 @@ mod tests {
             let err = Entity::from_json(key(), json).unwrap_err();
             assert!(err.to_string().contains(want), "{json}: {err}");
         }
-        let big = format!(r#"{{"a":{{"$unindexed":"{}"}}}}"#, "x".repeat(MAX_ENTITY_BYTES));
+        let big = format!(
+            r#"{{"a":{{"$unindexed":"{}"}}}}"#,
+            "x".repeat(MAX_ENTITY_BYTES)
+        );
         let err = Entity::from_json(key(), &big)
             .unwrap()
             .prepare(&Schema::EMPTY)
@@ -281,7 +284,11 @@ mod tests {
             .unwrap()
             .prepare(&Schema::EMPTY)
             .unwrap_err();
-        assert!(err.to_string().contains("property a[1] is an indexed string"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("property a[1] is an indexed string"),
+            "{err}"
+        );
     }
 
     #[test]

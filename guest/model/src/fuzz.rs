@@ -50,7 +50,10 @@ pub fn entity_json(data: &[u8]) {
         let rows = crate::index::rows(&crate::Schema::EMPTY, &entity).unwrap_or_default();
         assert!(!rows.is_empty());
         for (_, value) in rows {
-            assert_eq!(crate::index::row_entity_key(&value).ok().as_ref(), Some(&key));
+            assert_eq!(
+                crate::index::row_entity_key(&value).ok().as_ref(),
+                Some(&key)
+            );
         }
     }
 }

@@ -225,7 +225,11 @@ fn composite_rows(
     if index.columns.last().map(|c| c.1) == Some(Direction::Descending) {
         invert(&mut suffix);
     }
-    let prefix = composite_prefix(&entity.key.namespace, &entity.key.path[entity.key.path.len() - 1].kind, index);
+    let prefix = composite_prefix(
+        &entity.key.namespace,
+        &entity.key.path[entity.key.path.len() - 1].kind,
+        index,
+    );
     let mut combination = alloc::vec![0usize; columns.len()];
     loop {
         let mut row = prefix.clone();
@@ -251,7 +255,11 @@ fn composite_rows(
 }
 
 /// The rows `entity` has in one index: the rows of [`rows`] that start with `prefix`.
-pub fn rows_with_prefix(schema: &Schema, entity: &Entity, prefix: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+pub fn rows_with_prefix(
+    schema: &Schema,
+    entity: &Entity,
+    prefix: &[u8],
+) -> Result<Vec<Vec<u8>>, Error> {
     Ok(rows(schema, entity)?
         .into_iter()
         .map(|(row, _)| row)
@@ -281,7 +289,10 @@ mod tests {
     #[test]
     fn rows_cover_kind_properties_and_composites() {
         let entity = Entity::new(Key::id("Item", 1))
-            .with("a", Value::Array(alloc::vec![Value::Int(1), Value::Int(2), Value::Int(1)]))
+            .with(
+                "a",
+                Value::Array(alloc::vec![Value::Int(1), Value::Int(2), Value::Int(1)]),
+            )
             .with("b", Value::String("x".into()))
             .with("c", Value::String("hidden".into()));
         let rows = rows(&SCHEMA, &entity).unwrap();
@@ -292,7 +303,8 @@ mod tests {
         assert_eq!(count(COMPOSITE_INDEX), 2);
         for (row, value) in &rows {
             assert_eq!(row_entity_key(value).unwrap(), entity.key);
-            let multi = row.starts_with(&property_prefix("", "Item", "a")) || row[0] == COMPOSITE_INDEX;
+            let multi =
+                row.starts_with(&property_prefix("", "Item", "a")) || row[0] == COMPOSITE_INDEX;
             assert_eq!(row_is_multi(value), multi, "{row:?}");
         }
         // A composite index needs every column.

@@ -297,6 +297,39 @@ impl fmt::Display for IdOrName {
     }
 }
 
+// ---- URL-safe form ----
+
+impl Key {
+    /// The key as an opaque URL-safe string (base64url of its transport encoding, no
+    /// padding): for URLs and web forms, like NDB's `Key.urlsafe()`. It is not meant to be
+    /// read by people; the human syntax is.
+    pub fn to_urlsafe(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.encode())
+    }
+
+    /// Reads a key written by [`Key::to_urlsafe`]; it must be valid and canonical.
+    pub fn from_urlsafe(text: &str) -> Result<Key, KeyError> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .map_err(|_| {
+                key_error(format_args!(
+                    "{text:?} is not a URL-safe key (bad base64url)"
+                ))
+            })?;
+        let key = Key::decode(&bytes)
+            .map_err(|err| key_error(format_args!("{text:?} is not a URL-safe key: {err}")))?;
+        if key.encode() != bytes {
+            return Err(key_error(format_args!(
+                "{text:?} is not a URL-safe key: not in canonical form"
+            )));
+        }
+        key.validate()?;
+        Ok(key)
+    }
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.namespace.is_empty() {
@@ -466,6 +499,21 @@ mod tests {
     use super::*;
     use alloc::string::ToString;
     use proptest::prelude::*;
+
+    #[test]
+    fn urlsafe_form_round_trips_and_refuses_garbage() {
+        let key = Key::name("Account", "a/b \u{0}é").child(PathElement::id("Order", u64::MAX));
+        let text = key.to_urlsafe();
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(Key::from_urlsafe(&text), Ok(key));
+        for bad in ["", "!!", "AAAA", "EAAB"] {
+            assert!(Key::from_urlsafe(bad).is_err(), "{bad}");
+        }
+        assert!(Key::from_urlsafe(&Key::id("A", 0).to_urlsafe()).is_err());
+    }
 
     fn check(input: &str, expect: Result<Key, &str>) {
         match (input.parse::<Key>(), expect) {

@@ -33,5 +33,5 @@ pub use key::{IdOrName, Key, PathElement};
 pub use model::{CheckReport, EntityPage, Model, QueryPage, Transaction};
 pub use query::{Filter, Op, Order, Query};
 pub use schema::Schema;
-pub use value::Value;
 pub use transport::{Check, Direction, Level, Log, StoreError, Transport, Versioned, Write};
+pub use value::Value;

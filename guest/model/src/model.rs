@@ -313,7 +313,9 @@ impl<T: Transport, L: Log> Model<T, L> {
                     .as_slice()
                     .try_into()
                     .map(u64::from_be_bytes)
-                    .map_err(|_| Error::Corrupt(format!("the id allocator row of {kind} is damaged")))?,
+                    .map_err(|_| {
+                        Error::Corrupt(format!("the id allocator row of {kind} is damaged"))
+                    })?,
             };
             let after = next
                 .checked_add(count)
@@ -389,7 +391,9 @@ impl<T: Transport, L: Log> Model<T, L> {
                 Some(&(index::KIND_INDEX | index::PROPERTY_INDEX | index::COMPOSITE_INDEX)) => {
                     report.index_rows += 1;
                     match index::row_entity_key(&entry.value.value) {
-                        Ok(key) => pointed.push((entry.key.clone(), entry.value.value.clone(), key)),
+                        Ok(key) => {
+                            pointed.push((entry.key.clone(), entry.value.value.clone(), key))
+                        }
                         Err(err) => report.problems.push(format!("index row {row}: {err}")),
                     }
                     continue;
@@ -413,9 +417,9 @@ impl<T: Transport, L: Log> Model<T, L> {
                 }
             };
             if key.encode() != entry.key {
-                report
-                    .problems
-                    .push(format!("entity {key}: the stored key is not in canonical form"));
+                report.problems.push(format!(
+                    "entity {key}: the stored key is not in canonical form"
+                ));
             }
             if let Err(err) = key.validate() {
                 report
@@ -504,7 +508,8 @@ fn commit_plan(
     let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     for (encoded, mutation) in mutations {
         let key = mutation.key();
-        let old_rows: BTreeMap<Vec<u8>, Vec<u8>> = match reads.get(encoded).and_then(Option::as_ref) {
+        let old_rows: BTreeMap<Vec<u8>, Vec<u8>> = match reads.get(encoded).and_then(Option::as_ref)
+        {
             None => BTreeMap::new(),
             Some(old) => {
                 let old = Entity::decode(key.clone(), &old.value).map_err(|err| {
@@ -588,14 +593,16 @@ impl<T: Transport, L: Log> Transaction<'_, T, L> {
         let mut entity = entity;
         let stored = entity.prepare(self.model.schema)?;
         let key = entity.key.clone();
-        self.writes.insert(key.encode(), Mutation::Put(entity, stored));
+        self.writes
+            .insert(key.encode(), Mutation::Put(entity, stored));
         Ok(key)
     }
 
     /// Buffers a delete.
     pub fn delete(&mut self, key: &Key) -> Result<(), Error> {
         key.validate()?;
-        self.writes.insert(key.encode(), Mutation::Delete(key.clone()));
+        self.writes
+            .insert(key.encode(), Mutation::Delete(key.clone()));
         Ok(())
     }
 
@@ -751,15 +758,21 @@ mod tests {
     fn batches_are_atomic_and_index_rows_follow_the_entity() {
         let mut model = model();
         let good = json(Key::id("Model", 1), r#"{"a":1}"#);
-        let bad = Entity::new(Key::id("Model", 2))
-            .with("s", Value::String("x".repeat(2000)));
+        let bad = Entity::new(Key::id("Model", 2)).with("s", Value::String("x".repeat(2000)));
         let err = model.put_many(&[good.clone(), bad]).unwrap_err();
         assert!(err.to_string().contains("Model:2"), "{err}");
         assert_eq!(model.transport().entries().count(), 0);
         let other = json(Key::id("Model", 3), r#"{"a":[1,2]}"#);
         model.put_many(&[good.clone(), other.clone()]).unwrap();
-        let keys = [Key::id("Model", 3), Key::id("Model", 9), Key::id("Model", 1)];
-        assert_eq!(model.get_many(&keys).unwrap(), [Some(other), None, Some(good)]);
+        let keys = [
+            Key::id("Model", 3),
+            Key::id("Model", 9),
+            Key::id("Model", 1),
+        ];
+        assert_eq!(
+            model.get_many(&keys).unwrap(),
+            [Some(other), None, Some(good)]
+        );
         assert_eq!(check_all(&mut model), (2, Vec::new()));
         // Changing a value moves its index row.
         model.put(&json(Key::id("Model", 1), r#"{"a":5}"#)).unwrap();
@@ -780,25 +793,49 @@ mod tests {
         let mut transport = MemoryTransport::new();
         let good = Entity::new(Key::id("Item", 5)).with("n", Value::Int(1));
         let never_stored = Entity::new(Key::id("Item", 6)).with("n", Value::Int(1));
-        let stale = index::rows(&Schema::EMPTY, &never_stored).unwrap().pop().unwrap();
+        let stale = index::rows(&Schema::EMPTY, &never_stored)
+            .unwrap()
+            .pop()
+            .unwrap();
         transport
             .commit(
                 &[],
                 &[
-                    Write { key: Key::id("Item", 1).encode(), value: Some(b"\x02[1]".to_vec()) },
-                    Write { key: b"\x99junk".to_vec(), value: Some(Vec::new()) },
-                    Write { key: Key::id("Item", 0).encode(), value: Some(b"\x02{}".to_vec()) },
+                    Write {
+                        key: Key::id("Item", 1).encode(),
+                        value: Some(b"\x02[1]".to_vec()),
+                    },
+                    Write {
+                        key: b"\x99junk".to_vec(),
+                        value: Some(Vec::new()),
+                    },
+                    Write {
+                        key: Key::id("Item", 0).encode(),
+                        value: Some(b"\x02{}".to_vec()),
+                    },
                     // An entity without its index rows, and an index row without its entity.
-                    Write { key: good.key.encode(), value: Some(b"\x02{\"n\":1}".to_vec()) },
-                    Write { key: stale.0, value: Some(stale.1) },
+                    Write {
+                        key: good.key.encode(),
+                        value: Some(b"\x02{\"n\":1}".to_vec()),
+                    },
+                    Write {
+                        key: stale.0,
+                        value: Some(stale.1),
+                    },
                 ],
             )
             .unwrap();
         let mut model = Model::new(transport, NoLog);
         let (_, problems) = check_all(&mut model);
         assert_eq!(problems.len(), 7, "{problems:#?}");
-        assert!(problems.iter().any(|p| p.contains("missing")), "{problems:#?}");
-        assert!(problems.iter().any(|p| p.contains("stale")), "{problems:#?}");
+        assert!(
+            problems.iter().any(|p| p.contains("missing")),
+            "{problems:#?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("stale")),
+            "{problems:#?}"
+        );
     }
 
     #[test]
@@ -834,12 +871,21 @@ mod tests {
         let mut transport = MemoryTransport::new();
         let key = Key::name("Model", "x");
         transport
-            .commit(&[], &[Write { key: key.encode(), value: Some(b"\x02nope".to_vec()) }])
+            .commit(
+                &[],
+                &[Write {
+                    key: key.encode(),
+                    value: Some(b"\x02nope".to_vec()),
+                }],
+            )
             .unwrap();
         let mut model = Model::new(transport, NoLog);
         assert!(matches!(model.get(&key), Err(Error::Corrupt(_))));
         // Replacing it would orphan its index rows: refused, not guessed.
-        assert!(matches!(model.put(&Entity::new(key)), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            model.put(&Entity::new(key)),
+            Err(Error::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -864,7 +910,12 @@ mod tests {
         fn get(&mut self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
             self.inner.get(key)
         }
-        fn scan(&mut self, range: &KeyRange, limit: u32, d: Direction) -> Result<Vec<crate::transport::Entry>, StoreError> {
+        fn scan(
+            &mut self,
+            range: &KeyRange,
+            limit: u32,
+            d: Direction,
+        ) -> Result<Vec<crate::transport::Entry>, StoreError> {
             self.inner.scan(range, limit, d)
         }
         fn commit(&mut self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
@@ -875,7 +926,10 @@ mod tests {
                     .iter()
                     .filter_map(|c| {
                         let current = self.inner.get(&c.key).ok().flatten()?;
-                        Some(Write { key: c.key.clone(), value: Some(current.value) })
+                        Some(Write {
+                            key: c.key.clone(),
+                            value: Some(current.value),
+                        })
                     })
                     .collect();
                 self.inner.commit(&[], &bumps)?;
@@ -899,14 +953,26 @@ mod tests {
             tx.put(Entity::new(counter.clone()).with("n", Value::Int(n + 1)))?;
             Ok(n + 1)
         };
-        let mut model = Model::new(Racing { inner: MemoryTransport::new(), lose: 0 }, NoLog);
+        let mut model = Model::new(
+            Racing {
+                inner: MemoryTransport::new(),
+                lose: 0,
+            },
+            NoLog,
+        );
         assert_eq!(model.transaction(increment).unwrap(), 1);
         model.transport.lose = 3;
         assert_eq!(model.transaction(increment).unwrap(), 2);
         model.transport.lose = 4;
         let err = model.transaction(increment).unwrap_err();
-        assert!(matches!(&err, Error::Conflict(m) if m.contains("4 attempts")), "{err}");
-        assert_eq!(model.get(&counter).unwrap().unwrap().properties["n"], Value::Int(2));
+        assert!(
+            matches!(&err, Error::Conflict(m) if m.contains("4 attempts")),
+            "{err}"
+        );
+        assert_eq!(
+            model.get(&counter).unwrap().unwrap().properties["n"],
+            Value::Int(2)
+        );
     }
 
     #[test]
@@ -926,7 +992,8 @@ mod tests {
                 let items = tx.query(&query)?;
                 if runs == 1 {
                     // A rival adds an item under the same ancestor before we commit.
-                    let rival = Entity::new(parent.clone().child(crate::PathElement::id("Item", 9)));
+                    let rival =
+                        Entity::new(parent.clone().child(crate::PathElement::id("Item", 9)));
                     let mut rival_model = Model::new(&mut tx.model.transport, NoLog);
                     rival_model.put(&rival)?;
                 }
@@ -935,7 +1002,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!((runs, count), (2, 1));
-        let no_ancestor = Query { kind: Some("Item".into()), ..Query::default() };
+        let no_ancestor = Query {
+            kind: Some("Item".into()),
+            ..Query::default()
+        };
         assert!(matches!(
             model.transaction(|tx| tx.query(&no_ancestor)),
             Err(Error::InvalidQuery(_))

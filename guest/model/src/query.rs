@@ -23,7 +23,8 @@
 //! filters; entities without an indexed value for a filtered or sorted property do not
 //! match; range filters compare values of the bound's type only (an int64 bound never
 //! matches strings or floats). Ties on equal sort values are broken by key, in the
-//! direction of the last sort order (ascending when there is none).
+//! direction of the last sort order (ascending when there is none); a sort order on a
+//! property that an equality filter fixes to one value is ignored.
 //!
 //! A cursor marks the position after one result; a page's `next` cursor resumes exactly
 //! there. Cursors carry a fingerprint of the query they came from and are refused by any
@@ -103,8 +104,7 @@ impl Filter {
         };
         let text_trimmed = text.trim_start();
         let (property, rest) = if text_trimmed.starts_with('"') {
-            let mut stream =
-                serde_json::Deserializer::from_str(text_trimmed).into_iter::<String>();
+            let mut stream = serde_json::Deserializer::from_str(text_trimmed).into_iter::<String>();
             let name = match stream.next() {
                 Some(Ok(name)) => name,
                 _ => return Err(bad("the quoted property name is not a JSON string")),
@@ -114,10 +114,7 @@ impl Filter {
             let end = text_trimmed
                 .find(|c: char| c.is_whitespace() || "<>=!".contains(c))
                 .unwrap_or(text_trimmed.len());
-            (
-                text_trimmed[..end].to_string(),
-                &text_trimmed[end..],
-            )
+            (text_trimmed[..end].to_string(), &text_trimmed[end..])
         };
         if property.is_empty() {
             return Err(bad("the property name is missing"));
@@ -375,7 +372,11 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
         return Err(invalid(format!(
             "sort order on __key__ {}: only a last ascending key order, or a descending key \
              order alone, is supported",
-            if order.direction == Direction::Descending { "descending" } else { "ascending" }
+            if order.direction == Direction::Descending {
+                "descending"
+            } else {
+                "ascending"
+            }
         )));
     }
     let entity_range = || {
@@ -441,7 +442,11 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
                 Err(invalid(format!(
                     "filter {filter}: the value must be a single indexable value, not {}{}",
                     value.ty(),
-                    if matches!(value, Value::Array(_)) { " (use IN for a list)" } else { "" }
+                    if matches!(value, Value::Array(_)) {
+                        " (use IN for a list)"
+                    } else {
+                        ""
+                    }
                 )))
             }
         };
@@ -515,7 +520,10 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
             .filter(|f| matches!(f.op, Op::Lt | Op::Le | Op::Gt | Op::Ge))
             .map(|f| &f.value)
             .collect();
-        if bounds.windows(2).any(|w| !value::same_type_group(w[0], w[1])) {
+        if bounds
+            .windows(2)
+            .any(|w| !value::same_type_group(w[0], w[1]))
+        {
             *column = Column::Points(Vec::new());
         }
     }
@@ -542,7 +550,10 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
     }
     for (i, order) in orders.iter().enumerate() {
         if orders[..i].iter().any(|o| o.property == order.property) {
-            return Err(invalid(format!("sort order on {} given twice", order.property)));
+            return Err(invalid(format!(
+                "sort order on {} given twice",
+                order.property
+            )));
         }
         if let Some(kind) = declared
             && !kind.property(&order.property).is_some_and(|p| p.indexed)
@@ -563,7 +574,8 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
     // served as points of its own column.
     let mut sort: Vec<(String, Direction, Column)> = Vec::new();
     for order in &orders {
-        let column = if let Some((_, column)) = range.as_ref().filter(|(p, _)| *p == order.property) {
+        let column = if let Some((_, column)) = range.as_ref().filter(|(p, _)| *p == order.property)
+        {
             column.clone()
         } else if let Some(i) = equalities.iter().position(|(p, _)| *p == order.property) {
             if !sort.is_empty() || orders.len() > 1 {
@@ -676,9 +688,7 @@ fn composite_plan(
             && index.columns[eq_count..]
                 .iter()
                 .zip(sort)
-                .all(|((p, d), (sp, sd, _))| {
-                    p == sp && *d == if flip { sd.flip() } else { *sd }
-                })
+                .all(|((p, d), (sp, sd, _))| p == sp && *d == if flip { sd.flip() } else { *sd })
     };
     let (index, reverse) = declared
         .indexes
@@ -745,7 +755,10 @@ fn column_ranges(
             })
             .collect(),
         Column::Range { lower, upper } => {
-            let Some(group) = lower.as_ref().or(upper.as_ref()).map(|(v, _)| value::type_group(v))
+            let Some(group) = lower
+                .as_ref()
+                .or(upper.as_ref())
+                .map(|(v, _)| value::type_group(v))
             else {
                 return Vec::new();
             };
@@ -760,7 +773,11 @@ fn column_ranges(
             }
             // In ascending columns the lower bound starts the range; in descending ones
             // (inverted bytes) the upper bound does.
-            let (first, last) = if descending { (upper, lower) } else { (lower, upper) };
+            let (first, last) = if descending {
+                (upper, lower)
+            } else {
+                (lower, upper)
+            };
             let start = match first {
                 Some((v, true)) => at(v),
                 Some((v, false)) => prefix_end(&at(v)).unwrap_or_else(|| at(v)),
@@ -823,7 +840,12 @@ impl<T: Transport> Run<'_, T> {
 
     /// Scans the plan's ranges from `start` (exclusive) to `end` (inclusive); true when the
     /// page filled up.
-    fn scan(&mut self, plan: &Scan, start: Option<Vec<u8>>, end: Option<&[u8]>) -> Result<bool, Error> {
+    fn scan(
+        &mut self,
+        plan: &Scan,
+        start: Option<Vec<u8>>,
+        end: Option<&[u8]>,
+    ) -> Result<bool, Error> {
         let order: Vec<&(Vec<u8>, Option<Vec<u8>>)> = if plan.reverse {
             plan.ranges.iter().rev().collect()
         } else {
@@ -957,9 +979,9 @@ impl<T: Transport> Run<'_, T> {
         let entity = Entity::decode(candidate.key.clone(), &stored.value)?;
         let rows = index::rows_with_prefix(self.schema, &entity, prefix)?;
         let in_ranges = rows.into_iter().filter(|row| {
-            plan.ranges.iter().any(|(start, end)| {
-                row >= start && end.as_ref().is_none_or(|end| row < end)
-            })
+            plan.ranges
+                .iter()
+                .any(|(start, end)| row >= start && end.as_ref().is_none_or(|end| row < end))
         });
         let first = if plan.reverse {
             in_ranges.max()
@@ -971,7 +993,12 @@ impl<T: Transport> Run<'_, T> {
 
     /// Runs a merge join from `start` (exclusive) to `end` (inclusive); true when the page
     /// filled up.
-    fn join(&mut self, plan: &Join, start: Option<Vec<u8>>, end: Option<&[u8]>) -> Result<bool, Error> {
+    fn join(
+        &mut self,
+        plan: &Join,
+        start: Option<Vec<u8>>,
+        end: Option<&[u8]>,
+    ) -> Result<bool, Error> {
         let batch = self.batch();
         let mut streams: Vec<Vec<Stream>> = plan
             .streams
@@ -998,7 +1025,9 @@ impl<T: Transport> Run<'_, T> {
         'join: loop {
             let mut head: Option<Vec<u8>> = None;
             for stream in &mut streams[i] {
-                if let Some(k) = stream.seek(self.transport, &candidate, plan.hi.as_deref(), batch)? {
+                if let Some(k) =
+                    stream.seek(self.transport, &candidate, plan.hi.as_deref(), batch)?
+                {
                     if head.as_ref().is_none_or(|h| k < *h) {
                         head = Some(k);
                     }
@@ -1069,7 +1098,11 @@ impl Stream {
             self.buffer.pop_front();
         }
         if self.buffer.is_empty() && !self.exhausted {
-            let from = if target > self.from.as_slice() { target } else { &self.from };
+            let from = if target > self.from.as_slice() {
+                target
+            } else {
+                &self.from
+            };
             let range = KeyRange {
                 start: [self.prefix.as_slice(), from].concat(),
                 end: match hi {
@@ -1133,7 +1166,11 @@ fn encode_cursor(fingerprint: u64, position: &[u8]) -> String {
 fn decode_cursor(cursor: &str, fingerprint: u64) -> Result<Vec<u8>, Error> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor.trim())
-        .map_err(|_| invalid(format!("cursor {cursor:?} is not a ds cursor (bad base64url)")))?;
+        .map_err(|_| {
+            invalid(format!(
+                "cursor {cursor:?} is not a ds cursor (bad base64url)"
+            ))
+        })?;
     if bytes.len() < 9 || bytes[0] != CURSOR_VERSION {
         return Err(invalid(format!("cursor {cursor:?} is not a ds cursor")));
     }
@@ -1154,7 +1191,10 @@ mod tests {
     #[test]
     fn filters_parse_with_typed_values() {
         let f = Filter::parse("balance >= 100").unwrap();
-        assert_eq!((f.property.as_str(), f.op, f.value), ("balance", Op::Ge, Value::Int(100)));
+        assert_eq!(
+            (f.property.as_str(), f.op, f.value),
+            ("balance", Op::Ge, Value::Int(100))
+        );
         let f = Filter::parse(r#"owner="alice""#).unwrap();
         assert_eq!((f.op, f.value), (Op::Eq, Value::String("alice".into())));
         let f = Filter::parse(r#"tags in ["a", "b"]"#).unwrap();
@@ -1162,7 +1202,15 @@ mod tests {
         let f = Filter::parse(r#""odd name" < {"$timestamp":"2024-01-01T00:00:00Z"}"#).unwrap();
         assert_eq!(f.property, "odd name");
         assert!(matches!(f.value, Value::Timestamp(_)));
-        for bad in ["", "balance", "balance >", "balance ~ 1", "= 1", "a = [[1]]", "a = nope"] {
+        for bad in [
+            "",
+            "balance",
+            "balance >",
+            "balance ~ 1",
+            "= 1",
+            "a = [[1]]",
+            "a = nope",
+        ] {
             assert!(
                 matches!(Filter::parse(bad), Err(Error::InvalidQuery(_))),
                 "{bad}"

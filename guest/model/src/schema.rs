@@ -359,9 +359,15 @@ mod tests {
         for (bad, want) in [
             (props(&[]), "name is required"),
             (props(&[("name", Value::Null)]), "name is required"),
-            (props(&[("name", Value::Int(1))]), "name must be a string, not int64"),
             (
-                props(&[("name", Value::String("x".into())), ("count", Value::Int(0))]),
+                props(&[("name", Value::Int(1))]),
+                "name must be a string, not int64",
+            ),
+            (
+                props(&[
+                    ("name", Value::String("x".into())),
+                    ("count", Value::Int(0)),
+                ]),
                 "count: must be positive",
             ),
             (

@@ -336,7 +336,12 @@ pub(crate) fn properties_from_json(
 /// Checks one property name; `full` is its dotted path for the message.
 pub(crate) fn check_property_name(name: &str, full: &str) -> Result<(), String> {
     if name.is_empty() {
-        return Err(format!("property name {full:?} has an empty part"));
+        return Err(match full.strip_suffix('.') {
+            Some(parent) if !parent.is_empty() => {
+                format!("a property name is empty (inside property {parent})")
+            }
+            _ => "a property name is empty".into(),
+        });
     }
     if name.len() > crate::key::MAX_NAME_BYTES {
         return Err(format!(
@@ -397,9 +402,8 @@ pub fn format_timestamp(micros: i64) -> String {
 /// Parses an RFC 3339 timestamp (`Z` or a `±HH:MM` offset; at most microsecond precision;
 /// years 1–9999) into microseconds since the epoch.
 pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    let bad = || {
-        format!("{text:?} is not an RFC 3339 timestamp such as \"2024-05-01T12:00:00.5Z\"")
-    };
+    let bad =
+        || format!("{text:?} is not an RFC 3339 timestamp such as \"2024-05-01T12:00:00.5Z\"");
     let b = text.as_bytes();
     let digits = |range: core::ops::Range<usize>| -> Result<i64, String> {
         let part = b.get(range).ok_or_else(bad)?;
@@ -702,8 +706,14 @@ mod tests {
             ("[[1]]", "arrays cannot contain arrays"),
             (r#"{"$bytes":"!!"}"#, "base64"),
             (r#"{"$bytes":1}"#, "takes a string"),
-            (r#"{"$timestamp":"2023-02-29T00:00:00Z"}"#, "not a valid date"),
-            (r#"{"$timestamp":"2024-01-01T00:00:00.0000001Z"}"#, "microsecond"),
+            (
+                r#"{"$timestamp":"2023-02-29T00:00:00Z"}"#,
+                "not a valid date",
+            ),
+            (
+                r#"{"$timestamp":"2024-01-01T00:00:00.0000001Z"}"#,
+                "microsecond",
+            ),
             (r#"{"$timestamp":"10000-01-01T00:00:00Z"}"#, "RFC 3339"),
             (r#"{"$timestamp":"0000-12-31T23:59:59Z"}"#, "range"),
             (r#"{"$key":"Account:0"}"#, "id 0"),

@@ -8,7 +8,9 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use ds_model::query::{Filter, Op, Order, Query};
-use ds_model::schema::{CompositeIndex, Default as PropertyDefault, Direction, Kind, Property, Schema};
+use ds_model::schema::{
+    CompositeIndex, Default as PropertyDefault, Direction, Kind, Property, Schema,
+};
 use ds_model::transport::{MemoryTransport, NoLog};
 use ds_model::value::{self, Type, Value};
 use ds_model::{Entity, Key, Model, PathElement};
@@ -17,7 +19,9 @@ use proptest::prelude::*;
 static SCHEMA: Schema = Schema::new(&[Kind::new(
     "Item",
     &[
-        Property::new("a", Type::Int).repeated().default(PropertyDefault::Empty),
+        Property::new("a", Type::Int)
+            .repeated()
+            .default(PropertyDefault::Empty),
         Property::new("b", Type::String),
         Property::new("c", Type::Int),
     ],
@@ -57,8 +61,13 @@ fn thing_value() -> impl Strategy<Value = Option<Value>> {
 }
 
 fn thing() -> impl Strategy<Value = Entity> {
-    (key_strategy("Thing"), thing_value(), thing_value(), any::<bool>()).prop_map(
-        |(key, p, q, hide_q)| {
+    (
+        key_strategy("Thing"),
+        thing_value(),
+        thing_value(),
+        any::<bool>(),
+    )
+        .prop_map(|(key, p, q, hide_q)| {
             let mut entity = Entity::new(key);
             if let Some(p) = p {
                 entity.properties.insert("p".into(), p);
@@ -70,8 +79,7 @@ fn thing() -> impl Strategy<Value = Entity> {
                 }
             }
             entity
-        },
-    )
+        })
 }
 
 fn item() -> impl Strategy<Value = Entity> {
@@ -85,7 +93,9 @@ fn item() -> impl Strategy<Value = Entity> {
             let mut entity =
                 Entity::new(key).with("a", Value::Array(a.into_iter().map(Value::Int).collect()));
             if let Some(b) = b {
-                entity.properties.insert("b".into(), Value::String(b.into()));
+                entity
+                    .properties
+                    .insert("b".into(), Value::String(b.into()));
             }
             if let Some(c) = c {
                 entity.properties.insert("c".into(), Value::Int(c));
@@ -146,40 +156,71 @@ fn query() -> impl Strategy<Value = Query> {
         any::<bool>().prop_map(|desc| (
             "Thing",
             Vec::new(),
-            if desc { vec![order("__key__", Direction::Descending)] } else { Vec::new() }
+            if desc {
+                vec![order("__key__", Direction::Descending)]
+            } else {
+                Vec::new()
+            }
         )),
         // Equalities and IN: merge join.
-        prop::collection::vec((thing_prop.clone(), scalar(), prop::collection::vec(scalar(), 0..3), any::<bool>()), 1..3)
-            .prop_map(|filters| (
-                "Thing",
-                filters
-                    .into_iter()
-                    .map(|(p, v, list, is_in)| if is_in {
-                        filter(p, Op::In, Value::Array(list))
-                    } else {
-                        filter(p, Op::Eq, v)
-                    })
-                    .collect(),
-                Vec::new()
-            )),
+        prop::collection::vec(
+            (
+                thing_prop.clone(),
+                scalar(),
+                prop::collection::vec(scalar(), 0..3),
+                any::<bool>()
+            ),
+            1..3
+        )
+        .prop_map(|filters| (
+            "Thing",
+            filters
+                .into_iter()
+                .map(|(p, v, list, is_in)| if is_in {
+                    filter(p, Op::In, Value::Array(list))
+                } else {
+                    filter(p, Op::Eq, v)
+                })
+                .collect(),
+            Vec::new()
+        )),
         // One range property, one or two bounds, sorted either way.
-        (thing_prop.clone(), range_op(), scalar(), prop::option::of((range_op(), scalar())), prop::option::of(direction()))
+        (
+            thing_prop.clone(),
+            range_op(),
+            scalar(),
+            prop::option::of((range_op(), scalar())),
+            prop::option::of(direction())
+        )
             .prop_map(|(p, op, v, second, dir)| {
                 let mut filters = vec![filter(p, op, v)];
                 if let Some((op, v)) = second {
                     filters.push(filter(p, op, v));
                 }
-                ("Thing", filters, dir.map(|d| vec![order(p, d)]).unwrap_or_default())
+                (
+                    "Thing",
+                    filters,
+                    dir.map(|d| vec![order(p, d)]).unwrap_or_default(),
+                )
             }),
         // A sort order alone; IN on the sorted property.
-        (thing_prop.clone(), direction(), prop::option::of(prop::collection::vec(scalar(), 1..3)))
+        (
+            thing_prop.clone(),
+            direction(),
+            prop::option::of(prop::collection::vec(scalar(), 1..3))
+        )
             .prop_map(|(p, d, list)| (
                 "Thing",
-                list.map(|l| vec![filter(p, Op::In, Value::Array(l))]).unwrap_or_default(),
+                list.map(|l| vec![filter(p, Op::In, Value::Array(l))])
+                    .unwrap_or_default(),
                 vec![order(p, d)]
             )),
         // Composite: equality on b, sort (or range) on c, either direction.
-        (prop::sample::select(vec!["x", "y"]), direction(), prop::option::of((range_op(), 0i64..4)))
+        (
+            prop::sample::select(vec!["x", "y"]),
+            direction(),
+            prop::option::of((range_op(), 0i64..4))
+        )
             .prop_map(|(b, d, range)| {
                 let mut filters = vec![filter("b", Op::Eq, Value::String(b.into()))];
                 if let Some((op, c)) = range {
@@ -194,26 +235,32 @@ fn query() -> impl Strategy<Value = Query> {
             } else {
                 (Direction::Ascending, Direction::Descending)
             };
-            let filters = range.map(|(op, a)| vec![filter("a", op, Value::Int(a))]).unwrap_or_default();
+            let filters = range
+                .map(|(op, a)| vec![filter("a", op, Value::Int(a))])
+                .unwrap_or_default();
             ("Item", filters, vec![order("a", da), order("c", dc)])
         }),
     ];
-    (shape, ancestor, any::<bool>()).prop_map(|((kind, filters, orders), ancestor, keys_only)| Query {
-        kind: Some(kind.into()),
-        ancestor,
-        filters,
-        orders,
-        keys_only,
-        ..Query::default()
+    (shape, ancestor, any::<bool>()).prop_map(|((kind, filters, orders), ancestor, keys_only)| {
+        Query {
+            kind: Some(kind.into()),
+            ancestor,
+            filters,
+            orders,
+            keys_only,
+            ..Query::default()
+        }
     })
 }
 
 /// The indexed values a query sees for `property` of `entity`.
 fn indexed_values<'e>(entity: &'e Entity, property: &str) -> Vec<&'e Value> {
     match entity.properties.get(property) {
-        Some(v) if entity.is_indexed(&SCHEMA, property) => {
-            v.elements().iter().filter(|v| value::is_indexable(v)).collect()
-        }
+        Some(v) if entity.is_indexed(&SCHEMA, property) => v
+            .elements()
+            .iter()
+            .filter(|v| value::is_indexable(v))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -239,7 +286,11 @@ fn satisfies(v: &Value, op: Op, bound: &Value) -> bool {
 fn reference(entities: &BTreeMap<Key, Entity>, query: &Query) -> Vec<Key> {
     let kind = query.kind.as_deref().unwrap();
     let is_range = |op: Op| matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge);
-    let range_property = query.filters.iter().find(|f| is_range(f.op)).map(|f| f.property.clone());
+    let range_property = query
+        .filters
+        .iter()
+        .find(|f| is_range(f.op))
+        .map(|f| f.property.clone());
     let mut orders: Vec<Order> = query.orders.clone();
     let key_descending = orders.len() == 1 && orders[0].property == "__key__";
     if key_descending {
@@ -253,7 +304,10 @@ fn reference(entities: &BTreeMap<Key, Entity>, query: &Query) -> Vec<Key> {
     orders.retain(|o| {
         !query.filters.iter().any(|f| {
             f.property == o.property
-                && (f.op == Op::Eq || matches!(&f.value, Value::Array(l) if f.op == Op::In && l.len() == 1))
+                && (f.op == Op::Eq
+                    || matches!(&f.value, Value::Array(l) if f.op == Op::In
+                        && l.iter().all(|v| value::compare(v, &l[0]).is_eq())
+                        && !l.is_empty()))
         })
     });
     // Values of `property` that pass every filter on it (range bounds on one element).
@@ -306,17 +360,27 @@ fn reference(entities: &BTreeMap<Key, Entity>, query: &Query) -> Vec<Key> {
         }
         matched.push((tuple, key));
     }
-    let last_descending =
-        key_descending || orders.last().is_some_and(|o| o.direction == Direction::Descending);
+    let last_descending = key_descending
+        || orders
+            .last()
+            .is_some_and(|o| o.direction == Direction::Descending);
     matched.sort_by(|(ta, ka), (tb, kb)| {
         for ((a, b), o) in ta.iter().zip(tb).zip(&orders) {
             let order = value::compare(a, b);
-            let order = if o.direction == Direction::Descending { order.reverse() } else { order };
+            let order = if o.direction == Direction::Descending {
+                order.reverse()
+            } else {
+                order
+            };
             if order != Ordering::Equal {
                 return order;
             }
         }
-        if last_descending { kb.cmp(ka) } else { ka.cmp(kb) }
+        if last_descending {
+            kb.cmp(ka)
+        } else {
+            ka.cmp(kb)
+        }
     });
     matched.into_iter().map(|(_, k)| k.clone()).collect()
 }
@@ -400,7 +464,10 @@ fn a_query_no_index_serves_names_the_index_to_declare() {
         (
             Query {
                 kind: Some("Item".into()),
-                orders: vec![order("c", Direction::Ascending), order("b", Direction::Ascending)],
+                orders: vec![
+                    order("c", Direction::Ascending),
+                    order("b", Direction::Ascending),
+                ],
                 ..Query::default()
             },
             "Item(c,b)",
@@ -408,7 +475,10 @@ fn a_query_no_index_serves_names_the_index_to_declare() {
         (
             Query {
                 kind: Some("Thing".into()),
-                filters: vec![filter("p", Op::Gt, Value::Int(1)), filter("q", Op::Lt, Value::Int(1))],
+                filters: vec![
+                    filter("p", Op::Gt, Value::Int(1)),
+                    filter("q", Op::Lt, Value::Int(1)),
+                ],
                 ..Query::default()
             },
             "one property only",
@@ -466,7 +536,11 @@ fn queries_use_indexes_not_full_scans() {
             self.1 += rows.len();
             Ok(rows)
         }
-        fn commit(&mut self, c: &[ds_model::Check], w: &[ds_model::Write]) -> Result<u64, ds_model::StoreError> {
+        fn commit(
+            &mut self,
+            c: &[ds_model::Check],
+            w: &[ds_model::Write],
+        ) -> Result<u64, ds_model::StoreError> {
             self.0.commit(c, w)
         }
     }

@@ -14,7 +14,7 @@
 //! The SQL is portable on purpose: no extensions, no advisory locks, no `LISTEN`, nothing
 //! that CockroachDB or YugabyteDB lacks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,7 +44,9 @@ const SCAN_REVERSE: &str =
     "SELECT key, value, version FROM ds_kv WHERE key >= $1 AND key < $2 ORDER BY key DESC LIMIT $3";
 const SCAN_REVERSE_OPEN: &str =
     "SELECT key, value, version FROM ds_kv WHERE key >= $1 ORDER BY key DESC LIMIT $2";
-const CHECK: &str = "SELECT key, version FROM ds_kv WHERE key = ANY($1)";
+/// Locks the checked rows in key order: contending commits queue on their first common
+/// key instead of deadlocking (PostgreSQL only detects a deadlock after `deadlock_timeout`).
+const CHECK: &str = "SELECT key, version FROM ds_kv WHERE key = ANY($1) ORDER BY key FOR UPDATE";
 const NEXT_VERSION: &str = "SELECT nextval('ds_version')";
 const PUT: &str = "INSERT INTO ds_kv (key, value, version) SELECT k, v, $3 FROM UNNEST($1::bytea[], $2::bytea[]) AS t (k, v) \
                    ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version";
@@ -263,8 +265,8 @@ impl PostgresStore {
         }
         let version: i64 = tx.query_one(&next, &[]).await?.get(0);
         // Last write wins within one commit, as in the other stores; one statement may not
-        // touch a row twice.
-        let mut last: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+        // touch a row twice. Key order, so that every commit takes row locks in one order.
+        let mut last: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
         for write in writes {
             last.insert(write.key.as_slice(), write.value.as_deref());
         }
@@ -471,6 +473,14 @@ impl AsyncStore for PostgresStore {
                 let mut pooled = self.checkout().await?;
                 let result = PostgresStore::commit_once(pooled.conn(), &checks, &writes).await;
                 match result {
+                    // With checks, a serialization failure means a concurrent commit touched
+                    // what this one read: exactly a lost race. Report it as a conflict so the
+                    // model re-reads and retries under the host's one retry policy, instead
+                    // of retrying here with stale checks.
+                    Err(err) if retryable(&err) && !checks.is_empty() => {
+                        pooled.reusable = true;
+                        return Err(StoreError::Conflict(checks[0].key.clone()));
+                    }
                     Err(err) if retryable(&err) && attempt < MAX_COMMIT_ATTEMPTS => {
                         pooled.reusable = true;
                         drop(pooled);

@@ -112,11 +112,34 @@ impl Guest for FaultGuest {
         refuse()
     }
 
+    fn query(_: wit::QuerySpec) -> Result<wit::QueryPage, wit::Error> {
+        refuse()
+    }
+
+    fn allocate_ids(
+        _: alloc::string::String,
+        _: alloc::string::String,
+        _: u64,
+    ) -> Result<u64, wit::Error> {
+        refuse()
+    }
+
     fn check(_: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         Ok(wit::CheckReport {
             entities: 0,
+            index_rows: 0,
             problems: Vec::new(),
             next: None,
         })
+    }
+}
+
+impl bindings::exports::ds::datastore::accounts::Guest for FaultGuest {
+    fn deposit(_: wit::Key, _: i64) -> Result<i64, wit::Error> {
+        refuse()
+    }
+
+    fn transfer(_: wit::Key, _: wit::Key, _: i64) -> Result<wit::Receipt, wit::Error> {
+        refuse()
     }
 }

@@ -63,7 +63,25 @@ impl Guest for Probe {
         refuse()
     }
 
+    fn query(_: wit::QuerySpec) -> Result<wit::QueryPage, wit::Error> {
+        refuse()
+    }
+
+    fn allocate_ids(_: String, _: String, _: u64) -> Result<u64, wit::Error> {
+        refuse()
+    }
+
     fn check(_: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
+        refuse()
+    }
+}
+
+impl bindings::exports::ds::datastore::accounts::Guest for Probe {
+    fn deposit(_: wit::Key, _: i64) -> Result<i64, wit::Error> {
+        refuse()
+    }
+
+    fn transfer(_: wit::Key, _: wit::Key, _: i64) -> Result<wit::Receipt, wit::Error> {
         refuse()
     }
 }

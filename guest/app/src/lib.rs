@@ -1,0 +1,348 @@
+//! The example application: accounts that hold balances, and the business operations on
+//! them, written once as transactions over [`ds_model`].
+//!
+//! This is what a guest author writes: the kinds (with types, defaults, validation and
+//! indexes) and the operations. The component (`ds-guest`) exports them through WIT, so
+//! both hosts run exactly these rules; natively, tests and benchmarks call them directly.
+//!
+//! Invariant: no operation creates or destroys money. `transfer` moves a balance between
+//! two accounts in one transaction; `deposit` is the only way the total changes.
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+
+use ds_model::schema::{CompositeIndex, Default, Direction, Kind, Property, Schema};
+use ds_model::value::{Type, Value};
+use ds_model::{Entity, Error, Key, Log, Model, PathElement, Transport};
+
+/// The kind of accounts.
+pub const ACCOUNT: &str = "Account";
+/// The kind of transfer records (children of the source account).
+pub const TRANSFER: &str = "Transfer";
+
+fn not_negative(value: &Value) -> Result<(), String> {
+    match value {
+        Value::Int(n) if *n < 0 => Err(format!("must not be negative, is {n}")),
+        _ => Ok(()),
+    }
+}
+
+fn positive(value: &Value) -> Result<(), String> {
+    match value {
+        Value::Int(n) if *n <= 0 => Err(format!("must be positive, is {n}")),
+        _ => Ok(()),
+    }
+}
+
+fn account_key(value: &Value) -> Result<(), String> {
+    match value {
+        Value::Key(key) if key.leaf().is_some_and(|leaf| leaf.kind != ACCOUNT) => {
+            Err(format!("must be the key of an {ACCOUNT}, is {key}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The application's declared kinds. Every other kind stays schemaless.
+pub static SCHEMA: Schema = Schema::new(&[
+    Kind::new(
+        ACCOUNT,
+        &[
+            Property::new("owner", Type::String).required(),
+            Property::new("balance", Type::Int)
+                .required()
+                .default_int(0)
+                .validate(not_negative),
+            Property::new("tags", Type::String)
+                .repeated()
+                .default(Default::Empty),
+            Property::new("note", Type::String).unindexed(),
+        ],
+    )
+    // An owner's accounts by balance, largest first: `owner = X`, order `-balance`.
+    .indexes(&[CompositeIndex::new(&[
+        ("owner", Direction::Ascending),
+        ("balance", Direction::Descending),
+    ])]),
+    Kind::new(
+        TRANSFER,
+        &[
+            Property::new("from", Type::Key)
+                .required()
+                .validate(account_key),
+            Property::new("to", Type::Key)
+                .required()
+                .validate(account_key),
+            Property::new("amount", Type::Int)
+                .required()
+                .validate(positive),
+        ],
+    ),
+]);
+
+/// What [`transfer`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The `Transfer` entity recording it, a child of the source account.
+    pub transfer: Key,
+    /// The source account's balance after the transfer.
+    pub from_balance: i64,
+    /// The destination account's balance after the transfer.
+    pub to_balance: i64,
+}
+
+fn check_account_key(key: &Key, role: &str) -> Result<(), Error> {
+    key.validate()?;
+    if key.leaf().is_none_or(|leaf| leaf.kind != ACCOUNT) {
+        return Err(Error::InvalidKey(format!(
+            "{role} {key} is not an {ACCOUNT} key"
+        )));
+    }
+    Ok(())
+}
+
+fn balance(account: &Entity) -> Result<i64, Error> {
+    match account.properties.get("balance") {
+        Some(Value::Int(n)) => Ok(*n),
+        _ => Err(Error::Corrupt(format!(
+            "account {} has no integer balance",
+            account.key
+        ))),
+    }
+}
+
+/// Adds `amount` (negative: a withdrawal) to the balance of `account` in a transaction and
+/// returns the new balance.
+pub fn deposit<T: Transport, L: Log>(
+    model: &mut Model<T, L>,
+    account: &Key,
+    amount: i64,
+) -> Result<i64, Error> {
+    check_account_key(account, "account")?;
+    model.transaction(|tx| {
+        let Some(mut entity) = tx.get(account)? else {
+            return Err(Error::NotFound(format!("no account {account}")));
+        };
+        let new = balance(&entity)?
+            .checked_add(amount)
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "insufficient funds: {account} cannot take {amount}"
+                ))
+            })?;
+        entity.properties.insert("balance".into(), Value::Int(new));
+        tx.put(entity)?;
+        Ok(new)
+    })
+}
+
+/// Moves `amount` from `from` to `to` in one transaction and records a `Transfer` under
+/// `from`. The id of the record is allocated before the transaction (a retried transaction
+/// keeps it; an abandoned one leaves a gap, never a duplicate).
+pub fn transfer<T: Transport, L: Log>(
+    model: &mut Model<T, L>,
+    from: &Key,
+    to: &Key,
+    amount: i64,
+) -> Result<Receipt, Error> {
+    check_account_key(from, "source")?;
+    check_account_key(to, "destination")?;
+    if from == to {
+        return Err(Error::FailedPrecondition(format!(
+            "cannot transfer from {from} to itself"
+        )));
+    }
+    if amount <= 0 {
+        return Err(Error::FailedPrecondition(format!(
+            "the amount must be positive, is {amount}"
+        )));
+    }
+    let id = model.allocate_ids(&from.namespace, TRANSFER, 1)?;
+    let record = from.clone().child(PathElement::id(TRANSFER, id));
+    model.transaction(|tx| {
+        let [source, destination] = <[Option<Entity>; 2]>::try_from(
+            tx.get_many(&[from.clone(), to.clone()])?,
+        )
+        .map_err(|_| Error::Corrupt("get-many returned the wrong number of results".into()))?;
+        let (Some(mut source), Some(mut destination)) = (source, destination) else {
+            let missing = if tx.get(from)?.is_none() { from } else { to };
+            return Err(Error::NotFound(format!("no account {missing}")));
+        };
+        let (from_balance, to_balance) = (balance(&source)?, balance(&destination)?);
+        if from_balance < amount {
+            return Err(Error::FailedPrecondition(format!(
+                "insufficient funds: {from} has {from_balance}, the transfer needs {amount}"
+            )));
+        }
+        let to_balance = to_balance.checked_add(amount).ok_or_else(|| {
+            Error::FailedPrecondition(format!("the balance of {to} would overflow"))
+        })?;
+        let from_balance = from_balance - amount;
+        source
+            .properties
+            .insert("balance".into(), Value::Int(from_balance));
+        destination
+            .properties
+            .insert("balance".into(), Value::Int(to_balance));
+        tx.put(source)?;
+        tx.put(destination)?;
+        tx.put(
+            Entity::new(record.clone())
+                .with("from", Value::Key(from.clone()))
+                .with("to", Value::Key(to.clone()))
+                .with("amount", Value::Int(amount)),
+        )?;
+        Ok(Receipt {
+            transfer: record.clone(),
+            from_balance,
+            to_balance,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ds_model::query::{Filter, Order, Query};
+    use ds_model::transport::{MemoryTransport, NoLog};
+    use proptest::prelude::*;
+
+    fn bank() -> Model<MemoryTransport, NoLog> {
+        Model::new(MemoryTransport::new(), NoLog).with_schema(&SCHEMA)
+    }
+
+    fn open(
+        model: &mut Model<MemoryTransport, NoLog>,
+        name: &str,
+        owner: &str,
+        balance: i64,
+    ) -> Key {
+        let key = Key::name(ACCOUNT, name);
+        model
+            .put(
+                &Entity::new(key.clone())
+                    .with("owner", Value::String(owner.into()))
+                    .with("balance", Value::Int(balance)),
+            )
+            .unwrap();
+        key
+    }
+
+    #[test]
+    fn declared_kinds_validate_and_default() {
+        let mut model = bank();
+        let key = Key::name(ACCOUNT, "a");
+        let err = model.put(&Entity::new(key.clone())).unwrap_err();
+        assert!(err.to_string().contains("owner is required"), "{err}");
+        let err = model
+            .put(
+                &Entity::new(key.clone())
+                    .with("owner", Value::String("x".into()))
+                    .with("balance", Value::Int(-1)),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("balance: must not be negative"),
+            "{err}"
+        );
+        model
+            .put(&Entity::new(key.clone()).with("owner", Value::String("x".into())))
+            .unwrap();
+        let stored = model.get(&key).unwrap().unwrap();
+        assert_eq!(stored.properties["balance"], Value::Int(0));
+        assert_eq!(stored.properties["tags"], Value::Array(alloc::vec![]));
+    }
+
+    #[test]
+    fn transfers_move_money_and_refuse_what_they_must() {
+        let mut model = bank();
+        let alice = open(&mut model, "alice", "Alice", 100);
+        let bob = open(&mut model, "bob", "Bob", 5);
+        let receipt = transfer(&mut model, &alice, &bob, 30).unwrap();
+        assert_eq!((receipt.from_balance, receipt.to_balance), (70, 35));
+        let record = model.get(&receipt.transfer).unwrap().unwrap();
+        assert_eq!(record.properties["amount"], Value::Int(30));
+        for (from, to, amount, want) in [
+            (&alice, &bob, 71, "insufficient funds"),
+            (&alice, &alice, 1, "itself"),
+            (&alice, &bob, 0, "positive"),
+        ] {
+            let err = transfer(&mut model, from, to, amount).unwrap_err();
+            assert!(
+                matches!(&err, Error::FailedPrecondition(m) if m.contains(want)),
+                "{err}"
+            );
+        }
+        let ghost = Key::name(ACCOUNT, "ghost");
+        assert!(
+            matches!(transfer(&mut model, &alice, &ghost, 1), Err(Error::NotFound(m)) if m.contains("ghost"))
+        );
+        assert!(matches!(
+            deposit(&mut model, &ghost, 1),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            deposit(&mut model, &bob, -36),
+            Err(Error::FailedPrecondition(_))
+        ));
+        assert_eq!(deposit(&mut model, &bob, -35).unwrap(), 0);
+        assert!(matches!(
+            deposit(&mut model, &Key::name("Other", "x"), 1),
+            Err(Error::InvalidKey(_))
+        ));
+        // The transfer history is an ancestor query.
+        let history = model
+            .query(&Query {
+                kind: Some(TRANSFER.into()),
+                ancestor: Some(alice.clone()),
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(history.hits.len(), 1);
+        // The composite index serves "an owner's accounts by balance".
+        open(&mut model, "alice-savings", "Alice", 500);
+        let page = model
+            .query(&Query {
+                kind: Some(ACCOUNT.into()),
+                filters: alloc::vec![Filter::parse(r#"owner = "Alice""#).unwrap()],
+                orders: alloc::vec![Order::parse("-balance").unwrap()],
+                ..Query::default()
+            })
+            .unwrap();
+        let names: alloc::vec::Vec<_> = page.hits.iter().map(|h| h.key.to_string()).collect();
+        assert_eq!(names, ["Account:alice-savings", "Account:alice"]);
+    }
+
+    proptest! {
+        /// Any sequence of transfers and deposits keeps the books: the total equals the
+        /// deposits, no balance is negative, and every failed operation changed nothing.
+        #[test]
+        fn the_books_always_balance(ops in prop::collection::vec((0usize..3, 0usize..3, -50i64..100, any::<bool>()), 1..40)) {
+            let mut model = bank();
+            let accounts = [open(&mut model, "a", "A", 50), open(&mut model, "b", "B", 50), open(&mut model, "c", "C", 50)];
+            let mut expected_total = 150;
+            for (i, j, amount, is_deposit) in ops {
+                if is_deposit {
+                    if deposit(&mut model, &accounts[i], amount).is_ok() {
+                        expected_total += amount;
+                    }
+                } else {
+                    let _ = transfer(&mut model, &accounts[i], &accounts[j], amount);
+                }
+                let balances: alloc::vec::Vec<i64> = model
+                    .get_many(&accounts)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| balance(&e.unwrap()).unwrap())
+                    .collect();
+                prop_assert!(balances.iter().all(|b| *b >= 0));
+                prop_assert_eq!(balances.iter().sum::<i64>(), expected_total);
+            }
+        }
+    }
+}
