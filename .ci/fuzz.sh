@@ -10,7 +10,7 @@ seconds=${FUZZ_SECONDS:-20}
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
 
-for target in key_parse key_codec entity_json; do
+for target in key_parse key_codec entity_json query_filter; do
   corpus="target/fuzz-corpus/$target"
   mkdir -p "$corpus"
   cp fuzz/regressions/"$target"/* "$corpus"/

@@ -165,10 +165,11 @@ pub fn transfer<T: Transport, L: Log>(
     let id = model.allocate_ids(&from.namespace, TRANSFER, 1)?;
     let record = from.clone().child(PathElement::id(TRANSFER, id));
     model.transaction(|tx| {
-        let [source, destination] = <[Option<Entity>; 2]>::try_from(
-            tx.get_many(&[from.clone(), to.clone()])?,
-        )
-        .map_err(|_| Error::Corrupt("get-many returned the wrong number of results".into()))?;
+        // The record's key is read too (it is new, but a commit must know what it replaces),
+        // so the whole transaction is one get-many and one commit.
+        let read = tx.get_many(&[from.clone(), to.clone(), record.clone()])?;
+        let [source, destination, _] = <[Option<Entity>; 3]>::try_from(read)
+            .map_err(|_| Error::Corrupt("get-many returned the wrong number of results".into()))?;
         let (Some(mut source), Some(mut destination)) = (source, destination) else {
             let missing = if tx.get(from)?.is_none() { from } else { to };
             return Err(Error::NotFound(format!("no account {missing}")));
@@ -344,5 +345,77 @@ mod tests {
                 prop_assert_eq!(balances.iter().sum::<i64>(), expected_total);
             }
         }
+    }
+}
+
+/// Transport round trips per operation: the figures the README quotes, checked.
+#[cfg(test)]
+mod round_trips {
+    use super::*;
+    use ds_model::query::{Filter, Order, Query};
+    use ds_model::transport::{
+        Check, Direction as ScanDirection, Entry, KeyRange, MemoryTransport, NoLog, StoreError,
+        Versioned, Write,
+    };
+
+    /// Counts every transport call.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryTransport,
+        calls: alloc::vec::Vec<&'static str>,
+    }
+
+    impl Transport for Counting {
+        fn get(&mut self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+            self.calls.push("get");
+            self.inner.get(key)
+        }
+        fn get_many(&mut self, keys: &[alloc::vec::Vec<u8>]) -> Result<alloc::vec::Vec<Option<Versioned>>, StoreError> {
+            self.calls.push("get-many");
+            self.inner.get_many(keys)
+        }
+        fn scan(&mut self, range: &KeyRange, limit: u32, direction: ScanDirection) -> Result<alloc::vec::Vec<Entry>, StoreError> {
+            self.calls.push("scan");
+            self.inner.scan(range, limit, direction)
+        }
+        fn commit(&mut self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+            self.calls.push("commit");
+            self.inner.commit(checks, writes)
+        }
+    }
+
+    fn calls(model: &mut Model<Counting, NoLog>, run: impl FnOnce(&mut Model<Counting, NoLog>)) -> alloc::vec::Vec<&'static str> {
+        model.transport_mut().calls.clear();
+        run(model);
+        core::mem::take(&mut model.transport_mut().calls)
+    }
+
+    #[test]
+    fn each_operation_takes_the_documented_round_trips() {
+        let mut model = Model::new(Counting::default(), NoLog).with_schema(&SCHEMA);
+        let (alice, bob) = (Key::name(ACCOUNT, "alice"), Key::name(ACCOUNT, "bob"));
+        let account = |key: &Key| Entity::new(key.clone()).with("owner", Value::String("A".into()));
+        assert_eq!(calls(&mut model, |m| { m.put(&account(&alice)).unwrap(); }), ["get-many", "commit"]);
+        assert_eq!(
+            calls(&mut model, |m| { m.put_many(&[account(&bob), account(&alice)]).unwrap(); }),
+            ["get-many", "commit"]
+        );
+        assert_eq!(calls(&mut model, |m| { m.get(&alice).unwrap(); }), ["get"]);
+        assert_eq!(calls(&mut model, |m| { deposit(m, &alice, 100).unwrap(); }), ["get-many", "commit"]);
+        assert_eq!(
+            calls(&mut model, |m| { transfer(m, &alice, &bob, 10).unwrap(); }),
+            ["get", "commit", "get-many", "commit"],
+            "allocate the record's id, then read both accounts and commit"
+        );
+        let query = Query {
+            kind: Some(ACCOUNT.into()),
+            filters: alloc::vec![Filter::parse(r#"owner = "A""#).unwrap()],
+            orders: alloc::vec![Order::parse("-balance").unwrap()],
+            limit: Some(10),
+            ..Query::default()
+        };
+        assert_eq!(calls(&mut model, |m| { m.query(&query).unwrap(); }), ["scan", "get-many"]);
+        let keys_only = Query { keys_only: true, ..query };
+        assert_eq!(calls(&mut model, |m| { m.query(&keys_only).unwrap(); }), ["scan"]);
     }
 }

@@ -109,4 +109,9 @@ mod tests {
     fn entity_json_regressions() {
         replay("entity_json", super::entity_json);
     }
+
+    #[test]
+    fn query_filter_regressions() {
+        replay("query_filter", super::query_filter);
+    }
 }

@@ -74,6 +74,11 @@ impl<T: Transport, L: Log> Model<T, L> {
         &self.transport
     }
 
+    /// The transport, mutably (e.g. to reset a counting transport in a test).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
     /// The schema the model checks puts against.
     pub fn schema(&self) -> &'static Schema {
         self.schema
