@@ -147,6 +147,23 @@ impl Report {
         self.out.push('\n');
     }
 
+    /// The (f) table of puts and queries through the model.
+    fn model_table(&mut self, rows: &[Vec<String>]) {
+        self.table(
+            &[
+                "op",
+                "concurrency",
+                "native model threads ops/s",
+                "ds ops/s",
+                "ds / native",
+                "native model via spawn_blocking ops/s",
+                "ads ops/s",
+                "ads / native",
+            ],
+            rows,
+        );
+    }
+
     fn plot(&mut self, name: &str, svg: String) -> Result<()> {
         std::fs::create_dir_all(&self.plots)?;
         std::fs::write(self.plots.join(name), svg)?;
@@ -1088,44 +1105,35 @@ fn memory(report: &mut Report, root: &Path) -> Result<()> {
 fn sqlite(report: &mut Report) -> Result<()> {
     report.section(
         "(f) SQLite store",
-        "Gets and puts per second on a SQLite file (WAL, synchronous=FULL). `ds` from N threads \
-         against the same statements in a native rusqlite loop on N threads; `ads` with N tasks \
-         against the same statements from N tokio tasks through `spawn_blocking` (SQLite blocks, \
-         so async code must hand it to the blocking pool; `ads` does the same). A put is one \
-         `BEGIN IMMEDIATE` transaction (version counter + upsert).",
+        "Gets per second on a SQLite file (WAL, synchronous=FULL). `ds` from N threads \
+         against the same statement in a native rusqlite loop on N threads; `ads` with N tasks \
+         against the same statement from N tokio tasks through `spawn_blocking` (SQLite blocks, \
+         so async code must hand it to the blocking pool; `ads` does the same). The second \
+         table: puts (each writer its own key; a put reads the old value, then one `BEGIN \
+         IMMEDIATE` commit of the entity, its changed index rows and its version check) and \
+         one-page queries (`name = \"Ada\"`, limit 20: an index scan and a get-many), with the \
+         model compiled natively over the same store as the baseline: the very statements \
+         `ds` issues, without the component.",
     );
     let dir = tempfile::tempdir()?;
     let ops = report.iters(20_000) as usize;
     let mut rows = Vec::new();
     for concurrency in [1usize, 16, 64] {
-        for op in ["get", "put"] {
+        {
+            let op = "get";
             let path = dir.path().join(format!("{op}-{concurrency}.db"));
             let store = Arc::new(SqliteStore::open(&path)?);
             Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
-            let per = if op == "put" { ops / 10 } else { ops };
-            let is_get = op == "get";
+            let per = ops;
             let native_op = move |conn: &rusqlite::Connection| {
                 let key = key().encode();
-                if is_get {
-                    let mut stmt = conn
-                        .prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1")
-                        .expect("prepare");
-                    let row: (Vec<u8>, i64) = stmt
-                        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .expect("get");
-                    std::hint::black_box(Entity::decode(self::key(), &row.0).expect("decode"));
-                } else {
-                    let value = entity().prepare(&ds_model::Schema::EMPTY).expect("encode");
-                    conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
-                    let v: i64 = conn
-                        .query_row("UPDATE ds_meta SET value = value + 1 WHERE name = 'last_version' RETURNING value", [], |r| r.get(0))
-                        .expect("version");
-                    conn.prepare_cached("INSERT INTO ds_kv (key, value, version) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version")
-                        .expect("prepare")
-                        .execute(rusqlite::params![key, value, v])
-                        .expect("put");
-                    conn.execute_batch("COMMIT").expect("commit");
-                }
+                let mut stmt = conn
+                    .prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1")
+                    .expect("prepare");
+                let row: (Vec<u8>, i64) = stmt
+                    .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .expect("get");
+                std::hint::black_box(Entity::decode(self::key(), &row.0).expect("decode"));
             };
             let open = || {
                 let conn = rusqlite::Connection::open(&path).expect("open");
@@ -1171,11 +1179,7 @@ fn sqlite(report: &mut Report) -> Result<()> {
             let ds_rate = threads_rate(concurrency, per, || {
                 let db = db.clone();
                 move || {
-                    if op == "get" {
-                        std::hint::black_box(db.get(&key()).expect("get"));
-                    } else {
-                        db.put(&entity()).expect("put");
-                    }
+                    std::hint::black_box(db.get(&key()).expect("get"));
                 }
             });
             let adb = rt.block_on(async_db(
@@ -1186,11 +1190,7 @@ fn sqlite(report: &mut Report) -> Result<()> {
                 rt.block_on(concurrent_gets(per * concurrency, concurrency, move || {
                     let adb = adb.clone();
                     async move {
-                        if op == "get" {
-                            std::hint::black_box(adb.get(&key()).await.expect("get"));
-                        } else {
-                            adb.put(&entity()).await.expect("put");
-                        }
+                        std::hint::black_box(adb.get(&key()).await.expect("get"));
                     }
                 }));
             let ads_rate = (per * concurrency) as f64 / wall.as_secs_f64();
@@ -1219,23 +1219,179 @@ fn sqlite(report: &mut Report) -> Result<()> {
         ],
         &rows,
     );
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("model.db"))?);
+    let rt = multi_thread();
+    let adb = rt.block_on(async_db(
+        Arc::new(host_core::store::Offload(store.clone())),
+        Isolation::Warm,
+    ))?;
+    let rows = model_rows(store, adb, &rt, report.iters(2_000) as usize)?;
+    report.model_table(&rows);
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// (f) Puts and queries through the model, on either store
+
+/// The one-page query of (f): 20 `Model` entities named Ada, served by the property index.
+fn ada_query() -> ds_model::Query {
+    ds_model::Query {
+        kind: Some("Model".into()),
+        filters: vec![ds_model::Filter::parse(r#"name = "Ada""#).expect("a filter")],
+        limit: Some(20),
+        ..ds_model::Query::default()
+    }
+}
+
+/// Puts (each writer its own key) and one-page queries per second through the model: the
+/// model compiled natively over the same store (so the very statements `ds` issues) on N
+/// threads, against `ds` on N threads; the native model on N tokio blocking-pool tasks
+/// against `ads` with N tasks.
+fn model_rows(
+    store: Arc<dyn Store>,
+    adb: ads::Datastore,
+    rt: &tokio::runtime::Runtime,
+    ops: usize,
+) -> Result<Vec<Vec<String>>> {
+    let seed: Vec<Entity> = (0..100)
+        .map(|i| Entity {
+            key: Key::name("Model", format!("ada-{i}")),
+            ..entity()
+        })
+        .collect();
+    Model::new(NativeTransport(store.as_ref()), NoLog).put_many(&seed)?;
+    let db = sync_db(store.clone(), Isolation::Warm)?;
+    let mut rows = Vec::new();
+    for concurrency in [1usize, 16, 64] {
+        for op in ["put", "query"] {
+            let is_put = op == "put";
+            let per = if is_put { ops / 4 } else { ops };
+            let ids = AtomicUsize::new(0);
+            let native = threads_rate(concurrency, per, || {
+                let own = Entity {
+                    key: own_key(&ids),
+                    ..entity()
+                };
+                let store = store.clone();
+                move || native_model_op(store.as_ref(), is_put, &own)
+            });
+            let ids = AtomicUsize::new(0);
+            let ds_rate = threads_rate(concurrency, per, || {
+                let own = Entity {
+                    key: own_key(&ids),
+                    ..entity()
+                };
+                let db = db.clone();
+                move || {
+                    if is_put {
+                        db.put(&own).expect("put");
+                    } else {
+                        std::hint::black_box(db.query(&ada_query()).expect("query"));
+                    }
+                }
+            });
+            let ids = AtomicUsize::new(0);
+            let start = Instant::now();
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..concurrency)
+                    .map(|_| {
+                        let own = Entity {
+                            key: own_key(&ids),
+                            ..entity()
+                        };
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per {
+                                let (store, own) = (store.clone(), own.clone());
+                                tokio::task::spawn_blocking(move || {
+                                    native_model_op(store.as_ref(), is_put, &own)
+                                })
+                                .await
+                                .expect("blocking op");
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+            });
+            let native_async = (per * concurrency) as f64 / start.elapsed().as_secs_f64();
+            let ids = AtomicUsize::new(0);
+            let start = Instant::now();
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..concurrency)
+                    .map(|_| {
+                        let own = Entity {
+                            key: own_key(&ids),
+                            ..entity()
+                        };
+                        let adb = adb.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per {
+                                if is_put {
+                                    adb.put(&own).await.expect("put");
+                                } else {
+                                    std::hint::black_box(
+                                        adb.query(&ada_query()).await.expect("query"),
+                                    );
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+            });
+            let ads_rate = (per * concurrency) as f64 / start.elapsed().as_secs_f64();
+            rows.push(vec![
+                op.into(),
+                concurrency.to_string(),
+                format!("{native:.0}"),
+                format!("{ds_rate:.0}"),
+                format!("**{:.2}**", ds_rate / native),
+                format!("{native_async:.0}"),
+                format!("{ads_rate:.0}"),
+                format!("**{:.2}**", ads_rate / native_async),
+            ]);
+        }
+    }
+    Ok(rows)
+}
+
+/// One put of `own` or one page of [`ada_query`], by the model compiled natively.
+fn native_model_op(store: &dyn Store, is_put: bool, own: &Entity) {
+    let mut model = Model::new(NativeTransport(store), NoLog);
+    if is_put {
+        model.put(own).expect("put");
+    } else {
+        // Typed entities, as `ds::Datastore::query` returns them.
+        let page = model.query(&ada_query()).expect("query");
+        let entities: Vec<Entity> = page
+            .hits
+            .into_iter()
+            .filter_map(|hit| Some(Entity::decode(hit.key, &hit.stored?.value).expect("decode")))
+            .collect();
+        std::hint::black_box(entities);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // (f) PostgreSQL
 
 const PG_GET: &str = "SELECT value, version FROM ds_kv WHERE key = $1";
-const PG_PUT: &str = "INSERT INTO ds_kv (key, value, version) SELECT k, v, $3 FROM UNNEST($1::bytea[], $2::bytea[]) AS t (k, v) \
-                      ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version";
 
 fn postgres(report: &mut Report) -> Result<()> {
     report.section(
         "(f) PostgreSQL store",
-        "Gets and puts per second against the local PostgreSQL 15 server. `ds` from N threads \
-         against the same statements from the `postgres` crate on N threads (a connection each); \
-         `ads` with N tasks against the same statements from `tokio-postgres` in N tasks (a \
-         connection each). A put is one `SERIALIZABLE` transaction: `nextval`, then the upsert.",
+        "Gets per second against the local PostgreSQL 15 server. `ds` from N threads against \
+         the same statement from the `postgres` crate on N threads (a connection each); `ads` \
+         with N tasks against the same statement from `tokio-postgres` in N tasks (a \
+         connection each). The second table: puts (a get-many of the old value, then one \
+         `SERIALIZABLE` commit: checks, `nextval`, upserts) and one-page queries, with the \
+         model compiled natively over the same store as the baseline (threads; for `ads`, \
+         the native model on the blocking pool).",
     );
     let server = std::env::var("DS_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -1255,182 +1411,97 @@ fn postgres(report: &mut Report) -> Result<()> {
     let mut rows = Vec::new();
     let store = open_store(&url)?;
     Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
-    let value = entity().prepare(&ds_model::Schema::EMPTY)?;
     for concurrency in [1usize, 16, 64] {
-        for op in ["get", "put"] {
-            let is_get = op == "get";
-            let per = if is_get { ops } else { ops / 4 };
-            let thread_ids = AtomicUsize::new(0);
-            let native = threads_rate(concurrency, per, || {
-                // Each writer has a key of its own: the rows measure the store, not contention.
-                let write_key = own_key(&thread_ids).encode();
-                let read_key = key().encode();
-                let mut client =
-                    postgres::Client::connect(&server, postgres::NoTls).expect("connect");
+        let per = ops;
+        let native = threads_rate(concurrency, per, || {
+            let read_key = key().encode();
+            let mut client = postgres::Client::connect(&server, postgres::NoTls).expect("connect");
+            client
+                .batch_execute(&format!("SET search_path TO {schema}"))
+                .expect("schema");
+            let get = client.prepare(PG_GET).expect("prepare");
+            move || {
+                let row = client.query_opt(&get, &[&read_key]).expect("get");
+                std::hint::black_box(
+                    row.map(|row| Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")),
+                );
+            }
+        });
+        let db = sync_db(store.clone(), Isolation::Warm)?;
+        let ds_rate = threads_rate(concurrency, per, || {
+            let db = db.clone();
+            move || {
+                std::hint::black_box(db.get(&key()).expect("get"));
+            }
+        });
+        let rt = multi_thread();
+        let native_async = rt.block_on(async {
+            let mut clients = Vec::new();
+            for _ in 0..concurrency {
+                let (client, connection) =
+                    tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
                 client
                     .batch_execute(&format!("SET search_path TO {schema}"))
-                    .expect("schema");
-                let get = client.prepare(PG_GET).expect("prepare");
-                let put = client.prepare(PG_PUT).expect("prepare");
-                let value = value.clone();
-                move || {
-                    if is_get {
-                        let row = client.query_opt(&get, &[&read_key]).expect("get");
-                        std::hint::black_box(row.map(|row| {
-                            Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
-                        }));
-                    } else {
-                        let mut tx = client
-                            .build_transaction()
-                            .isolation_level(postgres::IsolationLevel::Serializable)
-                            .start()
-                            .expect("begin");
-                        let version: i64 = tx
-                            .query_one("SELECT nextval('ds_version')", &[])
-                            .expect("nextval")
-                            .get(0);
-                        tx.execute(
-                            &put,
-                            &[
-                                &vec![write_key.as_slice()],
-                                &vec![value.as_slice()],
-                                &version,
-                            ],
-                        )
-                        .expect("put");
-                        tx.commit().expect("commit");
-                    }
-                }
-            });
-            let db = sync_db(store.clone(), Isolation::Warm)?;
-            let thread_ids = AtomicUsize::new(0);
-            let ds_rate = threads_rate(concurrency, per, || {
-                let db = db.clone();
-                let own = Entity {
-                    key: own_key(&thread_ids),
-                    ..entity()
-                };
-                move || {
-                    if is_get {
-                        std::hint::black_box(db.get(&key()).expect("get"));
-                    } else {
-                        db.put(&own).expect("put");
-                    }
-                }
-            });
-            let rt = multi_thread();
-            let native_async = rt.block_on(async {
-                let mut clients = Vec::new();
-                for _ in 0..concurrency {
-                    let (client, connection) =
-                        tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
-                    tokio::spawn(connection);
-                    client
-                        .batch_execute(&format!("SET search_path TO {schema}"))
-                        .await?;
-                    clients.push(client);
-                }
-                let start = Instant::now();
-                let thread_ids = AtomicUsize::new(0);
-                let tasks: Vec<_> = clients
-                    .into_iter()
-                    .map(|mut client| {
-                        let (write_key, read_key, value) =
-                            (own_key(&thread_ids).encode(), key().encode(), value.clone());
-                        tokio::spawn(async move {
-                            let get = client.prepare(PG_GET).await.expect("prepare");
-                            let put = client.prepare(PG_PUT).await.expect("prepare");
-                            for _ in 0..per {
-                                if is_get {
-                                    let row =
-                                        client.query_opt(&get, &[&read_key]).await.expect("get");
-                                    std::hint::black_box(row.map(|row| {
-                                        Entity::decode(key(), row.get::<_, &[u8]>(0))
-                                            .expect("decode")
-                                    }));
-                                } else {
-                                    let tx = client
-                                        .build_transaction()
-                                        .isolation_level(
-                                            tokio_postgres::IsolationLevel::Serializable,
-                                        )
-                                        .start()
-                                        .await
-                                        .expect("begin");
-                                    let version: i64 = tx
-                                        .query_one("SELECT nextval('ds_version')", &[])
-                                        .await
-                                        .expect("nextval")
-                                        .get(0);
-                                    tx.execute(
-                                        &put,
-                                        &[
-                                            &vec![write_key.as_slice()],
-                                            &vec![value.as_slice()],
-                                            &version,
-                                        ],
-                                    )
-                                    .await
-                                    .expect("put");
-                                    tx.commit().await.expect("commit");
-                                }
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
-                }
-                anyhow::Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
-            })?;
-            let adb = rt.block_on(async {
-                ads::Datastore::builder()
-                    .store_url(&url)
-                    .isolation(Isolation::Warm)
-                    .build()
-                    .await
-            })?;
+                    .await?;
+                clients.push(client);
+            }
             let start = Instant::now();
-            rt.block_on(async {
-                let thread_ids = AtomicUsize::new(0);
-                let tasks: Vec<_> = (0..concurrency)
-                    .map(|_| {
-                        let adb = adb.clone();
-                        let own = Entity {
-                            key: own_key(&thread_ids),
-                            ..entity()
-                        };
-                        tokio::spawn(async move {
-                            for _ in 0..per {
-                                if is_get {
-                                    std::hint::black_box(adb.get(&key()).await.expect("get"));
-                                } else {
-                                    adb.put(&own).await.expect("put");
-                                }
-                            }
-                        })
+            let tasks: Vec<_> = clients
+                .into_iter()
+                .map(|client| {
+                    let read_key = key().encode();
+                    tokio::spawn(async move {
+                        let get = client.prepare(PG_GET).await.expect("prepare");
+                        for _ in 0..per {
+                            let row = client.query_opt(&get, &[&read_key]).await.expect("get");
+                            std::hint::black_box(row.map(|row| {
+                                Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
+                            }));
+                        }
                     })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
-                }
-            });
-            let wall = start.elapsed();
-            let ads_rate = (per * concurrency) as f64 / wall.as_secs_f64();
-            rows.push(vec![
-                op.into(),
-                concurrency.to_string(),
-                format!("{native:.0}"),
-                format!("{ds_rate:.0}"),
-                format!("**{:.2}**", ds_rate / native),
-                format!("{native_async:.0}"),
-                format!("{ads_rate:.0}"),
-                format!("**{:.2}**", ads_rate / native_async),
-            ]);
-        }
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("task");
+            }
+            anyhow::Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
+        })?;
+        let adb = rt.block_on(async {
+            ads::Datastore::builder()
+                .store_url(&url)
+                .isolation(Isolation::Warm)
+                .build()
+                .await
+        })?;
+        let start = Instant::now();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..concurrency)
+                .map(|_| {
+                    let adb = adb.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..per {
+                            std::hint::black_box(adb.get(&key()).await.expect("get"));
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("task");
+            }
+        });
+        let ads_rate = (per * concurrency) as f64 / start.elapsed().as_secs_f64();
+        rows.push(vec![
+            "get".into(),
+            concurrency.to_string(),
+            format!("{native:.0}"),
+            format!("{ds_rate:.0}"),
+            format!("**{:.2}**", ds_rate / native),
+            format!("{native_async:.0}"),
+            format!("{ads_rate:.0}"),
+            format!("**{:.2}**", ads_rate / native_async),
+        ]);
     }
-    let mut client = postgres::Client::connect(&server, postgres::NoTls)?;
-    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
     report.table(
         &[
             "op",
@@ -1444,6 +1515,18 @@ fn postgres(report: &mut Report) -> Result<()> {
         ],
         &rows,
     );
+    let rt = multi_thread();
+    let adb = rt.block_on(async {
+        ads::Datastore::builder()
+            .store_url(&url)
+            .isolation(Isolation::Warm)
+            .build()
+            .await
+    })?;
+    let rows = model_rows(store.clone(), adb, &rt, ops)?;
+    report.model_table(&rows);
+    let mut client = postgres::Client::connect(&server, postgres::NoTls)?;
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
     Ok(())
 }
 

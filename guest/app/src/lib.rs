@@ -370,11 +370,19 @@ mod round_trips {
             self.calls.push("get");
             self.inner.get(key)
         }
-        fn get_many(&mut self, keys: &[alloc::vec::Vec<u8>]) -> Result<alloc::vec::Vec<Option<Versioned>>, StoreError> {
+        fn get_many(
+            &mut self,
+            keys: &[alloc::vec::Vec<u8>],
+        ) -> Result<alloc::vec::Vec<Option<Versioned>>, StoreError> {
             self.calls.push("get-many");
             self.inner.get_many(keys)
         }
-        fn scan(&mut self, range: &KeyRange, limit: u32, direction: ScanDirection) -> Result<alloc::vec::Vec<Entry>, StoreError> {
+        fn scan(
+            &mut self,
+            range: &KeyRange,
+            limit: u32,
+            direction: ScanDirection,
+        ) -> Result<alloc::vec::Vec<Entry>, StoreError> {
             self.calls.push("scan");
             self.inner.scan(range, limit, direction)
         }
@@ -384,7 +392,10 @@ mod round_trips {
         }
     }
 
-    fn calls(model: &mut Model<Counting, NoLog>, run: impl FnOnce(&mut Model<Counting, NoLog>)) -> alloc::vec::Vec<&'static str> {
+    fn calls(
+        model: &mut Model<Counting, NoLog>,
+        run: impl FnOnce(&mut Model<Counting, NoLog>),
+    ) -> alloc::vec::Vec<&'static str> {
         model.transport_mut().calls.clear();
         run(model);
         core::mem::take(&mut model.transport_mut().calls)
@@ -395,15 +406,34 @@ mod round_trips {
         let mut model = Model::new(Counting::default(), NoLog).with_schema(&SCHEMA);
         let (alice, bob) = (Key::name(ACCOUNT, "alice"), Key::name(ACCOUNT, "bob"));
         let account = |key: &Key| Entity::new(key.clone()).with("owner", Value::String("A".into()));
-        assert_eq!(calls(&mut model, |m| { m.put(&account(&alice)).unwrap(); }), ["get-many", "commit"]);
         assert_eq!(
-            calls(&mut model, |m| { m.put_many(&[account(&bob), account(&alice)]).unwrap(); }),
+            calls(&mut model, |m| {
+                m.put(&account(&alice)).unwrap();
+            }),
             ["get-many", "commit"]
         );
-        assert_eq!(calls(&mut model, |m| { m.get(&alice).unwrap(); }), ["get"]);
-        assert_eq!(calls(&mut model, |m| { deposit(m, &alice, 100).unwrap(); }), ["get-many", "commit"]);
         assert_eq!(
-            calls(&mut model, |m| { transfer(m, &alice, &bob, 10).unwrap(); }),
+            calls(&mut model, |m| {
+                m.put_many(&[account(&bob), account(&alice)]).unwrap();
+            }),
+            ["get-many", "commit"]
+        );
+        assert_eq!(
+            calls(&mut model, |m| {
+                m.get(&alice).unwrap();
+            }),
+            ["get"]
+        );
+        assert_eq!(
+            calls(&mut model, |m| {
+                deposit(m, &alice, 100).unwrap();
+            }),
+            ["get-many", "commit"]
+        );
+        assert_eq!(
+            calls(&mut model, |m| {
+                transfer(m, &alice, &bob, 10).unwrap();
+            }),
             ["get", "commit", "get-many", "commit"],
             "allocate the record's id, then read both accounts and commit"
         );
@@ -414,8 +444,21 @@ mod round_trips {
             limit: Some(10),
             ..Query::default()
         };
-        assert_eq!(calls(&mut model, |m| { m.query(&query).unwrap(); }), ["scan", "get-many"]);
-        let keys_only = Query { keys_only: true, ..query };
-        assert_eq!(calls(&mut model, |m| { m.query(&keys_only).unwrap(); }), ["scan"]);
+        assert_eq!(
+            calls(&mut model, |m| {
+                m.query(&query).unwrap();
+            }),
+            ["scan", "get-many"]
+        );
+        let keys_only = Query {
+            keys_only: true,
+            ..query
+        };
+        assert_eq!(
+            calls(&mut model, |m| {
+                m.query(&keys_only).unwrap();
+            }),
+            ["scan"]
+        );
     }
 }

@@ -1025,12 +1025,11 @@ impl<T: Transport> Run<'_, T> {
         'join: loop {
             let mut head: Option<Vec<u8>> = None;
             for stream in &mut streams[i] {
-                if let Some(k) =
-                    stream.seek(self.transport, &candidate, plan.hi.as_deref(), batch)?
+                let found = stream.seek(self.transport, &candidate, plan.hi.as_deref(), batch)?;
+                if let Some(k) = found
+                    && head.as_ref().is_none_or(|h| k < *h)
                 {
-                    if head.as_ref().is_none_or(|h| k < *h) {
-                        head = Some(k);
-                    }
+                    head = Some(k);
                 }
             }
             let Some(head) = head else { break };

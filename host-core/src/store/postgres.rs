@@ -47,6 +47,7 @@ const SCAN_REVERSE_OPEN: &str =
 /// Locks the checked rows in key order: contending commits queue on their first common
 /// key instead of deadlocking (PostgreSQL only detects a deadlock after `deadlock_timeout`).
 const CHECK: &str = "SELECT key, version FROM ds_kv WHERE key = ANY($1) ORDER BY key FOR UPDATE";
+const CURRENT_VERSIONS: &str = "SELECT key, version FROM ds_kv WHERE key = ANY($1)";
 const NEXT_VERSION: &str = "SELECT nextval('ds_version')";
 const PUT: &str = "INSERT INTO ds_kv (key, value, version) SELECT k, v, $3 FROM UNNEST($1::bytea[], $2::bytea[]) AS t (k, v) \
                    ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version";
@@ -234,6 +235,24 @@ impl PostgresStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(conn);
+    }
+
+    /// The first check that no longer holds, read outside any transaction.
+    async fn failing_check(&self, checks: &[Check]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut pooled = self.checkout().await?;
+        let result = async {
+            let statement = pooled.conn().statement(CURRENT_VERSIONS).await?;
+            let keys: Vec<&[u8]> = checks.iter().map(|c| c.key.as_slice()).collect();
+            pooled.conn().client.query(&statement, &[&keys]).await
+        }
+        .await;
+        let rows = pooled.done(result)?;
+        let current: HashMap<Vec<u8>, i64> =
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        Ok(checks
+            .iter()
+            .find(|check| current.get(&check.key).map(|v| *v as u64) != check.version)
+            .map(|check| check.key.clone()))
     }
 
     async fn commit_once(
@@ -473,13 +492,22 @@ impl AsyncStore for PostgresStore {
                 let mut pooled = self.checkout().await?;
                 let result = PostgresStore::commit_once(pooled.conn(), &checks, &writes).await;
                 match result {
-                    // With checks, a serialization failure means a concurrent commit touched
-                    // what this one read: exactly a lost race. Report it as a conflict so the
-                    // model re-reads and retries under the host's one retry policy, instead
-                    // of retrying here with stale checks.
+                    // With checks, a serialization failure is either a lost race (a checked
+                    // key changed: report the conflict, so the model re-reads and retries
+                    // under the host's one retry policy) or a false positive of PostgreSQL's
+                    // page-granular predicate locks (nothing checked changed: retry here).
                     Err(err) if retryable(&err) && !checks.is_empty() => {
                         pooled.reusable = true;
-                        return Err(StoreError::Conflict(checks[0].key.clone()));
+                        drop(pooled);
+                        if let Some(key) = self.failing_check(&checks).await? {
+                            return Err(StoreError::Conflict(key));
+                        }
+                        if attempt >= MAX_COMMIT_ATTEMPTS {
+                            return Err(StoreError::Unavailable(format!(
+                                "PostgreSQL: the commit failed to serialize {MAX_COMMIT_ATTEMPTS} times under contention"
+                            )));
+                        }
+                        tokio::time::sleep(Duration::from_micros(200 * u64::from(attempt))).await;
                     }
                     Err(err) if retryable(&err) && attempt < MAX_COMMIT_ATTEMPTS => {
                         pooled.reusable = true;
