@@ -167,7 +167,7 @@ fn hostile_inputs_are_clear_errors_and_change_nothing() {
     let corpus: serde_json::Value =
         serde_json::from_str(include_str!("hostile_inputs.json")).expect("the corpus is JSON");
     let cases = corpus["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 30, "the corpus lost cases");
+    assert!(cases.len() >= 70, "the corpus lost cases");
     for host in HOSTS {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -184,6 +184,10 @@ fn hostile_inputs_are_clear_errors_and_change_nothing() {
             run(host, dir.path(), &["put", "Note:keep", r#"{"v": 1}"#]).code,
             0
         );
+        for (account, balance) in [("Account:a", 5), ("Account:b", 0)] {
+            let props = format!(r#"{{"owner": "x", "balance": {balance}}}"#);
+            assert_eq!(run(host, dir.path(), &["put", account, &props]).code, 0);
+        }
         let before = store_contents(dir.path());
         for case in cases {
             let args: Vec<std::ffi::OsString> = case["args"]

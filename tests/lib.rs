@@ -37,7 +37,8 @@ pub fn cargo(args: &[&str]) -> Output {
         .expect("cargo runs")
 }
 
-/// The path of the `ds` or `ads` binary, built (once per test process) if needed.
+/// The path of the `ds` or `ads` binary (or an example program of `examples/`), built
+/// (once per test process) if needed.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -48,6 +49,8 @@ pub fn binary(name: &str) -> PathBuf {
             "host-sync",
             "-p",
             "host-async",
+            "-p",
+            "ds-examples",
             "--bins",
         ]);
         assert!(

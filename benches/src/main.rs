@@ -527,8 +527,11 @@ fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
         "ads-per-call",
     ] {
         // Fill the component cache for this engine configuration first, so that both
-        // measured runs deserialize instead of one of them compiling.
-        let warm = Command::new(&exe)
+        // measured runs deserialize instead of one of them compiling. Under valgrind: the
+        // CPU it emulates has other features, so its engine has a cache entry of its own.
+        let warm = Command::new("valgrind")
+            .args(["--tool=none", "-q"])
+            .arg(&exe)
             .args(["op", variant, "1"])
             .env("DS_CACHE_DIR", root.join("target/bench-cache"))
             .status()?;

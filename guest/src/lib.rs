@@ -120,6 +120,10 @@ impl Guest for Component {
             .map_err(error_to_wit)
     }
 
+    fn call(name: String, input: String) -> Result<String, wit::Error> {
+        ds_app::call(&mut model(), &name, &input).map_err(error_to_wit)
+    }
+
     fn check(start: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         let report = model().check(start.as_deref()).map_err(error_to_wit)?;
         Ok(wit::CheckReport {
@@ -328,6 +332,7 @@ fn error_to_wit(err: Error) -> wit::Error {
         Error::Conflict(msg) => wit::Error::Conflict(msg),
         Error::FailedPrecondition(msg) => wit::Error::FailedPrecondition(msg),
         Error::NotFound(msg) => wit::Error::NotFound(msg),
+        Error::InvalidArgument(msg) => wit::Error::InvalidArgument(msg),
         Error::Store(err) => wit::Error::Store(store_error_to_wit(err)),
     }
 }

@@ -34,6 +34,8 @@ use host_core::logging::{add_shared_imports, describe_key};
 use host_core::store::{AsyncStore, open_async};
 use wasmtime::component::HasSelf;
 
+pub mod serve;
+
 pub use host_core::bindings::types as wit;
 pub use host_core::store;
 pub use host_core::{
@@ -321,6 +323,28 @@ impl Datastore {
             ds_datastore_accounts.call_transfer(&source, &destination, amount)
         );
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
+    }
+
+    /// Runs the component's application operation `name` on `input` and returns its output:
+    /// how operations a guest author adds are reached without rebuilding this host.
+    /// [`Error::NotFound`] names the operations there are.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), ads::Error> {
+    /// let db = ads::Datastore::open("memory:").await?;
+    /// let out = db.call("deposit", &serde_json::json!({ "account": "Account:alice", "amount": 5 })).await?;
+    /// println!("balance {}", out["balance"]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
+        tracing::debug!(target: "ads::api", "Model async call({name})");
+        let input = input.to_string();
+        let result = call_export!(self, call_call(name, &input));
+        convert::call_result(result, |output| convert::json_from_wit(name, &output))
     }
 
     /// Checks the whole store, page by page (each page its own call): every entity must be

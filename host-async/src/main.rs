@@ -70,9 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .entities(start.as_deref(), kind.as_deref())
                     .await
                     .context("export")?;
-                for entity in &page.entities {
-                    cli::print_entity(entity);
-                }
+                cli::print_entities(&page.entities);
                 match page.next {
                     Some(next) => start = Some(next),
                     None => break,
@@ -119,10 +117,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("transfer {amount} from {source} to {destination}"))?;
             cli::print_receipt(&receipt);
         }
+        Command::Serve {
+            listen,
+            max_in_flight,
+            queue_timeout_ms,
+        } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let address = listener.local_addr().context("the listening address")?;
+            cli::emit(serde_json::json!({ "listening": address.to_string() }));
+            let options = ads::serve::ServeOptions {
+                max_in_flight: max_in_flight as usize,
+                queue_timeout: std::time::Duration::from_millis(queue_timeout_ms),
+            };
+            ads::serve::serve(listener, db, options, shutdown_signal())
+                .await
+                .context("serve")?;
+        }
+        Command::Call { name, input } => {
+            let output = db
+                .call(&name, &input)
+                .await
+                .with_context(|| format!("call {name}"))?;
+            cli::emit(output);
+        }
+        Command::Completions { .. } => unreachable!("answered while parsing"),
         Command::Check => {
             let report = db.check().await.context("check")?;
             cli::report_check(&report)?;
         }
     }
     Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM: {err}");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
 }

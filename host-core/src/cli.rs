@@ -42,21 +42,42 @@ pub struct Cli {
     /// Show the call path (host API, guest, transport) on stderr.
     #[arg(long, global = true)]
     pub trace: bool,
+    /// How results are printed: json (one JSON object per line, for programs; the default)
+    /// or table (aligned columns, for people).
+    #[arg(long, value_enum, default_value = "json", global = true)]
+    pub output: OutputFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// How results are printed (`--output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per line.
+    Json,
+    /// Aligned columns; an entity's properties are columns of their own.
+    Table,
+}
+
+static OUTPUT: std::sync::OnceLock<OutputFormat> = std::sync::OnceLock::new();
+
 /// A datastore operation.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the entity at KEY as JSON; exit 1 if there is none.
+    #[command(
+        after_help = "Examples:\n  ds get Account:alice\n  ds get 'tenant-1@Account:alice/Order:7' --output table"
+    )]
     Get {
         #[arg(help = KEY_HELP, value_parser = parse_key)]
         /// The key.
         key: Key,
     },
     /// Write the entity at KEY with PROPERTIES (a JSON object), replacing any entity there.
+    #[command(
+        after_help = "Examples:\n  ds put Account:alice '{\"owner\": \"Alice\", \"balance\": 10}'\n  ds put Note:1 '{\"at\": {\"$timestamp\": \"2024-05-01T12:00:00Z\"}, \"raw\": {\"$bytes\": \"AP8=\"}}'"
+    )]
     Put {
         #[arg(help = KEY_HELP, value_parser = parse_key)]
         /// The key.
@@ -67,6 +88,7 @@ pub enum Command {
         properties: Map<String, Value>,
     },
     /// Delete the entity at KEY (not an error if there is none).
+    #[command(after_help = "Example:\n  ds delete Account:alice")]
     Delete {
         #[arg(help = KEY_HELP, value_parser = parse_key)]
         /// The key.
@@ -75,6 +97,9 @@ pub enum Command {
     /// Import entities from JSON lines, {"key": "Kind:name", "properties": {...}} per line
     /// (the output format of `get`), in atomic batches. A bad line stops the import with its
     /// line number; the batches before it are written, nothing after.
+    #[command(
+        after_help = "Examples:\n  ds import entities.jsonl\n  ds export | ads --store sqlite:copy.db import -"
+    )]
     Import {
         /// The file to read; `-` reads standard input.
         #[arg(default_value = "-")]
@@ -85,12 +110,44 @@ pub enum Command {
     },
     /// Export entities as JSON lines in key order, in the format `import` reads: all of
     /// them, or only those whose own kind is KIND.
+    #[command(
+        after_help = "Examples:\n  ds export > all.jsonl\n  ds export Account --output table"
+    )]
     Export {
         /// Only entities of this kind.
         kind: Option<String>,
     },
+    /// Serve the datastore API as JSON over HTTP (ads only): entities by key, batch get,
+    /// query, allocate-ids and the example's operations under /v1/. Prints
+    /// {"listening": "ADDR"} once it accepts connections; SIGINT or SIGTERM stops it after
+    /// the requests in flight.
+    #[command(after_help = "Examples:\n  \
+        ads serve --listen 127.0.0.1:8080\n  \
+        curl -X PUT localhost:8080/v1/entities/Account:alice -d '{\"owner\": \"Alice\"}'\n  \
+        curl localhost:8080/v1/entities/Account:alice\n  \
+        curl localhost:8080/v1/query -d '{\"kind\": \"Account\", \"filters\": [\"balance >= 10\"]}'")]
+    Serve {
+        /// The address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Requests served at once; more wait for a slot.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        max_in_flight: u32,
+        /// Longest a request waits for a slot before it is answered 503, in milliseconds.
+        #[arg(long, default_value_t = 1_000)]
+        queue_timeout_ms: u64,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    #[command(
+        after_help = "Example:\n  ds completions bash > ~/.local/share/bash-completion/completions/ds"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Check the store: every entity must be readable and have exactly its index rows, and
     /// every index row must belong to its entity. Prints a report; exits 6 on problems.
+    #[command(after_help = "Example:\n  ds check")]
     Check,
     /// Query entities of KIND, served from indexes: one JSON object per result per line,
     /// then {"next_cursor": "..."} when --limit cut the results short. Without --limit,
@@ -133,6 +190,7 @@ pub enum Command {
         namespace: String,
     },
     /// Reserve COUNT consecutive ids of KIND, never issued again; prints the first and last.
+    #[command(after_help = "Example:\n  ds allocate-ids Order 10")]
     AllocateIds {
         /// The kind.
         kind: String,
@@ -143,8 +201,24 @@ pub enum Command {
         #[arg(long, default_value = "")]
         namespace: String,
     },
+    /// Run an application operation of the component by NAME with INPUT (JSON), and print
+    /// its output (JSON): how operations added to the guest are called without rebuilding
+    /// the hosts. `ds call deposit '{"account": "Account:alice", "amount": 5}'`.
+    #[command(
+        after_help = "Examples:\n  ds call deposit '{\"account\": \"Account:alice\", \"amount\": 5}'\n  ds --component my_guest.wasm call reserve '{\"stock\": \"Stock:widget\", \"quantity\": 3}'"
+    )]
+    Call {
+        /// The operation's name.
+        name: String,
+        /// Its input, a JSON value.
+        #[arg(default_value = "{}", value_parser = parse_json)]
+        input: Value,
+    },
     /// The example application: add AMOUNT (negative: withdraw) to the balance of an
     /// Account, in a transaction. Exits 7 if the balance would go negative.
+    #[command(
+        after_help = "Examples:\n  ds deposit Account:alice 100\n  ds deposit Account:alice -20"
+    )]
     Deposit {
         /// The account's key, e.g. Account:alice.
         #[arg(value_parser = parse_key)]
@@ -155,6 +229,7 @@ pub enum Command {
     },
     /// The example application: move AMOUNT from one Account to another in one transaction
     /// and record it as a Transfer under the source. Exits 7 on insufficient funds.
+    #[command(after_help = "Example:\n  ds transfer Account:alice Account:bob 30")]
     Transfer {
         /// The source account's key.
         #[arg(value_parser = parse_key)]
@@ -170,13 +245,17 @@ pub enum Command {
 impl Cli {
     /// Parses the process arguments for the binary `name`; on bad usage prints help and
     /// exits with code 2.
+    /// `completions` is answered here, before any store is opened.
     pub fn parse_for(name: &'static str, about: &'static str) -> Cli {
-        let matches = Cli::command()
-            .name(name)
-            .bin_name(name)
-            .about(about)
-            .get_matches();
-        Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+        let command = || Cli::command().name(name).bin_name(name).about(about);
+        let matches = command().get_matches();
+        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+        if let Command::Completions { shell } = cli.command {
+            clap_complete::generate(shell, &mut command(), name, &mut std::io::stdout());
+            std::process::exit(0);
+        }
+        let _ = OUTPUT.set(cli.output);
+        cli
     }
 
     /// The instance settings the options ask for.
@@ -198,7 +277,9 @@ impl Cli {
     }
 }
 
-fn parse_key(text: &str) -> Result<Key, String> {
+/// Parses a key as the command line and the HTTP API take it: the human syntax, or the
+/// URL-safe form.
+pub fn parse_key(text: &str) -> Result<Key, String> {
     match text.parse::<Key>() {
         Ok(key) => Ok(key),
         // A URL-safe key has no ':', which every human-syntax key has.
@@ -206,6 +287,10 @@ fn parse_key(text: &str) -> Result<Key, String> {
             .map_err(|_| format!("{err} (and it is not a URL-safe key either)")),
         Err(err) => Err(err.to_string()),
     }
+}
+
+fn parse_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|err| format!("invalid JSON: {err}"))
 }
 
 fn parse_filter(text: &str) -> Result<Filter, String> {
@@ -249,6 +334,115 @@ impl Command {
     }
 }
 
+/// Prints one result in the `--output` format.
+pub fn emit(row: Value) {
+    emit_rows(std::slice::from_ref(&row));
+}
+
+/// Prints results in the `--output` format: one JSON object per line, or one table.
+pub fn emit_rows(rows: &[Value]) {
+    match OUTPUT.get().copied().unwrap_or(OutputFormat::Json) {
+        OutputFormat::Json => {
+            for row in rows {
+                println!("{row}");
+            }
+        }
+        OutputFormat::Table => print!("{}", table(rows)),
+    }
+}
+
+/// Renders rows as aligned columns: one column per field, in order of first appearance;
+/// the members of a `properties` object become columns of their own. Strings print bare,
+/// other values as compact JSON.
+pub fn table(rows: &[Value]) -> String {
+    let flat: Vec<Vec<(String, String)>> = rows
+        .iter()
+        .map(|row| {
+            let mut cells = Vec::new();
+            if let Value::Object(fields) = row {
+                for (name, value) in fields {
+                    match (name.as_str(), value) {
+                        ("properties", Value::Object(properties)) => {
+                            for (property, value) in properties {
+                                cells.push((property.clone(), cell(value)));
+                            }
+                        }
+                        _ => cells.push((name.clone(), cell(value))),
+                    }
+                }
+            } else {
+                cells.push(("value".into(), cell(row)));
+            }
+            cells
+        })
+        .collect();
+    let mut columns: Vec<String> = Vec::new();
+    // The key first, wherever it sorts.
+    for cells in &flat {
+        for (name, _) in cells {
+            if !columns.contains(name) {
+                columns.push(name.clone());
+            }
+        }
+    }
+    if let Some(at) = columns.iter().position(|c| c == "key") {
+        let key = columns.remove(at);
+        columns.insert(0, key);
+    }
+    let grid: Vec<Vec<String>> = flat
+        .iter()
+        .map(|cells| {
+            columns
+                .iter()
+                .map(|c| {
+                    cells
+                        .iter()
+                        .find(|(name, _)| name == c)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            grid.iter()
+                .map(|row| row[i].chars().count())
+                .chain([c.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(&columns);
+    for row in &grid {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints entities (a page of `export`), in the `--output` format.
+pub fn print_entities(entities: &[Entity]) {
+    emit_rows(&entities.iter().map(entity_json).collect::<Vec<_>>());
+}
+
 /// An entity from the CLI's key and typed-JSON properties.
 pub fn entity_from_cli(key: Key, properties: &Map<String, Value>) -> Result<Entity, Error> {
     Entity::from_json_object(key, properties).map_err(Error::from)
@@ -257,18 +451,20 @@ pub fn entity_from_cli(key: Key, properties: &Map<String, Value>) -> Result<Enti
 /// Prints one page of query results, one JSON object per line; true if the query asked
 /// for one page only (a limit) or is exhausted, i.e. the caller should stop.
 pub fn print_query_page(page: &crate::QueryPage, one_page: bool) -> bool {
-    if page.entities.is_empty() {
-        for key in &page.keys {
-            println!("{}", json!({ "key": key.to_string() }));
-        }
+    let rows: Vec<Value> = if page.entities.is_empty() {
+        page.keys
+            .iter()
+            .map(|key| json!({ "key": key.to_string() }))
+            .collect()
     } else {
-        for entity in &page.entities {
-            print_entity(entity);
-        }
+        page.entities.iter().map(entity_json).collect()
+    };
+    if !rows.is_empty() {
+        emit_rows(&rows);
     }
     match &page.next_cursor {
         Some(cursor) if one_page => {
-            println!("{}", json!({ "next_cursor": cursor }));
+            emit(json!({ "next_cursor": cursor }));
             true
         }
         Some(_) => false,
@@ -278,10 +474,7 @@ pub fn print_query_page(page: &crate::QueryPage, one_page: bool) -> bool {
 
 /// Prints the ids `allocate-ids` reserved.
 pub fn print_allocated(kind: &str, first: u64, count: u64) {
-    println!(
-        "{}",
-        json!({ "kind": kind, "first": first, "last": first + (count - 1) })
-    );
+    emit(json!({ "kind": kind, "first": first, "last": first + (count - 1) }));
 }
 
 /// Prints the balance after a deposit.
@@ -294,14 +487,11 @@ pub fn print_balance(account: &Key, balance: i64) {
 
 /// Prints a transfer's receipt.
 pub fn print_receipt(receipt: &crate::Receipt) {
-    println!(
-        "{}",
-        json!({
-            "transfer": receipt.transfer.to_string(),
-            "source_balance": receipt.source_balance,
-            "destination_balance": receipt.destination_balance,
-        })
-    );
+    emit(json!({
+        "transfer": receipt.transfer.to_string(),
+        "source_balance": receipt.source_balance,
+        "destination_balance": receipt.destination_balance,
+    }));
 }
 
 fn parse_properties(text: &str) -> Result<Map<String, Value>, String> {
@@ -312,27 +502,34 @@ fn parse_properties(text: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
+/// A command this binary does not run, or arguments that do not fit together.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// `get` found nothing at the key.
 #[derive(Debug, thiserror::Error)]
 #[error("no entity at key {0}")]
 pub struct NotFound(pub Key);
 
+/// An entity as one JSON object: `{"key": "...", "properties": {...}}` (typed JSON).
+pub fn entity_json(entity: &Entity) -> Value {
+    json!({ "key": entity.key.to_string(), "properties": entity.to_json_object() })
+}
+
 /// Prints an entity as one JSON object: `{"key": "...", "properties": {...}}`.
 pub fn print_entity(entity: &Entity) {
-    println!(
-        "{}",
-        json!({ "key": entity.key.to_string(), "properties": entity.to_json_object() })
-    );
+    emit(entity_json(entity));
 }
 
 /// Prints the key a `put` wrote.
 pub fn print_put(key: &Key) {
-    println!("{}", json!({ "key": key.to_string() }));
+    emit(json!({ "key": key.to_string() }));
 }
 
 /// Prints the key a `delete` removed.
 pub fn print_deleted(key: &Key) {
-    println!("{}", json!({ "key": key.to_string(), "deleted": true }));
+    emit(json!({ "key": key.to_string(), "deleted": true }));
 }
 
 /// Exit codes, documented in README: 0 ok, 1 not found, 2 bad usage or input, 3 conflict,
@@ -343,7 +540,7 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
         if cause.is::<NotFound>() {
             return ExitCode::from(1);
         }
-        if cause.is::<ImportError>() {
+        if cause.is::<ImportError>() || cause.is::<UsageError>() {
             return ExitCode::from(2);
         }
         if cause.is::<CheckFailed>() {
@@ -355,6 +552,7 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
                 Error::InvalidKey(_)
                 | Error::InvalidEntity(_)
                 | Error::InvalidQuery(_)
+                | Error::InvalidArgument(_)
                 | Error::StoreUrl(_) => 2,
                 Error::Store(StoreError::Conflict(_)) | Error::Conflict(_) => 3,
                 Error::FailedPrecondition(_) => 7,
@@ -479,7 +677,7 @@ pub fn import_progress() -> indicatif::ProgressBar {
 
 /// Prints the result of an import.
 pub fn print_imported(count: u64) {
-    println!("{}", json!({ "imported": count }));
+    emit(json!({ "imported": count }));
 }
 
 /// `check` found problems in the store.
@@ -489,14 +687,11 @@ pub struct CheckFailed(pub usize);
 
 /// Prints a check report; an error if it lists problems.
 pub fn report_check(report: &ds_model::CheckReport) -> Result<(), CheckFailed> {
-    println!(
-        "{}",
-        json!({
-            "entities": report.entities,
-            "index_rows": report.index_rows,
-            "problems": report.problems,
-        })
-    );
+    emit(json!({
+        "entities": report.entities,
+        "index_rows": report.index_rows,
+        "problems": report.problems,
+    }));
     if report.problems.is_empty() {
         Ok(())
     } else {

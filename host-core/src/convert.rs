@@ -146,6 +146,7 @@ pub fn error_from_wit(err: wit::Error) -> Error {
         wit::Error::Conflict(msg) => Error::Conflict(msg),
         wit::Error::FailedPrecondition(msg) => Error::FailedPrecondition(msg),
         wit::Error::NotFound(msg) => Error::NotFound(msg),
+        wit::Error::InvalidArgument(msg) => Error::InvalidArgument(msg),
         wit::Error::Store(err) => Error::Store(store_error_from_wit(err)),
     }
 }
@@ -305,5 +306,14 @@ pub fn entity_page_from_wit(page: wit::EntityPage) -> Result<crate::EntityPage, 
     Ok(crate::EntityPage {
         entities,
         next: page.next,
+    })
+}
+
+/// The JSON output of the application operation `name`, as the host's JSON value.
+pub fn json_from_wit(name: &str, output: &str) -> Result<serde_json::Value, Error> {
+    serde_json::from_str(output).map_err(|err| {
+        Error::Corrupt(format!(
+            "operation {name} returned output that is not JSON: {err}"
+        ))
     })
 }

@@ -29,9 +29,13 @@ pub enum Error {
     /// A business rule refused the operation (e.g. insufficient funds). Nothing was written.
     #[error("refused: {0}")]
     FailedPrecondition(String),
-    /// An entity the operation needs does not exist. Nothing was written.
+    /// An entity (or application operation) the call needs does not exist. Nothing was
+    /// written.
     #[error("not found: {0}")]
     NotFound(String),
+    /// An argument of an application operation is missing or of the wrong type.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// The store failed (unavailable, conflict, refused request, internal failure).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,6 +79,7 @@ impl From<ds_model::Error> for Error {
             ds_model::Error::Conflict(msg) => Error::Conflict(msg),
             ds_model::Error::FailedPrecondition(msg) => Error::FailedPrecondition(msg),
             ds_model::Error::NotFound(msg) => Error::NotFound(msg),
+            ds_model::Error::InvalidArgument(msg) => Error::InvalidArgument(msg),
             ds_model::Error::Store(err) => Error::Store(err),
         }
     }

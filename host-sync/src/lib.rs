@@ -281,6 +281,24 @@ impl Datastore {
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
     }
 
+    /// Runs the component's application operation `name` on `input` and returns its output:
+    /// how operations a guest author adds are reached without rebuilding this host.
+    /// [`Error::NotFound`] names the operations there are.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ds::Error> {
+    /// let db = ds::Datastore::open("memory:")?;
+    /// let out = db.call("deposit", &serde_json::json!({ "account": "Account:alice", "amount": 5 }))?;
+    /// println!("balance {}", out["balance"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn call(&self, name: &str, input: &serde_json::Value) -> Result<serde_json::Value, Error> {
+        tracing::debug!(target: "ds::api", "Model sync call({name})");
+        let input = input.to_string();
+        let result = call_export!(self, call_call(name, &input));
+        convert::call_result(result, |output| convert::json_from_wit(name, &output))
+    }
+
     /// Checks the whole store, page by page (each page its own call): every entity must be
     /// readable and have exactly its index rows, and every index row must belong to its
     /// entity. Returns the rows examined and every problem found.

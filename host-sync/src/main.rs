@@ -62,9 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let page = db
                     .entities(start.as_deref(), kind.as_deref())
                     .context("export")?;
-                for entity in &page.entities {
-                    cli::print_entity(entity);
-                }
+                cli::print_entities(&page.entities);
                 match page.next {
                     Some(next) => start = Some(next),
                     None => break,
@@ -108,6 +106,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("transfer {amount} from {source} to {destination}"))?;
             cli::print_receipt(&receipt);
         }
+        Command::Serve { .. } => {
+            return Err(cli::UsageError(
+                "`serve` is the async host's: run `ads serve --listen ADDR`".into(),
+            )
+            .into());
+        }
+        Command::Call { name, input } => {
+            let output = db
+                .call(&name, &input)
+                .with_context(|| format!("call {name}"))?;
+            cli::emit(output);
+        }
+        Command::Completions { .. } => unreachable!("answered while parsing"),
         Command::Check => {
             let report = db.check().context("check")?;
             cli::report_check(&report)?;

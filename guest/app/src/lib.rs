@@ -13,7 +13,9 @@
 extern crate alloc;
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
+
+use serde_json::{Value as Json, json};
 
 use ds_model::schema::{CompositeIndex, Default, Direction, Kind, Property, Schema};
 use ds_model::value::{Type, Value};
@@ -61,6 +63,11 @@ pub static SCHEMA: Schema = Schema::new(&[
                 .repeated()
                 .default(Default::Empty),
             Property::new("note", Type::String).unindexed(),
+            // Transfers sent so far: the id of the next `Transfer` record under this account.
+            Property::new("transfers_out", Type::Int)
+                .required()
+                .default_int(0)
+                .validate(not_negative),
         ],
     )
     // An owner's accounts by balance, largest first: `owner = X`, order `-balance`.
@@ -82,6 +89,7 @@ pub static SCHEMA: Schema = Schema::new(&[
                 .validate(positive),
         ],
     ),
+    // guide: kinds
 ]);
 
 /// What [`transfer`] did.
@@ -142,8 +150,8 @@ pub fn deposit<T: Transport, L: Log>(
 }
 
 /// Moves `amount` from `from` to `to` in one transaction and records a `Transfer` under
-/// `from`. The id of the record is allocated before the transaction (a retried transaction
-/// keeps it; an abandoned one leaves a gap, never a duplicate).
+/// `from`, numbered by the source account's `transfers_out` count: a refused or failed
+/// transfer changes nothing at all, and the whole transfer is one get-many and one commit.
 pub fn transfer<T: Transport, L: Log>(
     model: &mut Model<T, L>,
     from: &Key,
@@ -162,13 +170,9 @@ pub fn transfer<T: Transport, L: Log>(
             "the amount must be positive, is {amount}"
         )));
     }
-    let id = model.allocate_ids(&from.namespace, TRANSFER, 1)?;
-    let record = from.clone().child(PathElement::id(TRANSFER, id));
     model.transaction(|tx| {
-        // The record's key is read too (it is new, but a commit must know what it replaces),
-        // so the whole transaction is one get-many and one commit.
-        let read = tx.get_many(&[from.clone(), to.clone(), record.clone()])?;
-        let [source, destination, _] = <[Option<Entity>; 3]>::try_from(read)
+        let read = tx.get_many(&[from.clone(), to.clone()])?;
+        let [source, destination] = <[Option<Entity>; 2]>::try_from(read)
             .map_err(|_| Error::Corrupt("get-many returned the wrong number of results".into()))?;
         let (Some(mut source), Some(mut destination)) = (source, destination) else {
             let missing = if tx.get(from)?.is_none() { from } else { to };
@@ -184,26 +188,134 @@ pub fn transfer<T: Transport, L: Log>(
             Error::FailedPrecondition(format!("the balance of {to} would overflow"))
         })?;
         let from_balance = from_balance - amount;
+        let sequence = match source.properties.get("transfers_out") {
+            Some(Value::Int(n)) => n.saturating_add(1),
+            _ => 1,
+        };
+        // A new child key (the count only grows): an insert, which needs no read.
+        let record = from
+            .clone()
+            .child(PathElement::id(TRANSFER, sequence as u64));
         source
             .properties
             .insert("balance".into(), Value::Int(from_balance));
+        source
+            .properties
+            .insert("transfers_out".into(), Value::Int(sequence));
         destination
             .properties
             .insert("balance".into(), Value::Int(to_balance));
         tx.put(source)?;
         tx.put(destination)?;
-        tx.put(
+        tx.insert(
             Entity::new(record.clone())
                 .with("from", Value::Key(from.clone()))
                 .with("to", Value::Key(to.clone()))
                 .with("amount", Value::Int(amount)),
         )?;
         Ok(Receipt {
-            transfer: record.clone(),
+            transfer: record,
             from_balance,
             to_balance,
         })
     })
+}
+
+// guide: functions
+
+// ---- Operations by name (the `call` export) ----
+
+/// The operations [`call`] runs, by name. To add one: write it as a function over the model
+/// (as [`deposit`] and [`transfer`] are), then give it a name here and an arm in [`call`].
+pub const OPERATIONS: &[&str] = &[
+    "deposit", "transfer",
+    // guide: names
+];
+
+/// Runs the operation `name` on `input` (JSON text) and returns its output as JSON text:
+/// what the component's `call` export does, so that the hosts, their command lines and the
+/// HTTP service reach every operation without knowing it in advance.
+pub fn call<T: Transport, L: Log>(
+    model: &mut Model<T, L>,
+    name: &str,
+    input: &str,
+) -> Result<String, Error> {
+    let input: Json = serde_json::from_str(input)
+        .map_err(|err| Error::InvalidArgument(format!("the input of {name} is not JSON: {err}")))?;
+    let args = Args {
+        name,
+        input: &input,
+    };
+    let output = match name {
+        "deposit" => {
+            let account = args.key("account")?;
+            let balance = deposit(model, &account, args.int("amount")?)?;
+            json!({ "account": account.to_string(), "balance": balance })
+        }
+        "transfer" => {
+            let receipt = transfer(
+                model,
+                &args.key("source")?,
+                &args.key("destination")?,
+                args.int("amount")?,
+            )?;
+            json!({
+                "transfer": receipt.transfer.to_string(),
+                "source_balance": receipt.from_balance,
+                "destination_balance": receipt.to_balance,
+            })
+        }
+        // guide: calls
+        other => {
+            return Err(Error::NotFound(format!(
+                "no operation {other:?}; this component has: {}",
+                OPERATIONS.join(", ")
+            )));
+        }
+    };
+    Ok(output.to_string())
+}
+
+/// The input object of an operation, read with errors that name the argument.
+pub struct Args<'a> {
+    /// The operation, for messages.
+    pub name: &'a str,
+    /// Its input.
+    pub input: &'a Json,
+}
+
+impl Args<'_> {
+    fn field(&self, field: &str) -> Result<&Json, Error> {
+        self.input.get(field).ok_or_else(|| {
+            Error::InvalidArgument(format!("{} needs the argument {field:?}", self.name))
+        })
+    }
+
+    /// A key argument, written as a key string (`"Account:alice"`).
+    pub fn key(&self, field: &str) -> Result<Key, Error> {
+        let text = self.field(field)?.as_str().ok_or_else(|| {
+            Error::InvalidArgument(format!("{}: {field} must be a key string", self.name))
+        })?;
+        text.parse::<Key>()
+            .map_err(|err| Error::InvalidArgument(format!("{}: {field}: {err}", self.name)))
+    }
+
+    /// An integer argument.
+    pub fn int(&self, field: &str) -> Result<i64, Error> {
+        self.field(field)?.as_i64().ok_or_else(|| {
+            Error::InvalidArgument(format!("{}: {field} must be an int64", self.name))
+        })
+    }
+
+    /// A string argument.
+    pub fn string(&self, field: &str) -> Result<String, Error> {
+        self.field(field)?
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("{}: {field} must be a string", self.name))
+            })
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +429,53 @@ mod tests {
             .unwrap();
         let names: alloc::vec::Vec<_> = page.hits.iter().map(|h| h.key.to_string()).collect();
         assert_eq!(names, ["Account:alice-savings", "Account:alice"]);
+    }
+
+    #[test]
+    fn operations_run_by_name_with_clear_argument_errors() {
+        let mut model = bank();
+        open(&mut model, "a", "A", 10);
+        open(&mut model, "b", "B", 0);
+        let out = call(
+            &mut model,
+            "transfer",
+            r#"{"source":"Account:a","destination":"Account:b","amount":4}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"{"destination_balance":4,"source_balance":6,"transfer":"Account:a/Transfer:1"}"#
+        );
+        assert_eq!(
+            call(
+                &mut model,
+                "deposit",
+                r#"{"account":"Account:b","amount":1}"#
+            )
+            .unwrap(),
+            r#"{"account":"Account:b","balance":5}"#
+        );
+        for (name, input, want) in [
+            ("deposit", "{}", "needs the argument \"account\""),
+            (
+                "deposit",
+                r#"{"account":"Account:b","amount":"1"}"#,
+                "amount must be an int64",
+            ),
+            ("deposit", r#"{"account":"nope","amount":1}"#, "account"),
+            ("deposit", "[", "not JSON"),
+        ] {
+            let err = call(&mut model, name, input).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidArgument(m) if m.contains(want)),
+                "{input}: {err}"
+            );
+        }
+        let err = call(&mut model, "mint", "{}").unwrap_err();
+        assert!(
+            matches!(&err, Error::NotFound(m) if m.contains("deposit, transfer")),
+            "{err}"
+        );
     }
 
     proptest! {
@@ -434,8 +593,8 @@ mod round_trips {
             calls(&mut model, |m| {
                 transfer(m, &alice, &bob, 10).unwrap();
             }),
-            ["get", "commit", "get-many", "commit"],
-            "allocate the record's id, then read both accounts and commit"
+            ["get-many", "commit"],
+            "read both accounts, commit"
         );
         let query = Query {
             kind: Some(ACCOUNT.into()),

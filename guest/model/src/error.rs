@@ -23,8 +23,10 @@ pub enum Error {
     Conflict(String),
     /// A business rule refused the operation (e.g. insufficient funds). Nothing was written.
     FailedPrecondition(String),
-    /// An entity the operation needs does not exist. Nothing was written.
+    /// An entity (or operation) the call needs does not exist. Nothing was written.
     NotFound(String),
+    /// An argument of an application operation is missing or of the wrong type.
+    InvalidArgument(String),
     /// The transport failed.
     Store(StoreError),
 }
@@ -39,6 +41,7 @@ impl fmt::Display for Error {
             Error::Conflict(msg) => write!(f, "transaction conflict: {msg}"),
             Error::FailedPrecondition(msg) => write!(f, "refused: {msg}"),
             Error::NotFound(msg) => write!(f, "not found: {msg}"),
+            Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::Store(err) => err.fmt(f),
         }
     }

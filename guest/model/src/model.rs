@@ -603,6 +603,26 @@ impl<T: Transport, L: Log> Transaction<'_, T, L> {
         Ok(key)
     }
 
+    /// Buffers the put of an entity that must not exist yet (Datastore's `insert`): no read
+    /// is needed, and if the key exists at commit the transaction conflicts instead of
+    /// overwriting it.
+    pub fn insert(&mut self, entity: Entity) -> Result<Key, Error> {
+        let encoded = entity.key.encode();
+        match self.reads.get(&encoded) {
+            Some(Some(_)) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "{} exists already",
+                    entity.key
+                )));
+            }
+            Some(None) => {}
+            None => {
+                self.reads.insert(encoded, None);
+            }
+        }
+        self.put(entity)
+    }
+
     /// Buffers a delete.
     pub fn delete(&mut self, key: &Key) -> Result<(), Error> {
         key.validate()?;

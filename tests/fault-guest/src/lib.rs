@@ -124,6 +124,13 @@ impl Guest for FaultGuest {
         refuse()
     }
 
+    fn call(
+        _: alloc::string::String,
+        _: alloc::string::String,
+    ) -> Result<alloc::string::String, wit::Error> {
+        refuse()
+    }
+
     fn check(_: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         Ok(wit::CheckReport {
             entities: 0,

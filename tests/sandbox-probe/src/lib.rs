@@ -71,6 +71,10 @@ impl Guest for Probe {
         refuse()
     }
 
+    fn call(_: String, _: String) -> Result<String, wit::Error> {
+        refuse()
+    }
+
     fn check(_: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         refuse()
     }

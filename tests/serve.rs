@@ -1,0 +1,319 @@
+//! `ads serve` end to end: the binary on a loopback port, driven by a real HTTP client
+//! (`curl`): every route, the error statuses with their JSON bodies, overload (503), and a
+//! graceful shutdown on SIGTERM that finishes the request in flight.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ds_tests::binary;
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(binary("ads"))
+            .args(["--store", "memory:", "serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("DS_CACHE_DIR", dir.path().join("cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let announced: Value = serde_json::from_str(&line).expect("{\"listening\": ADDR} first");
+        Server {
+            child,
+            address: announced["listening"].as_str().unwrap().to_string(),
+            _dir: dir,
+        }
+    }
+
+    /// `curl` a request; returns (status, JSON body).
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.address);
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "-X", method, "-w", "\n%{http_code}", &url]);
+        if let Some(body) = body {
+            curl.args([
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &body.to_string(),
+            ]);
+        }
+        let out = curl
+            .output()
+            .expect("curl runs (it is installed on the CI machines)");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, status) = text.rsplit_once('\n').expect("a status line");
+        (
+            status.parse().unwrap(),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn every_route_and_every_error_status() {
+    let server = Server::start(&[]);
+    assert_eq!(
+        server.call("GET", "/v1/health", None),
+        (200, json!({ "ok": true }))
+    );
+
+    for (name, balance) in [("alice", 100), ("bob", 0)] {
+        let (status, body) = server.call(
+            "PUT",
+            &format!("/v1/entities/Account:{name}"),
+            Some(json!({ "owner": name, "balance": balance })),
+        );
+        assert_eq!(
+            (status, body),
+            (200, json!({ "key": format!("Account:{name}") }))
+        );
+    }
+    let (status, body) = server.call("GET", "/v1/entities/Account:alice", None);
+    assert_eq!(status, 200);
+    assert_eq!(body["properties"]["balance"], 100);
+    // A key with a path, percent-encoded, and the URL-safe form reach the same entity.
+    let typed = json!({ "at": { "$timestamp": "2024-05-01T00:00:00Z" }, "n": 1.5 });
+    assert_eq!(
+        server
+            .call(
+                "PUT",
+                "/v1/entities/Account:alice%2FNote:1",
+                Some(typed.clone())
+            )
+            .0,
+        200
+    );
+    let (status, body) = server.call("GET", "/v1/entities/Account:alice/Note:1", None);
+    assert_eq!((status, &body["properties"]), (200, &typed));
+    let urlsafe = "Account:alice"
+        .parse::<host_core::Key>()
+        .unwrap()
+        .to_urlsafe();
+    assert_eq!(
+        server
+            .call("GET", &format!("/v1/entities/{urlsafe}"), None)
+            .0,
+        200
+    );
+
+    let (status, body) = server.call(
+        "POST",
+        "/v1/batch-get",
+        Some(json!({ "keys": ["Account:bob", "Account:nobody"] })),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body["entities"][1], Value::Null);
+    assert_eq!(body["entities"][0]["key"], "Account:bob");
+
+    let (status, body) = server.call(
+        "POST",
+        "/v1/accounts/transfer",
+        Some(json!({ "source": "Account:alice", "destination": "Account:bob", "amount": 30 })),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["source_balance"], 70);
+    let (status, body) = server.call(
+        "POST",
+        "/v1/accounts/deposit",
+        Some(json!({ "account": "Account:bob", "amount": 5 })),
+    );
+    assert_eq!((status, &body["balance"]), (200, &json!(35)));
+
+    let (status, body) = server.call(
+        "POST",
+        "/v1/query",
+        Some(json!({ "kind": "Account", "filters": ["balance >= 1"], "orders": ["-balance"], "limit": 1 })),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["key"], "Account:alice");
+    let cursor = body["next_cursor"]
+        .as_str()
+        .expect("a cursor after a full page")
+        .to_string();
+    let (_, body) = server.call(
+        "POST",
+        "/v1/query",
+        Some(json!({ "kind": "Account", "filters": ["balance >= 1"], "orders": ["-balance"], "cursor": cursor, "keys_only": true })),
+    );
+    assert_eq!(body["results"], json!([{ "key": "Account:bob" }]));
+
+    let (status, body) = server.call(
+        "POST",
+        "/v1/allocate-ids",
+        Some(json!({ "kind": "Order", "count": 5 })),
+    );
+    assert_eq!(
+        (status, body),
+        (200, json!({ "kind": "Order", "first": 1, "last": 5 }))
+    );
+
+    assert_eq!(
+        server
+            .call("DELETE", "/v1/entities/Account:alice/Note:1", None)
+            .0,
+        200
+    );
+
+    // Errors: status and a JSON body naming the kind.
+    for (method, path, body, status, kind) in [
+        ("GET", "/v1/entities/Account:nobody", None, 404, "not_found"),
+        ("GET", "/v1/entities/Account:0", None, 400, "invalid_key"),
+        (
+            "PUT",
+            "/v1/entities/Account:x",
+            Some(json!({ "owner": 1 })),
+            400,
+            "invalid_entity",
+        ),
+        (
+            "PUT",
+            "/v1/entities/Account:x",
+            Some(json!([1])),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            Some(json!({ "kind": "Account", "orders": ["owner", "balance"] })),
+            400,
+            "invalid_query",
+        ),
+        (
+            "POST",
+            "/v1/query",
+            Some(json!({ "kind": "Account", "frobnicate": 1 })),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/accounts/transfer",
+            Some(
+                json!({ "source": "Account:bob", "destination": "Account:alice", "amount": 1000 }),
+            ),
+            422,
+            "failed_precondition",
+        ),
+        (
+            "POST",
+            "/v1/accounts/deposit",
+            Some(json!({ "account": "Account:nobody", "amount": 1 })),
+            404,
+            "not_found",
+        ),
+    ] {
+        let (got, answer) = server.call(method, path, body);
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        assert_eq!(answer["error"]["kind"], kind, "{method} {path}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+}
+
+fn curl_status(address: std::net::SocketAddr, path: &str) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}"])
+        .arg(format!("http://{address}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (
+        status.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// In process, over a store whose `get` takes 400 ms: with one slot and a 50 ms queue, a
+/// second request is turned away with 503 while the first runs; and a shutdown requested
+/// while a request is in flight lets it finish before `serve` returns.
+#[test]
+fn overload_is_503_and_shutdown_finishes_what_is_in_flight() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = std::sync::Arc::new(ds_tests::SleepStore::new(Duration::from_millis(400)));
+        let db = ads::Datastore::builder()
+            .store(store)
+            .build()
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = ads::serve::ServeOptions {
+            max_in_flight: 1,
+            queue_timeout: Duration::from_millis(50),
+        };
+        let server = tokio::spawn(ads::serve::serve(listener, db, options, async {
+            let _ = stopped.await;
+        }));
+
+        let slow = tokio::task::spawn_blocking(move || curl_status(address, "/v1/entities/Item:1"));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let turned_away =
+            tokio::task::spawn_blocking(move || curl_status(address, "/v1/entities/Item:2"))
+                .await
+                .unwrap();
+        assert_eq!(turned_away.0, 503, "{}", turned_away.1);
+        assert_eq!(turned_away.1["error"]["kind"], "overloaded");
+        assert_eq!(
+            slow.await.unwrap().0,
+            404,
+            "the slow request itself is served"
+        );
+
+        let started = Instant::now();
+        let in_flight =
+            tokio::task::spawn_blocking(move || curl_status(address, "/v1/entities/Item:3"));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        stop.send(()).unwrap();
+        assert_eq!(in_flight.await.unwrap().0, 404, "finished, not cut off");
+        server.await.unwrap().unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(400));
+    });
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = Server::start(&[]);
+    assert_eq!(server.call("GET", "/v1/health", None).0, 200);
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
