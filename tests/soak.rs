@@ -3,7 +3,9 @@
 //! to what the deposits put in), `check` finds nothing wrong, and the process's resident
 //! memory at the end is within 10% of what it was after the first 10,000 operations.
 //!
-//! `DS_SOAK_OPERATIONS` changes the count (at least 20,000, so the warm-up is a tenth).
+//! `DS_SOAK_OPERATIONS` changes the count (at least 20,000, so the warm-up is a tenth);
+//! `DS_SOAK_TRACE=1` prints resident memory (anonymous, file-backed, shared) and the
+//! database size after every tenth.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -127,6 +129,22 @@ fn a_hundred_thousand_mixed_operations_through_ads_on_sqlite() {
             })
             .collect();
         db.put_many(&accounts).await.unwrap();
+        // The soak runs against a populated store: every item exists before it starts.
+        for chunk in (1..=2_000u64).collect::<Vec<_>>().chunks(500) {
+            let items: Vec<Entity> = chunk
+                .iter()
+                .map(|&i| {
+                    Entity::new(Key::id("Item", i))
+                        .with("n", Value::Int((i % 100) as i64))
+                        .with("tag", Value::String(format!("t{}", i % 7)))
+                        .with(
+                            "blob",
+                            Value::Bytes(vec![i as u8; ((i % 100) as usize) * 4]),
+                        )
+                })
+                .collect();
+            db.put_many(&items).await.unwrap();
+        }
 
         let issued = Arc::new(AtomicU64::new(0));
         let deposited = Arc::new(AtomicI64::new(0));
@@ -152,6 +170,26 @@ fn a_hundred_thousand_mixed_operations_through_ads_on_sqlite() {
         run_until(warmup).await;
         issued.store(warmup, Ordering::Relaxed);
         let rss_after_warmup = rss_kib();
+        for step in 2..=10 {
+            run_until(warmup * step).await;
+            issued.store(warmup * step, Ordering::Relaxed);
+            if std::env::var("DS_SOAK_TRACE").is_ok() {
+                let size = |ext: &str| {
+                    std::fs::metadata(dir.path().join(format!("soak.db{ext}")))
+                        .map(|m| m.len() / 1024)
+                        .unwrap_or(0)
+                };
+                let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                let parts: Vec<&str> = status.lines().filter(|l| l.starts_with("Rss")).collect();
+                eprintln!(
+                    "soak: RSS {} KiB after {}; db {} KiB; {:?}",
+                    rss_kib(),
+                    warmup * step,
+                    size(""),
+                    parts
+                );
+            }
+        }
         run_until(total).await;
         let rss_end = rss_kib();
 

@@ -1,8 +1,8 @@
 //! No lost updates: concurrent transactions through both hosts, on every store.
 //!
 //! - 8 threads × 200 deposits of 1 through `ds`, and 8 tasks × 200 through `ads`, to one
-//!   account: the final balance is exactly the number of deposits that succeeded, and with
-//!   a generous retry policy every one succeeds.
+//!   account, then 32 × 50 each: the final balance is exactly the number of deposits, and
+//!   with a generous retry policy every one succeeds.
 //! - 8 workers × 200 random transfers between 4 accounts: the total never changes, no
 //!   balance goes negative, every successful transfer left exactly one `Transfer` record, and
 //!   `check` finds every index row in place.
@@ -97,59 +97,63 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn concurrent_increments_lose_no_update() {
-    for (name, backend) in backends() {
-        let db = sync_db(&backend);
-        let counter = Key::name("Account", "counter");
-        db.put(&account("counter", 0)).unwrap();
-
-        // ds: 8 threads.
-        let done = AtomicU64::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..WORKERS {
-                scope.spawn(|| {
-                    for _ in 0..OPERATIONS {
-                        db.deposit(&counter, 1).unwrap();
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                });
-            }
-        });
-        let after_ds = balance(db.get(&counter).unwrap());
-        assert_eq!(
-            after_ds,
-            (WORKERS * OPERATIONS) as i64,
-            "{name}: ds lost updates"
-        );
-        assert_eq!(done.load(Ordering::Relaxed), (WORKERS * OPERATIONS) as u64);
-
-        // ads: 8 tasks on a multi-threaded runtime, same account.
-        let rt = runtime();
-        rt.block_on(async {
-            let adb = async_db(&backend).await;
-            let tasks: Vec<_> = (0..WORKERS)
-                .map(|_| {
-                    let adb = adb.clone();
-                    let counter = counter.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..OPERATIONS {
-                            adb.deposit(&counter, 1).await.unwrap();
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
-            }
-            let after = balance(adb.get(&counter).await.unwrap());
-            assert_eq!(
-                after,
-                2 * (WORKERS * OPERATIONS) as i64,
-                "{name}: ads lost updates"
-            );
-        });
-        let report = db.check().unwrap();
-        assert!(report.problems.is_empty(), "{name}: {:?}", report.problems);
+    // The model layer's 8 × 200, then a higher concurrency: 32 × 50.
+    for (workers, operations) in [(WORKERS, OPERATIONS), (32, 50)] {
+        for (name, backend) in backends() {
+            increments(name, &backend, workers, operations);
+        }
     }
+}
+
+fn increments(name: &str, backend: &Backend, workers: usize, operations: usize) {
+    let db = sync_db(backend);
+    let counter = Key::name("Account", "counter");
+    db.put(&account("counter", 0)).unwrap();
+    let total = (workers * operations) as i64;
+
+    // ds: threads.
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                for _ in 0..operations {
+                    db.deposit(&counter, 1).unwrap();
+                }
+            });
+        }
+    });
+    let after_ds = balance(db.get(&counter).unwrap());
+    assert_eq!(
+        after_ds, total,
+        "{name}: ds lost updates ({workers} workers)"
+    );
+
+    // ads: tasks on a multi-threaded runtime, same account.
+    let rt = runtime();
+    rt.block_on(async {
+        let adb = async_db(backend).await;
+        let tasks: Vec<_> = (0..workers)
+            .map(|_| {
+                let adb = adb.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    for _ in 0..operations {
+                        adb.deposit(&counter, 1).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let after = balance(adb.get(&counter).await.unwrap());
+        assert_eq!(
+            after,
+            2 * total,
+            "{name}: ads lost updates ({workers} workers)"
+        );
+    });
+    let report = db.check().unwrap();
+    assert!(report.problems.is_empty(), "{name}: {:?}", report.problems);
 }
 
 /// A tiny deterministic generator, so a failure replays.

@@ -172,7 +172,7 @@ impl Datastore {
     /// Validates and writes `entity`, replacing any entity at its key. Returns the key.
     pub async fn put(&self, entity: &Entity) -> Result<Key, Error> {
         tracing::debug!(target: "ads::api", "Model async put()");
-        let entity = convert::entity_to_wit(entity);
+        let entity = convert::entity_to_wit(entity)?;
         let result = call_export!(self, call_put(&entity));
         convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
     }
@@ -195,7 +195,10 @@ impl Datastore {
     /// Validates every entity, then writes them all in one atomic commit; if any is invalid,
     /// nothing is written. Returns the keys written, in order.
     pub async fn put_many(&self, entities: &[Entity]) -> Result<Vec<Key>, Error> {
-        let entities: Vec<_> = entities.iter().map(convert::entity_to_wit).collect();
+        let entities = entities
+            .iter()
+            .map(convert::entity_to_wit)
+            .collect::<Result<Vec<_>, _>>()?;
         let result = call_export!(self, call_put_many(&entities));
         convert::call_result(result, |keys| {
             Ok(keys.into_iter().map(convert::key_from_wit).collect())

@@ -46,12 +46,15 @@ pub fn key_from_wit(key: wit::Key) -> Key {
     }
 }
 
-/// A host entity as the WIT record (properties as JSON text).
-pub fn entity_to_wit(entity: &Entity) -> wit::Entity {
-    wit::Entity {
+/// A host entity as the WIT record (properties as typed-JSON text). Values built in Rust
+/// are checked first, so that their JSON means them and nothing else (an embedded property
+/// named `$key` would otherwise read back as a key).
+pub fn entity_to_wit(entity: &Entity) -> Result<wit::Entity, Error> {
+    entity.check_values()?;
+    Ok(wit::Entity {
         key: key_to_wit(&entity.key),
         properties: entity.properties_json(),
-    }
+    })
 }
 
 /// A WIT entity record returned by the model as a host entity.

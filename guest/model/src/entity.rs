@@ -112,6 +112,16 @@ impl Entity {
         serde_json::to_string(&self.to_json_object()).unwrap_or_default()
     }
 
+    /// Checks every property name and value as reading them from JSON would: what makes
+    /// the entity's JSON form mean exactly this entity.
+    pub fn check_values(&self) -> Result<(), Error> {
+        for (name, value) in &self.properties {
+            value::check_property_name(name, name).map_err(Error::InvalidEntity)?;
+            value::check_value(value, name, false).map_err(Error::InvalidEntity)?;
+        }
+        Ok(())
+    }
+
     /// True when `name` is indexed: by the kind's declaration, or, for schemaless kinds,
     /// unless it was written `{"$unindexed": …}`.
     pub fn is_indexed(&self, schema: &Schema, name: &str) -> bool {
@@ -140,6 +150,8 @@ impl Entity {
         }
         for (name, value) in &self.properties {
             value::check_property_name(name, name).map_err(Error::InvalidEntity)?;
+            // Values built in Rust (not read from JSON) get the checks JSON reading makes.
+            value::check_value(value, name, false).map_err(Error::InvalidEntity)?;
             if !self.is_indexed(schema, name) {
                 continue;
             }
@@ -289,6 +301,26 @@ mod tests {
                 .contains("property a[1] is an indexed string"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn values_built_in_rust_get_the_checks_json_gets() {
+        use crate::value::MAX_TIMESTAMP;
+        let nested = Value::Array(alloc::vec![Value::Array(alloc::vec![Value::Int(1)])]);
+        let mut embedded = crate::value::Properties::new();
+        embedded.insert("$bytes".into(), Value::String("AA==".into()));
+        for (value, want) in [
+            (nested, "arrays cannot contain arrays"),
+            (Value::Timestamp(MAX_TIMESTAMP + 1), "outside years"),
+            (Value::Key(Key::id("A", 0)), "not a valid key"),
+            (Value::Entity(embedded), "reserved for typed values"),
+        ] {
+            let err = Entity::new(key())
+                .with("p", value)
+                .prepare(&Schema::EMPTY)
+                .unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+        }
     }
 
     #[test]

@@ -333,6 +333,40 @@ pub(crate) fn properties_from_json(
     Ok(properties)
 }
 
+/// Checks what reading a value from JSON guarantees, for values built in Rust: arrays do not
+/// nest, timestamps are within years 1–9999, keys are valid, and embedded entities have
+/// valid property names (so the value's JSON form reads back as the same value).
+pub(crate) fn check_value(value: &Value, path: &str, in_array: bool) -> Result<(), String> {
+    match value {
+        Value::Array(values) => {
+            if in_array {
+                return Err(format!(
+                    "property {path}: arrays cannot contain arrays (as in Cloud Datastore)"
+                ));
+            }
+            for (i, element) in values.iter().enumerate() {
+                check_value(element, &format!("{path}[{i}]"), true)?;
+            }
+            Ok(())
+        }
+        Value::Timestamp(micros) if !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(micros) => Err(
+            format!("property {path}: timestamp {micros} µs is outside years 1 to 9999"),
+        ),
+        Value::Key(key) => key
+            .validate()
+            .map_err(|err| format!("property {path}: not a valid key: {err}")),
+        Value::Entity(properties) => {
+            for (name, inner) in properties {
+                let full = format!("{path}.{name}");
+                check_property_name(name, &full)?;
+                check_value(inner, &full, false)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks one property name; `full` is its dotted path for the message.
 pub(crate) fn check_property_name(name: &str, full: &str) -> Result<(), String> {
     if name.is_empty() {
