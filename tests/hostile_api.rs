@@ -313,10 +313,7 @@ fn hostile_library_calls_are_typed_errors_and_change_nothing() {
     assert!(cases.len() >= 45, "the corpus lost cases");
     for (call, expected) in &cases {
         let sync = run_ds(&db, call);
-        assert!(
-            sync.as_ref().is_err_and(expected),
-            "ds {call:?}: {sync:?}"
-        );
+        assert!(sync.as_ref().is_err_and(expected), "ds {call:?}: {sync:?}");
         assert!(contents(&sqlite) == before, "ds {call:?} changed the store");
         let asynchronous = runtime.block_on(run_ads(&adb, call));
         assert!(
