@@ -82,6 +82,11 @@ impl SleepStore {
         }
     }
 
+    /// How many `get`s are waiting right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
     /// The most `get`s that were in flight at the same moment.
     pub fn peak_in_flight(&self) -> usize {
         self.peak.load(Ordering::SeqCst)

@@ -262,7 +262,7 @@ fn overload_is_503_and_shutdown_finishes_what_is_in_flight() {
     runtime.block_on(async {
         let store = std::sync::Arc::new(ds_tests::SleepStore::new(Duration::from_millis(400)));
         let db = ads::Datastore::builder()
-            .store(store)
+            .store(store.clone())
             .build()
             .await
             .unwrap();
@@ -278,7 +278,7 @@ fn overload_is_503_and_shutdown_finishes_what_is_in_flight() {
         }));
 
         let slow = tokio::task::spawn_blocking(move || curl_status(address, "/v1/entities/Item:1"));
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        wait_for_a_get(&store).await;
         let turned_away =
             tokio::task::spawn_blocking(move || curl_status(address, "/v1/entities/Item:2"))
                 .await
@@ -294,12 +294,25 @@ fn overload_is_503_and_shutdown_finishes_what_is_in_flight() {
         let started = Instant::now();
         let in_flight =
             tokio::task::spawn_blocking(move || curl_status(address, "/v1/entities/Item:3"));
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        wait_for_a_get(&store).await;
         stop.send(()).unwrap();
         assert_eq!(in_flight.await.unwrap().0, 404, "finished, not cut off");
         server.await.unwrap().unwrap();
         assert!(started.elapsed() >= Duration::from_millis(400));
     });
+}
+
+/// Waits until the store is answering a `get` (the request holds the only slot), however
+/// slowly the machine starts `curl`.
+async fn wait_for_a_get(store: &ds_tests::SleepStore) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.in_flight() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the store"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[test]

@@ -894,7 +894,7 @@ fn throughput(report: &mut Report) -> Result<()> {
     let mut rows = Vec::new();
     let mut native_series = Vec::new();
     let mut ads_series = Vec::new();
-    for concurrency in [1usize, 16, 256] {
+    for concurrency in [1usize, 16, 64, 256] {
         let mut native = Vec::new();
         let mut ads_rate = Vec::new();
         let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
