@@ -31,7 +31,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use host_core::cli::{entity_json, parse_key};
+use host_core::cli::{self, entity_json, parse_key};
 use host_core::instances::BoundExceeded;
 use host_core::store::StoreError;
 use serde::Deserialize;
@@ -213,16 +213,14 @@ async fn put_entity(
     let entity = Entity::from_json_object(key, &properties).map_err(Error::from)?;
     let _slot = admit(&app).await?;
     let key = app.db.put(&entity).await?;
-    Ok(axum::Json(json!({ "key": key.to_string() })))
+    Ok(axum::Json(cli::key_json(&key)))
 }
 
 async fn delete_entity(State(app): State<App>, Path(text): Path<String>) -> Answer {
     let key = key(&text)?;
     let _slot = admit(&app).await?;
     app.db.delete(&key).await?;
-    Ok(axum::Json(
-        json!({ "key": key.to_string(), "deleted": true }),
-    ))
+    Ok(axum::Json(cli::deleted_json(&key)))
 }
 
 #[derive(Deserialize)]
@@ -293,16 +291,8 @@ async fn query(State(app): State<App>, bytes: axum::body::Bytes) -> Answer {
     };
     let _slot = admit(&app).await?;
     let page = app.db.query(&query).await?;
-    let results: Vec<Json> = if query.keys_only {
-        page.keys
-            .iter()
-            .map(|k| json!({ "key": k.to_string() }))
-            .collect()
-    } else {
-        page.entities.iter().map(entity_json).collect()
-    };
     Ok(axum::Json(
-        json!({ "results": results, "next_cursor": page.next_cursor }),
+        json!({ "results": cli::query_rows(&page), "next_cursor": page.next_cursor }),
     ))
 }
 
@@ -322,11 +312,11 @@ async fn allocate_ids(State(app): State<App>, bytes: axum::body::Bytes) -> Answe
         .db
         .allocate_ids(&request.namespace, &request.kind, request.count)
         .await?;
-    Ok(axum::Json(json!({
-        "kind": request.kind,
-        "first": first,
-        "last": first + (request.count - 1),
-    })))
+    Ok(axum::Json(cli::allocated_json(
+        &request.kind,
+        first,
+        request.count,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -341,9 +331,7 @@ async fn deposit(State(app): State<App>, bytes: axum::body::Bytes) -> Answer {
     let account = key(&request.account)?;
     let _slot = admit(&app).await?;
     let balance = app.db.deposit(&account, request.amount).await?;
-    Ok(axum::Json(
-        json!({ "account": account.to_string(), "balance": balance }),
-    ))
+    Ok(axum::Json(cli::balance_json(&account, balance)))
 }
 
 #[derive(Deserialize)]
@@ -362,11 +350,7 @@ async fn transfer(State(app): State<App>, bytes: axum::body::Bytes) -> Answer {
         .db
         .transfer(&source, &destination, request.amount)
         .await?;
-    Ok(axum::Json(json!({
-        "transfer": receipt.transfer.to_string(),
-        "source_balance": receipt.source_balance,
-        "destination_balance": receipt.destination_balance,
-    })))
+    Ok(axum::Json(cli::receipt_json(&receipt)))
 }
 
 async fn call(

@@ -451,14 +451,7 @@ pub fn entity_from_cli(key: Key, properties: &Map<String, Value>) -> Result<Enti
 /// Prints one page of query results, one JSON object per line; true if the query asked
 /// for one page only (a limit) or is exhausted, i.e. the caller should stop.
 pub fn print_query_page(page: &crate::QueryPage, one_page: bool) -> bool {
-    let rows: Vec<Value> = if page.entities.is_empty() {
-        page.keys
-            .iter()
-            .map(|key| json!({ "key": key.to_string() }))
-            .collect()
-    } else {
-        page.entities.iter().map(entity_json).collect()
-    };
+    let rows = query_rows(page);
     if !rows.is_empty() {
         emit_rows(&rows);
     }
@@ -474,24 +467,57 @@ pub fn print_query_page(page: &crate::QueryPage, one_page: bool) -> bool {
 
 /// Prints the ids `allocate-ids` reserved.
 pub fn print_allocated(kind: &str, first: u64, count: u64) {
-    emit(json!({ "kind": kind, "first": first, "last": first + (count - 1) }));
+    emit(allocated_json(kind, first, count));
 }
 
 /// Prints the balance after a deposit.
 pub fn print_balance(account: &Key, balance: i64) {
-    println!(
-        "{}",
-        json!({ "account": account.to_string(), "balance": balance })
-    );
+    emit(balance_json(account, balance));
 }
 
 /// Prints a transfer's receipt.
 pub fn print_receipt(receipt: &crate::Receipt) {
-    emit(json!({
+    emit(receipt_json(receipt));
+}
+
+// The JSON shapes of results, shared by the command line and `ads serve`.
+
+/// `{"key"}`: what a put wrote.
+pub fn key_json(key: &Key) -> Value {
+    json!({ "key": key.to_string() })
+}
+
+/// `{"key", "deleted": true}`: what a delete removed.
+pub fn deleted_json(key: &Key) -> Value {
+    json!({ "key": key.to_string(), "deleted": true })
+}
+
+/// `{"kind", "first", "last"}`: the ids `allocate-ids` reserved (`count` ≥ 1).
+pub fn allocated_json(kind: &str, first: u64, count: u64) -> Value {
+    json!({ "kind": kind, "first": first, "last": first + (count - 1) })
+}
+
+/// `{"account", "balance"}`: the balance after a deposit.
+pub fn balance_json(account: &Key, balance: i64) -> Value {
+    json!({ "account": account.to_string(), "balance": balance })
+}
+
+/// `{"transfer", "source_balance", "destination_balance"}`: a transfer's receipt.
+pub fn receipt_json(receipt: &crate::Receipt) -> Value {
+    json!({
         "transfer": receipt.transfer.to_string(),
         "source_balance": receipt.source_balance,
         "destination_balance": receipt.destination_balance,
-    }));
+    })
+}
+
+/// The results of a query page: entities, or `{"key"}` objects when keys-only.
+pub fn query_rows(page: &crate::QueryPage) -> Vec<Value> {
+    if page.entities.is_empty() {
+        page.keys.iter().map(key_json).collect()
+    } else {
+        page.entities.iter().map(entity_json).collect()
+    }
 }
 
 fn parse_properties(text: &str) -> Result<Map<String, Value>, String> {
@@ -524,12 +550,12 @@ pub fn print_entity(entity: &Entity) {
 
 /// Prints the key a `put` wrote.
 pub fn print_put(key: &Key) {
-    emit(json!({ "key": key.to_string() }));
+    emit(key_json(key));
 }
 
 /// Prints the key a `delete` removed.
 pub fn print_deleted(key: &Key) {
-    emit(json!({ "key": key.to_string(), "deleted": true }));
+    emit(deleted_json(key));
 }
 
 /// Exit codes, documented in README: 0 ok, 1 not found, 2 bad usage or input, 3 conflict,
