@@ -42,7 +42,7 @@ pub struct InstanceOptions {
     pub isolation: Isolation,
     /// Most idle warm instances kept; more in use at once are discarded after their call.
     /// Default: the engine's `max_instances`, so a steady load at any concurrency the
-    /// process allows stays warm (each idle instance keeps about 58 KiB resident).
+    /// process allows stays warm (each idle instance keeps under 60 KiB resident).
     pub max_idle: usize,
     /// Calls after which a warm instance is discarded.
     pub max_calls: u64,

@@ -273,7 +273,7 @@ pub fn call<T: Transport, L: Log>(
             )));
         }
     };
-    Ok(output.to_string())
+    Ok(ds_model::json::to_string(&output))
 }
 
 /// The input object of an operation, read with errors that name the argument.

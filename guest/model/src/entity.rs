@@ -107,9 +107,8 @@ impl Entity {
 
     /// The properties as canonical typed-JSON text.
     pub fn properties_json(&self) -> String {
-        // Serialising a map of JSON values cannot fail: keys are strings and every float
-        // that JSON cannot hold is already in its `$float` form.
-        serde_json::to_string(&self.to_json_object()).unwrap_or_default()
+        // Every float that JSON cannot hold is already in its `$float` form.
+        crate::json::to_string(&Json::Object(self.to_json_object()))
     }
 
     /// Checks every property name and value as reading them from JSON would: what makes

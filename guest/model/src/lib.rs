@@ -20,6 +20,7 @@ pub mod entity;
 pub mod error;
 pub mod fuzz;
 pub mod index;
+pub mod json;
 pub mod key;
 pub mod model;
 pub mod query;

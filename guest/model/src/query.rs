@@ -104,9 +104,11 @@ impl Filter {
         };
         let text_trimmed = text.trim_start();
         let (property, rest) = if text_trimmed.starts_with('"') {
-            let mut stream = serde_json::Deserializer::from_str(text_trimmed).into_iter::<String>();
+            // Read as a JSON value, not as a typed `String`: see `crate::json` for why.
+            let mut stream =
+                serde_json::Deserializer::from_str(text_trimmed).into_iter::<serde_json::Value>();
             let name = match stream.next() {
-                Some(Ok(name)) => name,
+                Some(Ok(serde_json::Value::String(name))) => name,
                 _ => return Err(bad("the quoted property name is not a JSON string")),
             };
             (name, &text_trimmed[stream.byte_offset()..])
@@ -159,9 +161,11 @@ impl core::fmt::Display for Filter {
         if plain {
             f.write_str(&self.property)?;
         } else {
-            write!(f, "{}", serde_json::Value::String(self.property.clone()))?;
+            let name = serde_json::Value::String(self.property.clone());
+            write!(f, "{}", crate::json::Text(&name))?;
         }
-        write!(f, " {} {}", self.op.symbol(), self.value.to_json())
+        let value = self.value.to_json();
+        write!(f, " {} {}", self.op.symbol(), crate::json::Text(&value))
     }
 }
 

@@ -264,14 +264,15 @@ fn number_from_json(n: &Number, path: &str) -> Result<Value, String> {
     if let Some(i) = n.as_i64() {
         return Ok(Value::Int(i));
     }
-    if n.is_u64() {
+    // Numbers are formatted by hand, not with `Number`'s `Display`: see `crate::json`.
+    if let Some(u) = n.as_u64() {
         return Err(format!(
-            "property {path}: integer {n} is outside the int64 range (write it as a float, e.g. {n}.0)"
+            "property {path}: integer {u} is outside the int64 range (write it as a float, e.g. {u}.0)"
         ));
     }
     n.as_f64()
         .map(Value::Float)
-        .ok_or_else(|| format!("property {path}: number {n} is not representable"))
+        .ok_or_else(|| format!("property {path}: the number is not representable"))
 }
 
 fn typed_from_json(tag: &str, inner: &Json, path: &str) -> Result<Value, String> {

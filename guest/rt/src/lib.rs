@@ -12,8 +12,87 @@ extern crate alloc;
 
 use alloc::string::String;
 
+/// The global allocator: talc (smaller and faster than dlmalloc in wasm), whose heap
+/// starts in the free tail of the initial memory. See [`TailThenGrow`].
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: talc::cell::TalcSyncCell<TailThenGrow, talc::wasm::WasmBinning> =
+    talc::cell::TalcSyncCell::new_wasm(TailThenGrow { end: None });
+
+/// Where the allocator gets memory: first the free tail of the initial linear memory (from
+/// `__heap_base`, right after the static data, to the end of the initial pages), then pages
+/// it grows, extending the same heap.
+///
+/// Why not talc's `WasmGrowAndExtend` or dlmalloc: both start the heap in freshly grown
+/// pages and leave the tail unused, so every instance dirties the page with the statics plus
+/// the first and last page of the grown heap. Starting at `__heap_base` puts a call's small
+/// allocations on the page the statics already dirty: fewer resident pages per instance,
+/// which is resident memory per in-flight `ads` call (BENCHMARKS.md (e)).
+#[derive(Debug)]
+pub struct TailThenGrow {
+    /// The end of the heap, once there is one.
+    end: Option<core::ptr::NonNull<u8>>,
+}
+
+unsafe extern "C" {
+    /// The first free byte after the static data and the stack (defined by wasm-ld).
+    static __heap_base: u8;
+}
+
+const WASM_PAGE: usize = 64 << 10;
+
+// SAFETY: `acquire` allocates nothing; it only claims memory no one else uses (the tail
+// after `__heap_base`, and pages it grows itself) and extends the heap it claimed.
+unsafe impl talc::source::Source for TailThenGrow {
+    fn acquire<B: talc::base::binning::Binning>(
+        talc: &mut talc::base::Talc<Self, B>,
+        layout: core::alloc::Layout,
+    ) -> Result<(), ()> {
+        let Some(end) = talc.source.end else {
+            // First call: claim the tail of the initial memory.
+            let base = (&raw const __heap_base).cast_mut();
+            let memory_end = core::arch::wasm32::memory_size::<0>() * WASM_PAGE;
+            let size = memory_end.saturating_sub(base as usize);
+            // SAFETY: nothing but this allocator uses memory from `__heap_base` to the end
+            // of linear memory.
+            talc.source.end = unsafe { talc.claim(base, size) };
+            if talc.source.end.is_some() {
+                return Ok(());
+            }
+            // The tail is too small to hold a heap: start one in grown pages instead.
+            return grow(talc, layout, None);
+        };
+        grow(talc, layout, Some(end))
+    }
+}
+
+/// Grows linear memory by enough pages for `layout` and adds them to the heap: extending it
+/// when they follow its `end`, else claiming them as a new heap.
+fn grow<B: talc::base::binning::Binning>(
+    talc: &mut talc::base::Talc<TailThenGrow, B>,
+    layout: core::alloc::Layout,
+    end: Option<core::ptr::NonNull<u8>>,
+) -> Result<(), ()> {
+    // Room for the allocation, its alignment and the heap's bookkeeping.
+    let needed = layout
+        .size()
+        .saturating_add(layout.align())
+        .saturating_add(256);
+    let pages = needed.div_ceil(WASM_PAGE);
+    let previous = core::arch::wasm32::memory_grow::<0>(pages);
+    if previous == usize::MAX {
+        return Err(());
+    }
+    let base = (previous * WASM_PAGE) as *mut u8;
+    let size = pages * WASM_PAGE;
+    let new_end = match end {
+        // SAFETY: `end` is this heap's end and the grown pages start right there.
+        Some(end) if end.as_ptr() == base => Some(unsafe { talc.extend(end, base.add(size)) }),
+        // SAFETY: the grown pages are new and used by nothing else.
+        _ => unsafe { talc.claim(base, size) },
+    };
+    talc.source.end = Some(new_end.ok_or(())?);
+    Ok(())
+}
 
 unsafe extern "Rust" {
     /// Defined by the component: records a panic message through its logging import.
