@@ -497,6 +497,25 @@ fn op_loop(variant: &str, count: u64) -> Result<()> {
                 anyhow::Ok(())
             })?;
         }
+        "native-query" | "ds-query" => {
+            let seed: Vec<Entity> = (0..100)
+                .map(|i| Entity {
+                    key: Key::name("Model", format!("ada-{i}")),
+                    ..entity()
+                })
+                .collect();
+            Model::new(NativeTransport(store.as_ref()), NoLog).put_many(&seed)?;
+            if variant == "native-query" {
+                for _ in 0..count {
+                    native_model_op(store.as_ref(), "query", &seed[0]);
+                }
+            } else {
+                let db = sync_db(store, Isolation::Warm)?;
+                for _ in 0..count {
+                    std::hint::black_box(db.query(&ada_query())?);
+                }
+            }
+        }
         other => bail!("unknown variant {other}"),
     }
     Ok(())
@@ -1138,7 +1157,9 @@ fn sqlite(report: &mut Report) -> Result<()> {
          against the same statement in a native rusqlite loop on N threads; `ads` with N tasks \
          against the same statement from N tokio tasks through `spawn_blocking` (SQLite blocks, \
          so async code must hand it to the blocking pool; `ads` does the same). The second \
-         table: puts (each writer its own key; a put reads the old value, then one `BEGIN \
+         table: model gets (the same statement, plus the model's key encoding and entity \
+         decoding: this row isolates the component's cost from the model's), puts (each writer \
+         its own key; a put reads the old value, then one `BEGIN \
          IMMEDIATE` commit of the entity, its changed index rows and its version check) and \
          one-page queries (`name = \"Ada\"`, limit 20: an index scan and a get-many), with the \
          model compiled natively over the same store as the baseline: the very statements \
@@ -1292,9 +1313,12 @@ fn model_rows(
     let db = sync_db(store.clone(), Isolation::Warm)?;
     let mut rows = Vec::new();
     for concurrency in [1usize, 16, 64] {
-        for op in ["put", "query"] {
-            let is_put = op == "put";
-            let per = if is_put { ops / 4 } else { ops };
+        for op in ["get", "put", "query"] {
+            let per = match op {
+                "put" => ops / 4,
+                "get" => ops * 4,
+                _ => ops,
+            };
             let ids = AtomicUsize::new(0);
             let native = threads_rate(concurrency, per, || {
                 let own = Entity {
@@ -1302,7 +1326,7 @@ fn model_rows(
                     ..entity()
                 };
                 let store = store.clone();
-                move || native_model_op(store.as_ref(), is_put, &own)
+                move || native_model_op(store.as_ref(), op, &own)
             });
             let ids = AtomicUsize::new(0);
             let ds_rate = threads_rate(concurrency, per, || {
@@ -1311,10 +1335,14 @@ fn model_rows(
                     ..entity()
                 };
                 let db = db.clone();
-                move || {
-                    if is_put {
+                move || match op {
+                    "get" => {
+                        std::hint::black_box(db.get(&seed_key()).expect("get"));
+                    }
+                    "put" => {
                         db.put(&own).expect("put");
-                    } else {
+                    }
+                    _ => {
                         std::hint::black_box(db.query(&ada_query()).expect("query"));
                     }
                 }
@@ -1333,7 +1361,7 @@ fn model_rows(
                             for _ in 0..per {
                                 let (store, own) = (store.clone(), own.clone());
                                 tokio::task::spawn_blocking(move || {
-                                    native_model_op(store.as_ref(), is_put, &own)
+                                    native_model_op(store.as_ref(), op, &own)
                                 })
                                 .await
                                 .expect("blocking op");
@@ -1358,12 +1386,20 @@ fn model_rows(
                         let adb = adb.clone();
                         tokio::spawn(async move {
                             for _ in 0..per {
-                                if is_put {
-                                    adb.put(&own).await.expect("put");
-                                } else {
-                                    std::hint::black_box(
-                                        adb.query(&ada_query()).await.expect("query"),
-                                    );
+                                match op {
+                                    "get" => {
+                                        std::hint::black_box(
+                                            adb.get(&seed_key()).await.expect("get"),
+                                        );
+                                    }
+                                    "put" => {
+                                        adb.put(&own).await.expect("put");
+                                    }
+                                    _ => {
+                                        std::hint::black_box(
+                                            adb.query(&ada_query()).await.expect("query"),
+                                        );
+                                    }
                                 }
                             }
                         })
@@ -1390,9 +1426,16 @@ fn model_rows(
 }
 
 /// One put of `own` or one page of [`ada_query`], by the model compiled natively.
-fn native_model_op(store: &dyn Store, is_put: bool, own: &Entity) {
+/// The key of a seeded entity that the model-level gets read.
+fn seed_key() -> Key {
+    Key::name("Model", "ada-0")
+}
+
+fn native_model_op(store: &dyn Store, op: &str, own: &Entity) {
     let mut model = Model::new(NativeTransport(store), NoLog);
-    if is_put {
+    if op == "get" {
+        std::hint::black_box(model.get(&seed_key()).expect("get"));
+    } else if op == "put" {
         model.put(own).expect("put");
     } else {
         // Typed entities, as `ds::Datastore::query` returns them.
@@ -1417,7 +1460,8 @@ fn postgres(report: &mut Report) -> Result<()> {
         "Gets per second against the local PostgreSQL 15 server. `ds` from N threads against \
          the same statement from the `postgres` crate on N threads (a connection each); `ads` \
          with N tasks against the same statement from `tokio-postgres` in N tasks (a \
-         connection each). The second table: puts (a get-many of the old value, then one \
+         connection each). The second table: model gets (statement plus the model's own work), \
+         puts (a get-many of the old value, then one \
          `SERIALIZABLE` commit: checks, `nextval`, upserts) and one-page queries, with the \
          model compiled natively over the same store as the baseline (threads; for `ads`, \
          the native model on the blocking pool).",

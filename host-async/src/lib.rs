@@ -26,9 +26,10 @@
 
 use std::sync::Arc;
 
-use host_core::bindings::asynchronous::{self, ModelPre};
+use host_core::bindings::asynchronous;
 use host_core::builder::Settings;
 use host_core::convert;
+use host_core::exports::{ExportIndices, Exports};
 use host_core::instances::{HasInstanceCtx, Instance, InstanceCtx, InstancePool, new_store};
 use host_core::logging::{add_shared_imports, describe_key};
 use host_core::store::{AsyncStore, open_async};
@@ -48,15 +49,12 @@ pub use host_core::{
 /// a trap), under the call's deadline. Evaluates to the call's result, a trap already turned
 /// into an [`Error`].
 macro_rules! call_export {
-    ($self:ident, $method:ident($($arg:expr),*)) => {
-        call_export!($self, ds_datastore_datastore.$method($($arg),*))
-    };
-    ($self:ident, $interface:ident . $method:ident($($arg:expr),*)) => {{
+    ($self:ident, $method:ident($($arg:expr),*)) => {{
         let _permit = $self.inner.in_flight.acquire().await.map_err(|_| Error::Engine("the datastore is shut down".into()))?;
         let mut instance = $self.lease().await?;
         $self.inner.pool.arm(&mut instance);
         let deadline = $self.inner.pool.options().deadline;
-        let call = instance.model.$interface().$method(&mut instance.store, $($arg),*);
+        let call = instance.model.$method(&mut instance.store, $($arg),*);
         // The epoch deadline stops a guest that computes too long; this one stops waiting on
         // a store that answers too late (the instance is then dropped, never reused).
         let result = match tokio::time::timeout(deadline, call).await {
@@ -77,10 +75,11 @@ pub struct Datastore {
 }
 
 struct Inner {
-    pre: ModelPre<HostState>,
+    pre: wasmtime::component::InstancePre<HostState>,
+    exports: Arc<ExportIndices>,
     store: Arc<dyn AsyncStore>,
     retry: RetryPolicy,
-    pool: InstancePool<HostState, asynchronous::Model>,
+    pool: InstancePool<HostState, Exports>,
     /// Bounds the calls in flight: each holds an instance (and its fiber) until it ends.
     in_flight: tokio::sync::Semaphore,
 }
@@ -113,7 +112,7 @@ impl Builder {
 
     fn build_blocking(mut self) -> Result<Datastore, Error> {
         let store = self.settings.take_store(open_async)?;
-        let pre = self.settings.prepare(
+        let (pre, exports) = self.settings.prepare(
             |linker| {
                 add_shared_imports(linker)?;
                 asynchronous::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(
@@ -121,7 +120,10 @@ impl Builder {
                     |state| state,
                 )
             },
-            ModelPre::new,
+            |pre| {
+                let exports = ExportIndices::new(&pre)?;
+                Ok((pre, exports))
+            },
         )?;
         let pool = InstancePool::new(self.settings.instances);
         let slots = host_core::runtime::engine_options().max_instances as usize;
@@ -129,6 +131,7 @@ impl Builder {
         Ok(Datastore {
             inner: Arc::new(Inner {
                 pre,
+                exports,
                 store,
                 retry: self.settings.retry,
                 pool,
@@ -163,7 +166,7 @@ impl Datastore {
     pub async fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ads::api", "Model async get()");
         let key = convert::key_to_wit(key);
-        let result = call_export!(self, call_get(&key));
+        let result = call_export!(self, get_async(&key));
         convert::call_result(result, |entity| {
             entity.map(convert::entity_from_wit).transpose()
         })
@@ -173,7 +176,7 @@ impl Datastore {
     pub async fn put(&self, entity: &Entity) -> Result<Key, Error> {
         tracing::debug!(target: "ads::api", "Model async put()");
         let entity = convert::entity_to_wit(entity)?;
-        let result = call_export!(self, call_put(&entity));
+        let result = call_export!(self, put_async(&entity));
         convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
     }
 
@@ -181,14 +184,14 @@ impl Datastore {
     pub async fn delete(&self, key: &Key) -> Result<(), Error> {
         tracing::debug!(target: "ads::api", "Model async delete()");
         let key = convert::key_to_wit(key);
-        let result = call_export!(self, call_delete(&key));
+        let result = call_export!(self, delete_async(&key));
         convert::call_result(result, Ok)
     }
 
     /// Reads several entities in one transport round trip: one result per key, in order.
     pub async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
         let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
-        let result = call_export!(self, call_get_many(&keys));
+        let result = call_export!(self, get_many_async(&keys));
         convert::call_result(result, convert::entities_from_wit)
     }
 
@@ -199,7 +202,7 @@ impl Datastore {
             .iter()
             .map(convert::entity_to_wit)
             .collect::<Result<Vec<_>, _>>()?;
-        let result = call_export!(self, call_put_many(&entities));
+        let result = call_export!(self, put_many_async(&entities));
         convert::call_result(result, |keys| {
             Ok(keys.into_iter().map(convert::key_from_wit).collect())
         })
@@ -208,7 +211,7 @@ impl Datastore {
     /// Deletes several entities in one atomic commit.
     pub async fn delete_many(&self, keys: &[Key]) -> Result<(), Error> {
         let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
-        let result = call_export!(self, call_delete_many(&keys));
+        let result = call_export!(self, delete_many_async(&keys));
         convert::call_result(result, Ok)
     }
 
@@ -221,7 +224,7 @@ impl Datastore {
     ) -> Result<EntityPage, Error> {
         let start = start.map(<[u8]>::to_vec);
         let kind = kind.map(str::to_string);
-        let result = call_export!(self, call_entities(start.as_ref(), kind.as_deref()));
+        let result = call_export!(self, entities_async(start.as_ref(), kind.as_deref()));
         convert::call_result(result, convert::entity_page_from_wit)
     }
 
@@ -256,7 +259,7 @@ impl Datastore {
     pub async fn query(&self, query: &Query) -> Result<QueryPage, Error> {
         tracing::debug!(target: "ads::api", "Model async query()");
         let query = convert::query_to_wit(query);
-        let result = call_export!(self, call_query(&query));
+        let result = call_export!(self, query_async(&query));
         convert::call_result(result, convert::query_page_from_wit)
     }
 
@@ -276,7 +279,7 @@ impl Datastore {
         kind: &str,
         count: u64,
     ) -> Result<u64, Error> {
-        let result = call_export!(self, call_allocate_ids(namespace, kind, count));
+        let result = call_export!(self, allocate_ids_async(namespace, kind, count));
         convert::call_result(result, Ok)
     }
 
@@ -294,7 +297,7 @@ impl Datastore {
     pub async fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         tracing::debug!(target: "ads::api", "Model async deposit()");
         let account = convert::key_to_wit(account);
-        let result = call_export!(self, ds_datastore_accounts.call_deposit(&account, amount));
+        let result = call_export!(self, deposit_async(&account, amount));
         convert::call_result(result, Ok)
     }
 
@@ -321,10 +324,7 @@ impl Datastore {
             convert::key_to_wit(source),
             convert::key_to_wit(destination),
         );
-        let result = call_export!(
-            self,
-            ds_datastore_accounts.call_transfer(&source, &destination, amount)
-        );
+        let result = call_export!(self, transfer_async(&source, &destination, amount));
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
     }
 
@@ -346,7 +346,7 @@ impl Datastore {
     ) -> Result<serde_json::Value, Error> {
         tracing::debug!(target: "ads::api", "Model async call({name})");
         let input = input.to_string();
-        let result = call_export!(self, call_call(name, &input));
+        let result = call_export!(self, call_async(name, &input));
         convert::call_result(result, |output| convert::json_from_wit(name, &output))
     }
 
@@ -357,7 +357,7 @@ impl Datastore {
         let mut total = CheckReport::default();
         let mut start: Option<Vec<u8>> = None;
         loop {
-            let result = call_export!(self, call_check(start.as_ref()));
+            let result = call_export!(self, check_async(start.as_ref()));
             let page = convert::call_result(result, Ok)?;
             match convert::merge_check_page(&mut total, page) {
                 Some(next) => start = Some(next),
@@ -369,7 +369,7 @@ impl Datastore {
     /// An instance for one call: a warm one from the pool, or a fresh one in a fresh store.
     /// The caller gives it back to the pool when the call ends; an instance whose call never
     /// ends (a dropped future) is simply dropped, never reused.
-    async fn lease(&self) -> Result<Instance<HostState, asynchronous::Model>, Error> {
+    async fn lease(&self) -> Result<Instance<HostState, Exports>, Error> {
         if let Some(instance) = self.inner.pool.take() {
             return Ok(instance);
         }
@@ -379,11 +379,13 @@ impl Datastore {
             retry: self.inner.retry,
         };
         let mut store = new_store(self.inner.pre.engine(), state, self.inner.pool.options());
-        let model = self
+        let instance = self
             .inner
             .pre
             .instantiate_async(&mut store)
             .await
+            .map_err(Error::from_wasmtime)?;
+        let model = Exports::new(&mut store, instance, &self.inner.exports)
             .map_err(Error::from_wasmtime)?;
         Ok(Instance::new(store, model))
     }

@@ -15,6 +15,7 @@ pub mod builder;
 pub mod cli;
 pub mod convert;
 pub mod error;
+pub mod exports;
 pub mod instances;
 pub mod logging;
 pub mod retry;

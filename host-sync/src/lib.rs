@@ -25,9 +25,10 @@
 
 use std::sync::Arc;
 
-use host_core::bindings::blocking::{self, ModelPre};
+use host_core::bindings::blocking;
 use host_core::builder::Settings;
 use host_core::convert;
+use host_core::exports::{ExportIndices, Exports};
 use host_core::instances::{HasInstanceCtx, Instance, InstanceCtx, InstancePool, new_store};
 use host_core::logging::{add_shared_imports, describe_key};
 use host_core::store::{Store, open_blocking};
@@ -45,13 +46,10 @@ pub use host_core::{
 /// a trap), under the call's deadline. Evaluates to the call's result, a trap already turned
 /// into an [`Error`].
 macro_rules! call_export {
-    ($self:ident, $method:ident($($arg:expr),*)) => {
-        call_export!($self, ds_datastore_datastore.$method($($arg),*))
-    };
-    ($self:ident, $interface:ident . $method:ident($($arg:expr),*)) => {{
+    ($self:ident, $method:ident($($arg:expr),*)) => {{
         let mut instance = $self.lease()?;
         $self.inner.pool.arm(&mut instance);
-        let result = instance.model.$interface().$method(&mut instance.store, $($arg),*);
+        let result = instance.model.$method(&mut instance.store, $($arg),*);
         $self.inner.pool.give_back(instance, result.is_err());
         result.map_err(|err| $self.inner.pool.trap_error(err))
     }};
@@ -66,10 +64,11 @@ pub struct Datastore {
 }
 
 struct Inner {
-    pre: ModelPre<HostState>,
+    pre: wasmtime::component::InstancePre<HostState>,
+    exports: Arc<ExportIndices>,
     store: Arc<dyn Store>,
     retry: RetryPolicy,
-    pool: InstancePool<HostState, blocking::Model>,
+    pool: InstancePool<HostState, Exports>,
 }
 
 /// Builds a [`Datastore`] with options beyond [`Datastore::open`].
@@ -86,7 +85,7 @@ impl Builder {
     /// and links the two.
     pub fn build(mut self) -> Result<Datastore, Error> {
         let store = self.settings.take_store(open_blocking)?;
-        let pre = self.settings.prepare(
+        let (pre, exports) = self.settings.prepare(
             |linker| {
                 add_shared_imports(linker)?;
                 blocking::ds::datastore::transport::add_to_linker::<_, HasSelf<HostState>>(
@@ -94,12 +93,16 @@ impl Builder {
                     |state| state,
                 )
             },
-            ModelPre::new,
+            |pre| {
+                let exports = ExportIndices::new(&pre)?;
+                Ok((pre, exports))
+            },
         )?;
         let pool = InstancePool::new(self.settings.instances);
         Ok(Datastore {
             inner: Arc::new(Inner {
                 pre,
+                exports,
                 store,
                 retry: self.settings.retry,
                 pool,
@@ -133,7 +136,7 @@ impl Datastore {
     pub fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ds::api", "Model sync get()");
         let key = convert::key_to_wit(key);
-        let result = call_export!(self, call_get(&key));
+        let result = call_export!(self, get(&key));
         convert::call_result(result, |entity| {
             entity.map(convert::entity_from_wit).transpose()
         })
@@ -143,7 +146,7 @@ impl Datastore {
     pub fn put(&self, entity: &Entity) -> Result<Key, Error> {
         tracing::debug!(target: "ds::api", "Model sync put()");
         let entity = convert::entity_to_wit(entity)?;
-        let result = call_export!(self, call_put(&entity));
+        let result = call_export!(self, put(&entity));
         convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
     }
 
@@ -151,14 +154,14 @@ impl Datastore {
     pub fn delete(&self, key: &Key) -> Result<(), Error> {
         tracing::debug!(target: "ds::api", "Model sync delete()");
         let key = convert::key_to_wit(key);
-        let result = call_export!(self, call_delete(&key));
+        let result = call_export!(self, delete(&key));
         convert::call_result(result, Ok)
     }
 
     /// Reads several entities in one transport round trip: one result per key, in order.
     pub fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
         let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
-        let result = call_export!(self, call_get_many(&keys));
+        let result = call_export!(self, get_many(&keys));
         convert::call_result(result, convert::entities_from_wit)
     }
 
@@ -169,7 +172,7 @@ impl Datastore {
             .iter()
             .map(convert::entity_to_wit)
             .collect::<Result<Vec<_>, _>>()?;
-        let result = call_export!(self, call_put_many(&entities));
+        let result = call_export!(self, put_many(&entities));
         convert::call_result(result, |keys| {
             Ok(keys.into_iter().map(convert::key_from_wit).collect())
         })
@@ -178,7 +181,7 @@ impl Datastore {
     /// Deletes several entities in one atomic commit.
     pub fn delete_many(&self, keys: &[Key]) -> Result<(), Error> {
         let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
-        let result = call_export!(self, call_delete_many(&keys));
+        let result = call_export!(self, delete_many(&keys));
         convert::call_result(result, Ok)
     }
 
@@ -187,7 +190,7 @@ impl Datastore {
     pub fn entities(&self, start: Option<&[u8]>, kind: Option<&str>) -> Result<EntityPage, Error> {
         let start = start.map(<[u8]>::to_vec);
         let kind = kind.map(str::to_string);
-        let result = call_export!(self, call_entities(start.as_ref(), kind.as_deref()));
+        let result = call_export!(self, entities(start.as_ref(), kind.as_deref()));
         convert::call_result(result, convert::entity_page_from_wit)
     }
 
@@ -222,7 +225,7 @@ impl Datastore {
     pub fn query(&self, query: &Query) -> Result<QueryPage, Error> {
         tracing::debug!(target: "ds::api", "Model sync query()");
         let query = convert::query_to_wit(query);
-        let result = call_export!(self, call_query(&query));
+        let result = call_export!(self, query(&query));
         convert::call_result(result, convert::query_page_from_wit)
     }
 
@@ -237,7 +240,7 @@ impl Datastore {
     /// # let _ = order; Ok(()) }
     /// ```
     pub fn allocate_ids(&self, namespace: &str, kind: &str, count: u64) -> Result<u64, Error> {
-        let result = call_export!(self, call_allocate_ids(namespace, kind, count));
+        let result = call_export!(self, allocate_ids(namespace, kind, count));
         convert::call_result(result, Ok)
     }
 
@@ -255,7 +258,7 @@ impl Datastore {
     pub fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         tracing::debug!(target: "ds::api", "Model sync deposit()");
         let account = convert::key_to_wit(account);
-        let result = call_export!(self, ds_datastore_accounts.call_deposit(&account, amount));
+        let result = call_export!(self, deposit(&account, amount));
         convert::call_result(result, Ok)
     }
 
@@ -277,10 +280,7 @@ impl Datastore {
             convert::key_to_wit(source),
             convert::key_to_wit(destination),
         );
-        let result = call_export!(
-            self,
-            ds_datastore_accounts.call_transfer(&source, &destination, amount)
-        );
+        let result = call_export!(self, transfer(&source, &destination, amount));
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
     }
 
@@ -298,7 +298,7 @@ impl Datastore {
     pub fn call(&self, name: &str, input: &serde_json::Value) -> Result<serde_json::Value, Error> {
         tracing::debug!(target: "ds::api", "Model sync call({name})");
         let input = input.to_string();
-        let result = call_export!(self, call_call(name, &input));
+        let result = call_export!(self, call(name, &input));
         convert::call_result(result, |output| convert::json_from_wit(name, &output))
     }
 
@@ -309,7 +309,7 @@ impl Datastore {
         let mut total = CheckReport::default();
         let mut start: Option<Vec<u8>> = None;
         loop {
-            let result = call_export!(self, call_check(start.as_ref()));
+            let result = call_export!(self, check(start.as_ref()));
             let page = convert::call_result(result, Ok)?;
             match convert::merge_check_page(&mut total, page) {
                 Some(next) => start = Some(next),
@@ -321,7 +321,7 @@ impl Datastore {
     /// An instance for one call: a warm one from the pool, or a fresh one in a fresh store.
     /// The caller gives it back to the pool when the call ends; an instance whose call never
     /// ends (a dropped future) is simply dropped, never reused.
-    fn lease(&self) -> Result<Instance<HostState, blocking::Model>, Error> {
+    fn lease(&self) -> Result<Instance<HostState, Exports>, Error> {
         if let Some(instance) = self.inner.pool.take() {
             return Ok(instance);
         }
@@ -331,10 +331,12 @@ impl Datastore {
             retry: self.inner.retry,
         };
         let mut store = new_store(self.inner.pre.engine(), state, self.inner.pool.options());
-        let model = self
+        let instance = self
             .inner
             .pre
             .instantiate(&mut store)
+            .map_err(Error::from_wasmtime)?;
+        let model = Exports::new(&mut store, instance, &self.inner.exports)
             .map_err(Error::from_wasmtime)?;
         Ok(Instance::new(store, model))
     }

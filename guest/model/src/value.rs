@@ -181,7 +181,17 @@ impl Value {
                 let values = items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| Self::from_json_inner(item, &format!("{path}[{i}]"), true))
+                    .map(|(i, item)| {
+                        // The element's path is built only for an error: reading must not
+                        // format a string per element.
+                        Self::from_json_inner(item, path, true).map_err(|err| {
+                            let prefix = format!("property {path}");
+                            match err.strip_prefix(&prefix) {
+                                Some(rest) => format!("{prefix}[{i}]{rest}"),
+                                None => err,
+                            }
+                        })
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 Value::Array(values)
             }
@@ -739,6 +749,8 @@ mod tests {
         for (json, want) in [
             ("18446744073709551615", "int64 range"),
             ("[[1]]", "arrays cannot contain arrays"),
+            ("[[1]]", "property prop[0]:"),
+            (r#"[1, {"a": {"$bytes": 1}}]"#, "property prop[1].a:"),
             (r#"{"$bytes":"!!"}"#, "base64"),
             (r#"{"$bytes":1}"#, "takes a string"),
             (

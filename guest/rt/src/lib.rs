@@ -148,7 +148,23 @@ pub unsafe extern "C" fn cabi_realloc(
 /// `a` and `b` must be valid for reads of `n` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    for i in 0..n {
+    // Skip equal 8-byte words first (keys share long prefixes); the bytes of the first
+    // differing word, or the tail, are compared one by one below.
+    let mut start = 0;
+    while start + 8 <= n {
+        // SAFETY: both ranges are readable for `n` bytes and `start + 8 <= n`.
+        let (x, y) = unsafe {
+            (
+                a.add(start).cast::<u64>().read_unaligned(),
+                b.add(start).cast::<u64>().read_unaligned(),
+            )
+        };
+        if x != y {
+            break;
+        }
+        start += 8;
+    }
+    for i in start..n {
         // SAFETY: the caller guarantees both ranges are readable for `n` bytes.
         let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
         if x != y {

@@ -1,0 +1,205 @@
+//! The model component's exports, as both hosts call them: looked up on an instance only
+//! when first called, and type-checked once per component instead of once per instance.
+//!
+//! Why not the bindgen `Model`: `ModelPre::instantiate` looks up and type-checks all 13
+//! exports on every instantiation (a fifth of the instructions of a `get` in per-call
+//! isolation), though a call uses one and the types are a property of the component. Here
+//! [`ExportIndices`] resolves the names once per datastore, the first instance type-checks
+//! every export against the signatures below (with wasmtime's own check), and later
+//! instances only look up the export they call. The types are the bindgen-generated ones
+//! from [`crate::bindings::types`], so values convert exactly as before.
+
+use std::sync::{Arc, OnceLock};
+
+use wasmtime::component::{ComponentExportIndex, Func, Instance, InstancePre, TypedFunc};
+
+use crate::bindings::types::{
+    CheckReport, Entity, EntityPage, Error, Key, KvKey, QueryPage, QuerySpec, Receipt,
+};
+
+/// Declares the exports once: the index table, the one-time type check and a blocking and an
+/// awaited call method per export.
+macro_rules! model_exports {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident: $interface:literal $name:literal,
+        $method:ident / $method_async:ident ($($arg:ident: $arg_ty:ty),*) -> $ret:ty;
+    )*) => {
+        /// One export of the model world.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Export {
+            $($variant,)*
+        }
+
+        /// Every export: its interface and function name.
+        const EXPORTS: &[(Export, &str, &str)] = &[$((Export::$variant, $interface, $name),)*];
+
+        /// Checks every export of `instance` against the signatures the calls use.
+        fn typecheck(
+            store: &mut impl wasmtime::AsContextMut,
+            instance: &Instance,
+            indices: &[ComponentExportIndex],
+        ) -> wasmtime::Result<()> {
+            $(
+                instance.get_typed_func::<($($arg_ty,)*), ($ret,)>(
+                    &mut *store,
+                    &indices[Export::$variant as usize],
+                )?;
+            )*
+            Ok(())
+        }
+
+        impl Exports {
+            $(
+                $(#[$doc])*
+                pub fn $method<T: 'static>(
+                    &mut self,
+                    store: &mut wasmtime::Store<T>,
+                    $($arg: $arg_ty),*
+                ) -> wasmtime::Result<$ret> {
+                    let func = self.func(store, Export::$variant)?;
+                    // SAFETY: the first instance of this component checked this export's
+                    // type against exactly these parameter and result types (`typecheck`,
+                    // from `Exports::new`), and every instance of a component has the same
+                    // export types.
+                    let typed = unsafe { TypedFunc::<($($arg_ty,)*), ($ret,)>::new_unchecked(func) };
+                    let (ret,) = typed.call(&mut *store, ($($arg,)*))?;
+                    Ok(ret)
+                }
+
+                $(#[$doc])*
+                pub async fn $method_async<T: Send + 'static>(
+                    &mut self,
+                    store: &mut wasmtime::Store<T>,
+                    $($arg: $arg_ty),*
+                ) -> wasmtime::Result<$ret> {
+                    let func = self.func(store, Export::$variant)?;
+                    // SAFETY: as in the blocking call above.
+                    let typed = unsafe { TypedFunc::<($($arg_ty,)*), ($ret,)>::new_unchecked(func) };
+                    let (ret,) = typed.call_async(&mut *store, ($($arg,)*)).await?;
+                    Ok(ret)
+                }
+            )*
+        }
+    };
+}
+
+model_exports! {
+    /// `datastore.get`
+    Get: "ds:datastore/datastore@0.1.0" "get",
+        get / get_async(key: &Key) -> Result<Option<Entity>, Error>;
+    /// `datastore.put`
+    Put: "ds:datastore/datastore@0.1.0" "put",
+        put / put_async(entity: &Entity) -> Result<Key, Error>;
+    /// `datastore.delete`
+    Delete: "ds:datastore/datastore@0.1.0" "delete",
+        delete / delete_async(key: &Key) -> Result<(), Error>;
+    /// `datastore.get-many`
+    GetMany: "ds:datastore/datastore@0.1.0" "get-many",
+        get_many / get_many_async(keys: &[Key]) -> Result<Vec<Option<Entity>>, Error>;
+    /// `datastore.put-many`
+    PutMany: "ds:datastore/datastore@0.1.0" "put-many",
+        put_many / put_many_async(entities: &[Entity]) -> Result<Vec<Key>, Error>;
+    /// `datastore.delete-many`
+    DeleteMany: "ds:datastore/datastore@0.1.0" "delete-many",
+        delete_many / delete_many_async(keys: &[Key]) -> Result<(), Error>;
+    /// `datastore.entities`
+    Entities: "ds:datastore/datastore@0.1.0" "entities",
+        entities / entities_async(start: Option<&KvKey>, kind: Option<&str>) -> Result<EntityPage, Error>;
+    /// `datastore.query`
+    Query: "ds:datastore/datastore@0.1.0" "query",
+        query / query_async(query: &QuerySpec) -> Result<QueryPage, Error>;
+    /// `datastore.allocate-ids`
+    AllocateIds: "ds:datastore/datastore@0.1.0" "allocate-ids",
+        allocate_ids / allocate_ids_async(namespace: &str, kind: &str, count: u64) -> Result<u64, Error>;
+    /// `datastore.call`
+    Call: "ds:datastore/datastore@0.1.0" "call",
+        call / call_async(name: &str, input: &str) -> Result<String, Error>;
+    /// `datastore.check`
+    Check: "ds:datastore/datastore@0.1.0" "check",
+        check / check_async(start: Option<&KvKey>) -> Result<CheckReport, Error>;
+    /// `accounts.deposit`
+    Deposit: "ds:datastore/accounts@0.1.0" "deposit",
+        deposit / deposit_async(account: &Key, amount: i64) -> Result<i64, Error>;
+    /// `accounts.transfer`
+    Transfer: "ds:datastore/accounts@0.1.0" "transfer",
+        transfer / transfer_async(source: &Key, destination: &Key, amount: i64) -> Result<Receipt, Error>;
+}
+
+/// Where each export sits in a component, resolved once per datastore.
+#[derive(Debug)]
+pub struct ExportIndices {
+    indices: Vec<ComponentExportIndex>,
+    /// Set once an instance of the component passed [`typecheck`].
+    checked: OnceLock<()>,
+}
+
+impl ExportIndices {
+    /// Resolves every export of the model world in `pre`'s component; fails naming the first
+    /// one the component lacks.
+    pub fn new<T>(pre: &InstancePre<T>) -> wasmtime::Result<Arc<Self>> {
+        let component = pre.component();
+        let mut indices = Vec::with_capacity(EXPORTS.len());
+        for (position, (export, interface, name)) in EXPORTS.iter().enumerate() {
+            debug_assert_eq!(*export as usize, position);
+            let instance = component.get_export_index(None, interface).ok_or_else(|| {
+                wasmtime::format_err!("the component does not export `{interface}`")
+            })?;
+            let func = component
+                .get_export_index(Some(&instance), name)
+                .ok_or_else(|| {
+                    wasmtime::format_err!("the component's `{interface}` has no function `{name}`")
+                })?;
+            indices.push(func);
+        }
+        Ok(Arc::new(ExportIndices {
+            indices,
+            checked: OnceLock::new(),
+        }))
+    }
+}
+
+/// The exports of one instance, each looked up when first called.
+pub struct Exports {
+    instance: Instance,
+    indices: Arc<ExportIndices>,
+    funcs: [Option<Func>; EXPORTS.len()],
+}
+
+impl Exports {
+    /// The exports of `instance`, a fresh instance of the component `indices` were made for.
+    /// The first instance of a component type-checks every export.
+    pub fn new(
+        store: &mut impl wasmtime::AsContextMut,
+        instance: Instance,
+        indices: &Arc<ExportIndices>,
+    ) -> wasmtime::Result<Self> {
+        if indices.checked.get().is_none() {
+            typecheck(store, &instance, &indices.indices)?;
+            let _ = indices.checked.set(());
+        }
+        Ok(Exports {
+            instance,
+            indices: Arc::clone(indices),
+            funcs: [None; EXPORTS.len()],
+        })
+    }
+
+    fn func(
+        &mut self,
+        store: &mut impl wasmtime::AsContextMut,
+        export: Export,
+    ) -> wasmtime::Result<Func> {
+        let slot = &mut self.funcs[export as usize];
+        if let Some(func) = *slot {
+            return Ok(func);
+        }
+        let index = &self.indices.indices[export as usize];
+        let func = self
+            .instance
+            .get_func(&mut *store, index)
+            .ok_or_else(|| wasmtime::format_err!("the instance lacks the export {export:?}"))?;
+        *slot = Some(func);
+        Ok(func)
+    }
+}
