@@ -498,13 +498,7 @@ fn op_loop(variant: &str, count: u64) -> Result<()> {
             })?;
         }
         "native-query" | "ds-query" => {
-            let seed: Vec<Entity> = (0..100)
-                .map(|i| Entity {
-                    key: Key::name("Model", format!("ada-{i}")),
-                    ..entity()
-                })
-                .collect();
-            Model::new(NativeTransport(store.as_ref()), NoLog).put_many(&seed)?;
+            let seed = seed_models(store.as_ref())?;
             if variant == "native-query" {
                 for _ in 0..count {
                     native_model_op(store.as_ref(), "query", &seed[0]);
@@ -1303,13 +1297,7 @@ fn model_rows(
     rt: &tokio::runtime::Runtime,
     ops: usize,
 ) -> Result<Vec<Vec<String>>> {
-    let seed: Vec<Entity> = (0..100)
-        .map(|i| Entity {
-            key: Key::name("Model", format!("ada-{i}")),
-            ..entity()
-        })
-        .collect();
-    Model::new(NativeTransport(store.as_ref()), NoLog).put_many(&seed)?;
+    seed_models(store.as_ref())?;
     let db = sync_db(store.clone(), Isolation::Warm)?;
     let mut rows = Vec::new();
     for concurrency in [1usize, 16, 64] {
@@ -1426,6 +1414,18 @@ fn model_rows(
 }
 
 /// One put of `own` or one page of [`ada_query`], by the model compiled natively.
+/// Writes the 100 entities the model-level gets and queries read (`ada_query` finds them).
+fn seed_models(store: &dyn Store) -> Result<Vec<Entity>> {
+    let seed: Vec<Entity> = (0..100)
+        .map(|i| Entity {
+            key: Key::name("Model", format!("ada-{i}")),
+            ..entity()
+        })
+        .collect();
+    Model::new(NativeTransport(store), NoLog).put_many(&seed)?;
+    Ok(seed)
+}
+
 /// The key of a seeded entity that the model-level gets read.
 fn seed_key() -> Key {
     Key::name("Model", "ada-0")
