@@ -57,12 +57,8 @@ macro_rules! model_exports {
                     store: &mut wasmtime::Store<T>,
                     $($arg: $arg_ty),*
                 ) -> wasmtime::Result<$ret> {
-                    let func = self.func(store, Export::$variant)?;
-                    // SAFETY: the first instance of this component checked this export's
-                    // type against exactly these parameter and result types (`typecheck`,
-                    // from `Exports::new`), and every instance of a component has the same
-                    // export types.
-                    let typed = unsafe { TypedFunc::<($($arg_ty,)*), ($ret,)>::new_unchecked(func) };
+                    // SAFETY: the signature `typecheck` checks for this export.
+                    let typed = unsafe { self.typed::<($($arg_ty,)*), ($ret,)>(store, Export::$variant)? };
                     let (ret,) = typed.call(&mut *store, ($($arg,)*))?;
                     Ok(ret)
                 }
@@ -73,9 +69,8 @@ macro_rules! model_exports {
                     store: &mut wasmtime::Store<T>,
                     $($arg: $arg_ty),*
                 ) -> wasmtime::Result<$ret> {
-                    let func = self.func(store, Export::$variant)?;
-                    // SAFETY: as in the blocking call above.
-                    let typed = unsafe { TypedFunc::<($($arg_ty,)*), ($ret,)>::new_unchecked(func) };
+                    // SAFETY: the signature `typecheck` checks for this export.
+                    let typed = unsafe { self.typed::<($($arg_ty,)*), ($ret,)>(store, Export::$variant)? };
                     let (ret,) = typed.call_async(&mut *store, ($($arg,)*)).await?;
                     Ok(ret)
                 }
@@ -183,6 +178,27 @@ impl Exports {
             indices: Arc::clone(indices),
             funcs: [None; EXPORTS.len()],
         })
+    }
+
+    /// `export` as a typed function, without a type check.
+    ///
+    /// # Safety
+    /// `Params` and `Return` must be the signature `typecheck` checked for `export` (the
+    /// methods `model_exports!` generates pass exactly that).
+    unsafe fn typed<Params, Return>(
+        &mut self,
+        store: &mut impl wasmtime::AsContextMut,
+        export: Export,
+    ) -> wasmtime::Result<TypedFunc<Params, Return>>
+    where
+        Params: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
+        Return: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+    {
+        let func = self.func(store, export)?;
+        // SAFETY: the first instance of this component checked this export's type against
+        // these parameter and result types (`typecheck`, from `Exports::new`; the caller
+        // passes that signature), and every instance of a component has the same types.
+        Ok(unsafe { TypedFunc::new_unchecked(func) })
     }
 
     fn func(
