@@ -1,7 +1,6 @@
 //! The transport contract, one set of checks run against every store: memory, SQLite and
 //! PostgreSQL, each through its blocking form (what `ds` calls) and its async form (what
-//! `ads` calls, driven here by the same `BlockOn` adapter the blocking host uses for
-//! PostgreSQL).
+//! `ads` calls, driven here by the `BlockOn` adapter).
 //!
 //! The contract is in `wit/transport.wit`: bytewise order, bounded scans both ways, batched
 //! gets in request order, atomic commits with version checks, one winner among concurrent
@@ -373,6 +372,79 @@ fn postgres_store_keeps_the_contract() {
     let store = async_as_blocking(store, runtime);
     contract("postgres (async)", store.as_ref());
     one_winner("postgres (async)", store);
+}
+
+/// Runs `sql` on `server` on a connection of its own.
+fn execute(server: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap();
+    });
+}
+
+/// A pooled connection that the server closed while it sat idle (a restart, an idle timeout,
+/// an administrator) is noticed and replaced: the next calls succeed, in both PostgreSQL
+/// pools. The blocking pool finds out at checkout, since nothing polls its idle connections.
+#[test]
+fn postgres_stores_replace_connections_the_server_closed() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let schema = PostgresSchema::new(&server);
+    // The application name marks this test's connections, so only they are terminated.
+    let app = format!("ds_test_closed_{}", std::process::id());
+    let url: StoreUrl = format!("{}&application_name={app}", schema.url())
+        .parse()
+        .unwrap();
+    let StoreUrl::Postgres(pg) = &url else {
+        unreachable!()
+    };
+    let runtime = BlockOn::<PostgresStore>::runtime().unwrap();
+    let stores = [
+        ("blocking", open_blocking(&url).unwrap()),
+        (
+            "async",
+            async_as_blocking(
+                host_core::store::postgres::open_on(runtime.handle(), pg).unwrap(),
+                runtime,
+            ),
+        ),
+    ];
+    for (name, store) in &stores {
+        let key = name.as_bytes();
+        let version = store.commit(&[], &[put(key, b"before")]).unwrap();
+        // `pg_terminate_backend` with a timeout waits until the backends are gone.
+        execute(
+            &server,
+            &format!(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+                 WHERE application_name = '{app}'"
+            ),
+        );
+        // The async pool's connection tasks notice the close in the background.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let read = store.get(key).unwrap().expect("present");
+        assert_eq!(
+            (read.value.as_slice(), read.version),
+            (&b"before"[..], version),
+            "{name}"
+        );
+        store
+            .commit(&[check(key, Some(version))], &[put(key, b"after")])
+            .unwrap();
+        assert_eq!(
+            store.get(key).unwrap().expect("present").value,
+            b"after",
+            "{name}"
+        );
+    }
 }
 
 #[test]

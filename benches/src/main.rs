@@ -109,6 +109,25 @@ fn time_ns(iters: u64, rounds: usize, mut op: impl FnMut()) -> f64 {
     median(&mut samples)
 }
 
+/// How many turns each (f) measurement is split into.
+const TURNS: usize = 5;
+
+/// Runs the variants of one (f) row in turns, each turn a slice of the work, and returns
+/// each variant's median rate. The speed of a shared machine drifts by more than the
+/// differences measured; taking turns spreads the drift over every variant alike, where
+/// measuring one variant after the other puts it into the ratio.
+fn take_turns<const N: usize>(
+    mut variants: [&mut dyn FnMut() -> Result<f64>; N],
+) -> Result<[f64; N]> {
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(TURNS));
+    for _ in 0..TURNS {
+        for (variant, samples) in variants.iter_mut().zip(&mut samples) {
+            samples.push(variant()?);
+        }
+    }
+    Ok(samples.map(|mut samples| median(&mut samples)))
+}
+
 fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
@@ -1168,7 +1187,7 @@ fn sqlite(report: &mut Report) -> Result<()> {
             let path = dir.path().join(format!("{op}-{concurrency}.db"));
             let store = Arc::new(SqliteStore::open(&path)?);
             Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
-            let per = ops;
+            let per = (ops / TURNS).max(1);
             let native_op = move |conn: &rusqlite::Connection| {
                 let key = key().encode();
                 let mut stmt = conn
@@ -1186,58 +1205,69 @@ fn sqlite(report: &mut Report) -> Result<()> {
                     .expect("pragma");
                 conn
             };
-            let native = threads_rate(concurrency, per, || {
-                let conn = open();
-                move || native_op(&conn)
-            });
-            // The async baseline: the same statements from tokio tasks, each on the blocking
-            // pool (a connection per task), as any async program must run SQLite.
             let rt = multi_thread();
-            let conns: Vec<Arc<std::sync::Mutex<rusqlite::Connection>>> = (0..concurrency)
-                .map(|_| Arc::new(std::sync::Mutex::new(open())))
-                .collect();
-            let start = Instant::now();
-            rt.block_on(async {
-                let tasks: Vec<_> = conns
-                    .iter()
-                    .cloned()
-                    .map(|conn| {
-                        tokio::spawn(async move {
-                            for _ in 0..per {
-                                let conn = conn.clone();
-                                tokio::task::spawn_blocking(move || {
-                                    native_op(&conn.lock().expect("lock"))
-                                })
-                                .await
-                                .expect("blocking op");
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
-                }
-            });
-            let native_async = (per * concurrency) as f64 / start.elapsed().as_secs_f64();
             let db = sync_db(store.clone(), Isolation::Warm)?;
-            let ds_rate = threads_rate(concurrency, per, || {
-                let db = db.clone();
-                move || {
-                    std::hint::black_box(db.get(&key()).expect("get"));
-                }
-            });
             let adb = rt.block_on(async_db(
                 Arc::new(host_core::store::Offload(store.clone())),
                 Isolation::Warm,
             ))?;
-            let (wall, _) =
-                rt.block_on(concurrent_gets(per * concurrency, concurrency, move || {
+            let [native, ds_rate, native_async, ads_rate] = take_turns([
+                &mut || {
+                    Ok(threads_rate(concurrency, per, || {
+                        let conn = open();
+                        move || native_op(&conn)
+                    }))
+                },
+                &mut || {
+                    Ok(threads_rate(concurrency, per, || {
+                        let db = db.clone();
+                        move || {
+                            std::hint::black_box(db.get(&key()).expect("get"));
+                        }
+                    }))
+                },
+                // The async baseline: the same statements from tokio tasks, each on the
+                // blocking pool (a connection per task), as any async program must run SQLite.
+                &mut || {
+                    let conns: Vec<Arc<std::sync::Mutex<rusqlite::Connection>>> = (0..concurrency)
+                        .map(|_| Arc::new(std::sync::Mutex::new(open())))
+                        .collect();
+                    let start = Instant::now();
+                    rt.block_on(async {
+                        let tasks: Vec<_> = conns
+                            .iter()
+                            .cloned()
+                            .map(|conn| {
+                                tokio::spawn(async move {
+                                    for _ in 0..per {
+                                        let conn = conn.clone();
+                                        tokio::task::spawn_blocking(move || {
+                                            native_op(&conn.lock().expect("lock"))
+                                        })
+                                        .await
+                                        .expect("blocking op");
+                                    }
+                                })
+                            })
+                            .collect();
+                        for task in tasks {
+                            task.await.expect("task");
+                        }
+                    });
+                    Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
+                },
+                &mut || {
                     let adb = adb.clone();
-                    async move {
-                        std::hint::black_box(adb.get(&key()).await.expect("get"));
-                    }
-                }));
-            let ads_rate = (per * concurrency) as f64 / wall.as_secs_f64();
+                    let (wall, _) =
+                        rt.block_on(concurrent_gets(per * concurrency, concurrency, move || {
+                            let adb = adb.clone();
+                            async move {
+                                std::hint::black_box(adb.get(&key()).await.expect("get"));
+                            }
+                        }));
+                    Ok((per * concurrency) as f64 / wall.as_secs_f64())
+                },
+            ])?;
             rows.push(vec![
                 op.into(),
                 concurrency.to_string(),
@@ -1307,97 +1337,108 @@ fn model_rows(
                 "get" => ops * 4,
                 _ => ops,
             };
-            let ids = AtomicUsize::new(0);
-            let native = threads_rate(concurrency, per, || {
-                let own = Entity {
-                    key: own_key(&ids),
-                    ..entity()
-                };
-                let store = store.clone();
-                move || native_model_op(store.as_ref(), op, &own)
-            });
-            let ids = AtomicUsize::new(0);
-            let ds_rate = threads_rate(concurrency, per, || {
-                let own = Entity {
-                    key: own_key(&ids),
-                    ..entity()
-                };
-                let db = db.clone();
-                move || match op {
-                    "get" => {
-                        std::hint::black_box(db.get(&seed_key()).expect("get"));
-                    }
-                    "put" => {
-                        db.put(&own).expect("put");
-                    }
-                    _ => {
-                        std::hint::black_box(db.query(&ada_query()).expect("query"));
-                    }
-                }
-            });
-            let ids = AtomicUsize::new(0);
-            let start = Instant::now();
-            rt.block_on(async {
-                let tasks: Vec<_> = (0..concurrency)
-                    .map(|_| {
+            let per = (per / TURNS).max(1);
+            let [native, ds_rate, native_async, ads_rate] = take_turns([
+                &mut || {
+                    let ids = AtomicUsize::new(0);
+                    Ok(threads_rate(concurrency, per, || {
                         let own = Entity {
                             key: own_key(&ids),
                             ..entity()
                         };
                         let store = store.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..per {
-                                let (store, own) = (store.clone(), own.clone());
-                                tokio::task::spawn_blocking(move || {
-                                    native_model_op(store.as_ref(), op, &own)
-                                })
-                                .await
-                                .expect("blocking op");
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
-                }
-            });
-            let native_async = (per * concurrency) as f64 / start.elapsed().as_secs_f64();
-            let ids = AtomicUsize::new(0);
-            let start = Instant::now();
-            rt.block_on(async {
-                let tasks: Vec<_> = (0..concurrency)
-                    .map(|_| {
+                        move || native_model_op(store.as_ref(), op, &own)
+                    }))
+                },
+                &mut || {
+                    let ids = AtomicUsize::new(0);
+                    Ok(threads_rate(concurrency, per, || {
                         let own = Entity {
                             key: own_key(&ids),
                             ..entity()
                         };
-                        let adb = adb.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..per {
-                                match op {
-                                    "get" => {
-                                        std::hint::black_box(
-                                            adb.get(&seed_key()).await.expect("get"),
-                                        );
-                                    }
-                                    "put" => {
-                                        adb.put(&own).await.expect("put");
-                                    }
-                                    _ => {
-                                        std::hint::black_box(
-                                            adb.query(&ada_query()).await.expect("query"),
-                                        );
-                                    }
-                                }
+                        let db = db.clone();
+                        move || match op {
+                            "get" => {
+                                std::hint::black_box(db.get(&seed_key()).expect("get"));
                             }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
-                }
-            });
-            let ads_rate = (per * concurrency) as f64 / start.elapsed().as_secs_f64();
+                            "put" => {
+                                db.put(&own).expect("put");
+                            }
+                            _ => {
+                                std::hint::black_box(db.query(&ada_query()).expect("query"));
+                            }
+                        }
+                    }))
+                },
+                &mut || {
+                    let ids = AtomicUsize::new(0);
+                    let start = Instant::now();
+                    rt.block_on(async {
+                        let tasks: Vec<_> = (0..concurrency)
+                            .map(|_| {
+                                let own = Entity {
+                                    key: own_key(&ids),
+                                    ..entity()
+                                };
+                                let store = store.clone();
+                                tokio::spawn(async move {
+                                    for _ in 0..per {
+                                        let (store, own) = (store.clone(), own.clone());
+                                        tokio::task::spawn_blocking(move || {
+                                            native_model_op(store.as_ref(), op, &own)
+                                        })
+                                        .await
+                                        .expect("blocking op");
+                                    }
+                                })
+                            })
+                            .collect();
+                        for task in tasks {
+                            task.await.expect("task");
+                        }
+                    });
+                    Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
+                },
+                &mut || {
+                    let ids = AtomicUsize::new(0);
+                    let start = Instant::now();
+                    rt.block_on(async {
+                        let tasks: Vec<_> = (0..concurrency)
+                            .map(|_| {
+                                let own = Entity {
+                                    key: own_key(&ids),
+                                    ..entity()
+                                };
+                                let adb = adb.clone();
+                                tokio::spawn(async move {
+                                    for _ in 0..per {
+                                        match op {
+                                            "get" => {
+                                                std::hint::black_box(
+                                                    adb.get(&seed_key()).await.expect("get"),
+                                                );
+                                            }
+                                            "put" => {
+                                                adb.put(&own).await.expect("put");
+                                            }
+                                            _ => {
+                                                std::hint::black_box(
+                                                    adb.query(&ada_query()).await.expect("query"),
+                                                );
+                                            }
+                                        }
+                                    }
+                                })
+                            })
+                            .collect();
+                        for task in tasks {
+                            task.await.expect("task");
+                        }
+                    });
+                    Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
+                },
+            ])?;
             rows.push(vec![
                 op.into(),
                 concurrency.to_string(),
@@ -1485,85 +1526,104 @@ fn postgres(report: &mut Report) -> Result<()> {
     let store = open_store(&url)?;
     Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
     for concurrency in [1usize, 16, 64] {
-        let per = ops;
-        let native = threads_rate(concurrency, per, || {
-            let read_key = key().encode();
-            let mut client = postgres::Client::connect(&server, postgres::NoTls).expect("connect");
-            client
-                .batch_execute(&format!("SET search_path TO {schema}"))
-                .expect("schema");
-            let get = client.prepare(PG_GET).expect("prepare");
-            move || {
-                let row = client.query_opt(&get, &[&read_key]).expect("get");
-                std::hint::black_box(
-                    row.map(|row| Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")),
-                );
-            }
-        });
+        let per = (ops / TURNS).max(1);
         let db = sync_db(store.clone(), Isolation::Warm)?;
-        let ds_rate = threads_rate(concurrency, per, || {
-            let db = db.clone();
-            move || {
-                std::hint::black_box(db.get(&key()).expect("get"));
-            }
-        });
         let rt = multi_thread();
-        let native_async = rt.block_on(async {
-            let mut clients = Vec::new();
-            for _ in 0..concurrency {
-                let (client, connection) =
-                    tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client
-                    .batch_execute(&format!("SET search_path TO {schema}"))
-                    .await?;
-                clients.push(client);
-            }
-            let start = Instant::now();
-            let tasks: Vec<_> = clients
-                .into_iter()
-                .map(|client| {
+        let [native, ds_rate, native_async, ads_rate] = take_turns([
+            &mut || {
+                Ok(threads_rate(concurrency, per, || {
                     let read_key = key().encode();
-                    tokio::spawn(async move {
-                        let get = client.prepare(PG_GET).await.expect("prepare");
-                        for _ in 0..per {
-                            let row = client.query_opt(&get, &[&read_key]).await.expect("get");
-                            std::hint::black_box(row.map(|row| {
-                                Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
-                            }));
-                        }
-                    })
+                    let mut client =
+                        postgres::Client::connect(&server, postgres::NoTls).expect("connect");
+                    client
+                        .batch_execute(&format!("SET search_path TO {schema}"))
+                        .expect("schema");
+                    let get = client.prepare(PG_GET).expect("prepare");
+                    move || {
+                        let row = client.query_opt(&get, &[&read_key]).expect("get");
+                        std::hint::black_box(row.map(|row| {
+                            Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
+                        }));
+                    }
+                }))
+            },
+            &mut || {
+                Ok(threads_rate(concurrency, per, || {
+                    let db = db.clone();
+                    move || {
+                        std::hint::black_box(db.get(&key()).expect("get"));
+                    }
+                }))
+            },
+            &mut || {
+                rt.block_on(async {
+                    let mut clients = Vec::new();
+                    for _ in 0..concurrency {
+                        let (client, connection) =
+                            tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
+                        tokio::spawn(connection);
+                        client
+                            .batch_execute(&format!("SET search_path TO {schema}"))
+                            .await?;
+                        let get = client.prepare(PG_GET).await?;
+                        clients.push((client, get));
+                    }
+                    let start = Instant::now();
+                    let tasks: Vec<_> = clients
+                        .into_iter()
+                        .map(|(client, get)| {
+                            let read_key = key().encode();
+                            tokio::spawn(async move {
+                                for _ in 0..per {
+                                    let row =
+                                        client.query_opt(&get, &[&read_key]).await.expect("get");
+                                    std::hint::black_box(row.map(|row| {
+                                        Entity::decode(key(), row.get::<_, &[u8]>(0))
+                                            .expect("decode")
+                                    }));
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                    anyhow::Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
                 })
-                .collect();
-            for task in tasks {
-                task.await.expect("task");
-            }
-            anyhow::Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
-        })?;
-        let adb = rt.block_on(async {
-            ads::Datastore::builder()
-                .store_url(&url)
-                .isolation(Isolation::Warm)
-                .build()
-                .await
-        })?;
-        let start = Instant::now();
-        rt.block_on(async {
-            let tasks: Vec<_> = (0..concurrency)
-                .map(|_| {
-                    let adb = adb.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..per {
-                            std::hint::black_box(adb.get(&key()).await.expect("get"));
+            },
+            // A store of its own per turn, warmed up first: the server's 100 connections
+            // do not fit 64 native ones beside two idle pools of 32.
+            &mut || {
+                rt.block_on(async {
+                    let adb = ads::Datastore::builder()
+                        .store_url(&url)
+                        .isolation(Isolation::Warm)
+                        .build()
+                        .await?;
+                    let gets = |count: usize| {
+                        let tasks: Vec<_> = (0..concurrency)
+                            .map(|_| {
+                                let adb = adb.clone();
+                                tokio::spawn(async move {
+                                    for _ in 0..count {
+                                        std::hint::black_box(adb.get(&key()).await.expect("get"));
+                                    }
+                                })
+                            })
+                            .collect();
+                        async {
+                            for task in tasks {
+                                task.await.expect("task");
+                            }
                         }
-                    })
+                    };
+                    gets(1).await;
+                    let start = Instant::now();
+                    gets(per).await;
+                    anyhow::Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
                 })
-                .collect();
-            for task in tasks {
-                task.await.expect("task");
-            }
-        });
-        let ads_rate = (per * concurrency) as f64 / start.elapsed().as_secs_f64();
+            },
+        ])?;
         rows.push(vec![
             "get".into(),
             concurrency.to_string(),

@@ -1,6 +1,7 @@
-//! Runs an [`AsyncStore`] as a blocking [`Store`]: the `postgres`-over-`tokio-postgres`
-//! pattern. The store's logic is written once (async); the blocking host drives it with a
-//! private runtime, one `block_on` per call.
+//! Runs an [`AsyncStore`] as a blocking [`Store`]: a private runtime, one `block_on` per
+//! call. For an async store of one's own; ds's PostgreSQL store drives its connections on
+//! the calling thread instead (`postgres::BlockingPostgresStore`), which saves a hop to the
+//! runtime's thread per call.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,16 +42,24 @@ impl<S: AsyncStore + ?Sized> BlockOn<S> {
         &self,
         call: impl Future<Output = Result<R, StoreError>> + Send,
     ) -> Result<R, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return self.runtime.block_on(call);
-        }
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| self.runtime.block_on(call))
-                .join()
-                .unwrap_or_else(|_| Err(StoreError::Internal("the store call panicked".into())))
-        })
+        off_runtime(|| self.runtime.block_on(call))
     }
+}
+
+/// Runs `call`, which blocks, on this thread; or, if this thread is inside a tokio runtime
+/// (where a blocking `block_on` panics: rust-postgres #639), on a short-lived helper thread.
+pub(crate) fn off_runtime<R: Send>(
+    call: impl FnOnce() -> Result<R, StoreError> + Send,
+) -> Result<R, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return call();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(call)
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Internal("the store call panicked".into())))
+    })
 }
 
 impl<S: AsyncStore + ?Sized> Store for BlockOn<S> {

@@ -23,7 +23,7 @@ mod url;
 
 pub use block_on::BlockOn;
 pub use memory::MemoryStore;
-pub use postgres::{PostgresStore, PostgresUrl};
+pub use postgres::{BlockingPostgresStore, PostgresStore, PostgresUrl};
 pub use sqlite::SqliteStore;
 pub use url::{DEFAULT_STORE_URL, StoreUrl, StoreUrlError, open_async, open_blocking};
 

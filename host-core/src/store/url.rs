@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::{
-    AsyncStore, BlockOn, MemoryStore, Offload, PostgresStore, PostgresUrl, SqliteStore, Store,
+    AsyncStore, BlockingPostgresStore, MemoryStore, Offload, PostgresUrl, SqliteStore, Store,
     StoreError,
 };
 
@@ -94,11 +94,7 @@ pub fn open_blocking(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
         StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
-        StoreUrl::Postgres(url) => {
-            let runtime = BlockOn::<PostgresStore>::runtime()?;
-            let store = super::postgres::open_on(runtime.handle(), url)?;
-            Arc::new(BlockOn::new(runtime, store))
-        }
+        StoreUrl::Postgres(url) => Arc::new(BlockingPostgresStore::open(url)?),
     })
 }
 

@@ -1,0 +1,250 @@
+//! The blocking PostgreSQL store (`ds`): the same operations as the async store, each run to
+//! its end on the calling thread, which drives the connection's socket meanwhile.
+//!
+//! This is how the `postgres` crate wraps `tokio-postgres`: every connection has a
+//! current-thread runtime of its own, and a call `block_on`s the operation together with the
+//! connection's protocol half. Between calls nothing polls an idle connection, so checkout
+//! first lets the runtime look at the socket once and discards a connection the server
+//! closed. The earlier design (the async store driven through `BlockOn`) spent two thread
+//! hops per query on the store's I/O thread; this one spends none.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::task::Poll;
+
+use tokio::runtime::Runtime;
+use tokio_postgres::NoTls;
+
+use super::{Conn, MAX_CONNECTIONS, PostgresUrl, config, connect_error, map_error, reusable};
+use crate::store::block_on::off_runtime;
+use crate::store::{Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
+
+/// A store in a PostgreSQL database (or a PostgreSQL-protocol distributed SQL database),
+/// for blocking callers: each call runs on the calling thread, which drives the connection.
+pub struct BlockingPostgresStore {
+    config: tokio_postgres::Config,
+    schema: Option<String>,
+    pool: Mutex<Pool>,
+    /// Signalled whenever a connection goes back to the pool or a slot frees up.
+    released: Condvar,
+}
+
+struct Pool {
+    idle: Vec<DrivenConn>,
+    /// Connections open or being opened, idle or in use: at most [`MAX_CONNECTIONS`].
+    open: usize,
+}
+
+impl BlockingPostgresStore {
+    /// Connects to `url`, creates the tables if needed and checks their format.
+    pub fn open(url: &PostgresUrl) -> Result<BlockingPostgresStore, StoreError> {
+        let store = BlockingPostgresStore {
+            config: config(url)?,
+            schema: url.schema.clone(),
+            pool: Mutex::new(Pool {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            released: Condvar::new(),
+        };
+        store.with_conn(async |conn| Ok(conn.init_schema().await))??;
+        Ok(store)
+    }
+
+    /// Runs `op` on a pooled connection (opening one if none is idle), driving it on this
+    /// thread; the connection goes back to the pool unless the op broke it.
+    fn with_conn<R: Send>(
+        &self,
+        op: impl AsyncFnOnce(&mut Conn) -> Result<R, tokio_postgres::Error> + Send,
+    ) -> Result<R, StoreError> {
+        off_runtime(|| {
+            let mut lease = self.checkout()?;
+            let driven = lease.conn.as_mut().expect("present until drop");
+            let result = drive(
+                driven.runtime.get(),
+                &mut driven.driver,
+                op(&mut driven.conn),
+            );
+            lease.reusable = reusable(&result, &driven.conn.client);
+            result.map_err(|err| map_error(&err))
+        })
+    }
+
+    /// A connection for one operation: an idle one the server has not closed, else a new
+    /// one once fewer than [`MAX_CONNECTIONS`] are open (waiting for one otherwise).
+    fn checkout(&self) -> Result<Lease<'_>, StoreError> {
+        let mut pool = self.lock();
+        loop {
+            if let Some(mut conn) = pool.idle.pop() {
+                drop(pool);
+                if conn.is_open() {
+                    return Ok(Lease {
+                        store: self,
+                        conn: Some(conn),
+                        reusable: false,
+                    });
+                }
+                drop(conn);
+                pool = self.lock();
+                pool.open -= 1;
+                continue;
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                break;
+            }
+            pool = self
+                .released
+                .wait(pool)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        drop(pool);
+        // The slot is taken; if connecting fails, dropping the empty lease frees it.
+        let mut lease = Lease {
+            store: self,
+            conn: None,
+            reusable: false,
+        };
+        lease.conn = Some(DrivenConn::open(&self.config, self.schema.as_deref())?);
+        Ok(lease)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        self.pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Store for BlockingPostgresStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        self.with_conn(async |conn| conn.get(key).await)
+    }
+
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        self.with_conn(async |conn| conn.get_many(keys).await)
+    }
+
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.with_conn(async |conn| conn.scan(range, limit, direction).await)
+    }
+
+    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        self.with_conn(async |conn| conn.commit(checks, writes).await)?
+    }
+}
+
+/// A checked-out connection (or its slot, while it is being opened). Dropped, it goes back
+/// to the pool if its last operation left it usable, and is closed otherwise.
+struct Lease<'a> {
+    store: &'a BlockingPostgresStore,
+    conn: Option<DrivenConn>,
+    reusable: bool,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let conn = self.conn.take().filter(|_| self.reusable);
+        let mut pool = self.store.lock();
+        match conn {
+            Some(conn) => pool.idle.push(conn),
+            None => pool.open -= 1,
+        }
+        drop(pool);
+        self.store.released.notify_one();
+    }
+}
+
+/// The protocol half of a connection (`tokio_postgres::Connection`): it reads and writes the
+/// socket, and must be polled while a request is in flight.
+type Driver = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+
+/// A connection whose socket belongs to a current-thread runtime of its own, driven by
+/// whichever thread runs an operation on it.
+struct DrivenConn {
+    conn: Conn,
+    driver: Driver,
+    /// Declared last: dropped after the socket it drives.
+    runtime: ConnRuntime,
+}
+
+impl DrivenConn {
+    fn open(config: &tokio_postgres::Config, schema: Option<&str>) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|runtime| ConnRuntime(Some(runtime)))
+            .map_err(|err| {
+                StoreError::Unavailable(format!("cannot start a connection's runtime: {err}"))
+            })?;
+        let (client, connection) = runtime
+            .get()
+            .block_on(config.connect(NoTls))
+            .map_err(|err| connect_error(&err))?;
+        let mut driver: Driver = Box::pin(connection);
+        let conn = drive(runtime.get(), &mut driver, Conn::new(client, schema))?;
+        Ok(DrivenConn {
+            conn,
+            driver,
+            runtime,
+        })
+    }
+
+    /// Whether the connection is still open, after the runtime has looked at its socket once
+    /// (nothing polls an idle connection, so a close by the server shows only now).
+    fn is_open(&mut self) -> bool {
+        if self.conn.client.is_closed() {
+            return false;
+        }
+        let driver = &mut self.driver;
+        self.runtime.get().block_on(async {
+            // One turn of the runtime's I/O driver, so the socket's readiness is current.
+            tokio::task::yield_now().await;
+            std::future::poll_fn(|cx| Poll::Ready(driver.as_mut().poll(cx).is_pending())).await
+        })
+    }
+}
+
+/// Runs `operation` on `runtime` until it ends, polling the connection's `driver` too.
+fn drive<T>(runtime: &Runtime, driver: &mut Driver, operation: impl Future<Output = T>) -> T {
+    runtime.block_on(async {
+        let mut operation = pin!(operation);
+        tokio::select! {
+            biased;
+            output = &mut operation => return output,
+            closed = driver.as_mut() => {
+                if let Err(err) = closed {
+                    tracing::debug!(target: "host_core::postgres", "connection closed: {err}");
+                }
+            }
+        }
+        // The connection ended mid-operation. Dropping its protocol half closes the client's
+        // channel, so the operation now fails with tokio-postgres's own "closed" error.
+        *driver = Box::pin(std::future::pending());
+        operation.await
+    })
+}
+
+/// A connection's runtime. Dropped, it shuts down without waiting, so a store can be dropped
+/// anywhere: dropping a `Runtime` inside async code panics.
+struct ConnRuntime(Option<Runtime>);
+
+impl ConnRuntime {
+    fn get(&self) -> &Runtime {
+        self.0.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for ConnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
