@@ -1176,7 +1176,8 @@ fn sqlite(report: &mut Report) -> Result<()> {
          IMMEDIATE` commit of the entity, its changed index rows and its version check) and \
          one-page queries (`name = \"Ada\"`, limit 20: an index scan and a get-many), with the \
          model compiled natively over the same store as the baseline: the very statements \
-         `ds` issues, without the component.",
+         `ds` issues, without the component. The variants of each row take turns, five \
+         slices each, and each reports its median slice.",
     );
     let dir = tempfile::tempdir()?;
     let ops = report.iters(20_000) as usize;
@@ -1229,32 +1230,19 @@ fn sqlite(report: &mut Report) -> Result<()> {
                 // The async baseline: the same statements from tokio tasks, each on the
                 // blocking pool (a connection per task), as any async program must run SQLite.
                 &mut || {
-                    let conns: Vec<Arc<std::sync::Mutex<rusqlite::Connection>>> = (0..concurrency)
-                        .map(|_| Arc::new(std::sync::Mutex::new(open())))
-                        .collect();
-                    let start = Instant::now();
-                    rt.block_on(async {
-                        let tasks: Vec<_> = conns
-                            .iter()
-                            .cloned()
-                            .map(|conn| {
-                                tokio::spawn(async move {
-                                    for _ in 0..per {
-                                        let conn = conn.clone();
-                                        tokio::task::spawn_blocking(move || {
-                                            native_op(&conn.lock().expect("lock"))
-                                        })
-                                        .await
-                                        .expect("blocking op");
-                                    }
+                    Ok(tasks_rate(&rt, concurrency, per, || {
+                        let conn = Arc::new(std::sync::Mutex::new(open()));
+                        move || {
+                            let conn = conn.clone();
+                            async move {
+                                tokio::task::spawn_blocking(move || {
+                                    native_op(&conn.lock().expect("lock"))
                                 })
-                            })
-                            .collect();
-                        for task in tasks {
-                            task.await.expect("task");
+                                .await
+                                .expect("blocking op");
+                            }
                         }
-                    });
-                    Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
+                    }))
                 },
                 &mut || {
                     let adb = adb.clone();
@@ -1373,70 +1361,53 @@ fn model_rows(
                 },
                 &mut || {
                     let ids = AtomicUsize::new(0);
-                    let start = Instant::now();
-                    rt.block_on(async {
-                        let tasks: Vec<_> = (0..concurrency)
-                            .map(|_| {
-                                let own = Entity {
-                                    key: own_key(&ids),
-                                    ..entity()
-                                };
-                                let store = store.clone();
-                                tokio::spawn(async move {
-                                    for _ in 0..per {
-                                        let (store, own) = (store.clone(), own.clone());
-                                        tokio::task::spawn_blocking(move || {
-                                            native_model_op(store.as_ref(), op, &own)
-                                        })
-                                        .await
-                                        .expect("blocking op");
-                                    }
+                    Ok(tasks_rate(rt, concurrency, per, || {
+                        let own = Arc::new(Entity {
+                            key: own_key(&ids),
+                            ..entity()
+                        });
+                        let store = store.clone();
+                        move || {
+                            let (store, own) = (store.clone(), own.clone());
+                            async move {
+                                tokio::task::spawn_blocking(move || {
+                                    native_model_op(store.as_ref(), op, &own)
                                 })
-                            })
-                            .collect();
-                        for task in tasks {
-                            task.await.expect("task");
+                                .await
+                                .expect("blocking op");
+                            }
                         }
-                    });
-                    Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
+                    }))
                 },
                 &mut || {
                     let ids = AtomicUsize::new(0);
-                    let start = Instant::now();
-                    rt.block_on(async {
-                        let tasks: Vec<_> = (0..concurrency)
-                            .map(|_| {
-                                let own = Entity {
-                                    key: own_key(&ids),
-                                    ..entity()
-                                };
-                                let adb = adb.clone();
-                                tokio::spawn(async move {
-                                    for _ in 0..per {
-                                        match op {
-                                            "get" => {
-                                                std::hint::black_box(
-                                                    adb.get(&seed_key()).await.expect("get"),
-                                                );
-                                            }
-                                            "put" => {
-                                                adb.put(&own).await.expect("put");
-                                            }
-                                            _ => {
-                                                std::hint::black_box(
-                                                    adb.query(&ada_query()).await.expect("query"),
-                                                );
-                                            }
-                                        }
+                    Ok(tasks_rate(rt, concurrency, per, || {
+                        let own = Arc::new(Entity {
+                            key: own_key(&ids),
+                            ..entity()
+                        });
+                        let adb = adb.clone();
+                        move || {
+                            let (adb, own) = (adb.clone(), own.clone());
+                            async move {
+                                match op {
+                                    "get" => {
+                                        std::hint::black_box(
+                                            adb.get(&seed_key()).await.expect("get"),
+                                        );
                                     }
-                                })
-                            })
-                            .collect();
-                        for task in tasks {
-                            task.await.expect("task");
+                                    "put" => {
+                                        adb.put(&own).await.expect("put");
+                                    }
+                                    _ => {
+                                        std::hint::black_box(
+                                            adb.query(&ada_query()).await.expect("query"),
+                                        );
+                                    }
+                                }
+                            }
                         }
-                    });
-                    Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
+                    }))
                 },
             ])?;
             rows.push(vec![
@@ -1505,7 +1476,9 @@ fn postgres(report: &mut Report) -> Result<()> {
          puts (a get-many of the old value, then one \
          `SERIALIZABLE` commit: checks, `nextval`, upserts) and one-page queries, with the \
          model compiled natively over the same store as the baseline (threads; for `ads`, \
-         the native model on the blocking pool).",
+         the native model on the blocking pool). `ds` drives each pooled connection on the \
+         calling thread, as `postgres` does. The variants of each row take turns, five slices \
+         each, and each reports its median slice.",
     );
     let server = std::env::var("DS_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -1556,72 +1529,59 @@ fn postgres(report: &mut Report) -> Result<()> {
                 }))
             },
             &mut || {
-                rt.block_on(async {
-                    let mut clients = Vec::new();
-                    for _ in 0..concurrency {
-                        let (client, connection) =
-                            tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
-                        tokio::spawn(connection);
-                        client
-                            .batch_execute(&format!("SET search_path TO {schema}"))
-                            .await?;
-                        let get = client.prepare(PG_GET).await?;
-                        clients.push((client, get));
+                let mut clients = rt
+                    .block_on(async {
+                        let mut clients = Vec::new();
+                        for _ in 0..concurrency {
+                            let (client, connection) =
+                                tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
+                            tokio::spawn(connection);
+                            client
+                                .batch_execute(&format!("SET search_path TO {schema}"))
+                                .await?;
+                            let get = client.prepare(PG_GET).await?;
+                            clients.push(Arc::new((client, get, key().encode())));
+                        }
+                        anyhow::Ok(clients)
+                    })?
+                    .into_iter();
+                Ok(tasks_rate(&rt, concurrency, per, || {
+                    let client = clients.next().expect("a client per task");
+                    move || {
+                        let client = client.clone();
+                        async move {
+                            let (client, get, read_key) = &*client;
+                            let row = client.query_opt(get, &[read_key]).await.expect("get");
+                            std::hint::black_box(row.map(|row| {
+                                Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
+                            }));
+                        }
                     }
-                    let start = Instant::now();
-                    let tasks: Vec<_> = clients
-                        .into_iter()
-                        .map(|(client, get)| {
-                            let read_key = key().encode();
-                            tokio::spawn(async move {
-                                for _ in 0..per {
-                                    let row =
-                                        client.query_opt(&get, &[&read_key]).await.expect("get");
-                                    std::hint::black_box(row.map(|row| {
-                                        Entity::decode(key(), row.get::<_, &[u8]>(0))
-                                            .expect("decode")
-                                    }));
-                                }
-                            })
-                        })
-                        .collect();
-                    for task in tasks {
-                        task.await.expect("task");
-                    }
-                    anyhow::Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
-                })
+                }))
             },
             // A store of its own per turn, warmed up first: the server's 100 connections
             // do not fit 64 native ones beside two idle pools of 32.
             &mut || {
-                rt.block_on(async {
-                    let adb = ads::Datastore::builder()
+                let adb = rt.block_on(async {
+                    ads::Datastore::builder()
                         .store_url(&url)
                         .isolation(Isolation::Warm)
                         .build()
-                        .await?;
-                    let gets = |count: usize| {
-                        let tasks: Vec<_> = (0..concurrency)
-                            .map(|_| {
-                                let adb = adb.clone();
-                                tokio::spawn(async move {
-                                    for _ in 0..count {
-                                        std::hint::black_box(adb.get(&key()).await.expect("get"));
-                                    }
-                                })
-                            })
-                            .collect();
-                        async {
-                            for task in tasks {
-                                task.await.expect("task");
+                        .await
+                })?;
+                let gets = |count: usize| {
+                    tasks_rate(&rt, concurrency, count, || {
+                        let adb = adb.clone();
+                        move || {
+                            let adb = adb.clone();
+                            async move {
+                                std::hint::black_box(adb.get(&key()).await.expect("get"));
                             }
                         }
-                    };
-                    gets(1).await;
-                    let start = Instant::now();
-                    gets(per).await;
-                    anyhow::Ok((per * concurrency) as f64 / start.elapsed().as_secs_f64())
-                })
+                    })
+                };
+                gets(1);
+                Ok(gets(per))
             },
         ])?;
         rows.push(vec![
@@ -1716,6 +1676,39 @@ where
         }
         rate
     })
+}
+
+/// Ops per second of `concurrency` tokio tasks on `rt`, each awaiting `per_task` calls of
+/// the async closure that `make` builds for it: the async twin of [`threads_rate`].
+fn tasks_rate<M, F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    concurrency: usize,
+    per_task: usize,
+    make: M,
+) -> f64
+where
+    M: FnMut() -> F,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let ops: Vec<F> = std::iter::repeat_with(make).take(concurrency).collect();
+    let start = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = ops
+            .into_iter()
+            .map(|mut op| {
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        op().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+    });
+    (concurrency * per_task) as f64 / start.elapsed().as_secs_f64()
 }
 
 // ---------------------------------------------------------------------------------------
