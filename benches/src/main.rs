@@ -1219,14 +1219,7 @@ fn sqlite(report: &mut Report) -> Result<()> {
                         move || native_op(&conn)
                     }))
                 },
-                &mut || {
-                    Ok(threads_rate(concurrency, per, || {
-                        let db = db.clone();
-                        move || {
-                            std::hint::black_box(db.get(&key()).expect("get"));
-                        }
-                    }))
-                },
+                &mut || Ok(ds_gets_rate(&db, concurrency, per)),
                 // The async baseline: the same statements from tokio tasks, each on the
                 // blocking pool (a connection per task), as any async program must run SQLite.
                 &mut || {
@@ -1520,14 +1513,7 @@ fn postgres(report: &mut Report) -> Result<()> {
                     }
                 }))
             },
-            &mut || {
-                Ok(threads_rate(concurrency, per, || {
-                    let db = db.clone();
-                    move || {
-                        std::hint::black_box(db.get(&key()).expect("get"));
-                    }
-                }))
-            },
+            &mut || Ok(ds_gets_rate(&db, concurrency, per)),
             &mut || {
                 let mut clients = rt
                     .block_on(async {
@@ -1675,6 +1661,16 @@ where
             }
         }
         rate
+    })
+}
+
+/// `ds` gets of the (f) key per second from `concurrency` threads, `per_thread` each.
+fn ds_gets_rate(db: &ds::Datastore, concurrency: usize, per_thread: usize) -> f64 {
+    threads_rate(concurrency, per_thread, || {
+        let db = db.clone();
+        move || {
+            std::hint::black_box(db.get(&key()).expect("get"));
+        }
     })
 }
 
