@@ -447,6 +447,72 @@ fn postgres_stores_replace_connections_the_server_closed() {
     }
 }
 
+/// The number of server backends whose `application_name` is `app`.
+fn backends(server: &str, app: &str) -> i64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap();
+        row.get(0)
+    })
+}
+
+/// `max_connections=N` caps each PostgreSQL pool: eight callers at once share two
+/// connections (and still read what was written), where the default pool would open one each.
+#[test]
+fn postgres_pools_open_at_most_max_connections() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let schema = PostgresSchema::new(&server);
+    for (name, blocking) in [("blocking", true), ("async", false)] {
+        let app = format!("ds_test_cap_{name}_{}", std::process::id());
+        let url: StoreUrl = format!("{}&application_name={app}&max_connections=2", schema.url())
+            .parse()
+            .unwrap();
+        let StoreUrl::Postgres(pg) = &url else {
+            unreachable!()
+        };
+        let store = if blocking {
+            open_blocking(&url).unwrap()
+        } else {
+            let runtime = BlockOn::<PostgresStore>::runtime().unwrap();
+            async_as_blocking(
+                host_core::store::postgres::open_on(runtime.handle(), pg).unwrap(),
+                runtime,
+            )
+        };
+        let version = store.commit(&[], &[put(b"cap", b"v")]).unwrap();
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    start.wait();
+                    for _ in 0..20 {
+                        let read = store.get(b"cap").unwrap().expect("present");
+                        assert_eq!((read.value.as_slice(), read.version), (&b"v"[..], version));
+                    }
+                });
+            }
+        });
+        // Pooled connections stay open while idle, so the count shows how many were opened.
+        let open = backends(&server, &app);
+        assert!((1..=2).contains(&open), "{name}: {open} connections open");
+    }
+}
+
 #[test]
 fn stores_refuse_a_newer_format() {
     let dir = tempfile::tempdir().unwrap();

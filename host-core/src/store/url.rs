@@ -136,8 +136,17 @@ mod tests {
             pg,
             StoreUrl::Postgres(PostgresUrl {
                 url: "postgres://u:secret@localhost:5432/db?connect_timeout=5".into(),
-                schema: Some("run_1".into())
+                schema: Some("run_1".into()),
+                max_connections: crate::store::postgres::DEFAULT_MAX_CONNECTIONS,
             })
+        );
+        assert_eq!(
+            "postgres://localhost/db?max_connections=64&schema=s".parse(),
+            Ok(StoreUrl::Postgres(PostgresUrl {
+                url: "postgres://localhost/db".into(),
+                schema: Some("s".into()),
+                max_connections: 64,
+            }))
         );
         assert_eq!(
             pg.to_string(),
@@ -157,6 +166,18 @@ mod tests {
             ("sqlite:", "needs a file path"),
             ("memory:x", "nothing after"),
             ("postgres://localhost/db?schema=a;drop", "schema"),
+            (
+                "postgres://localhost/db?max_connections=0",
+                "from 1 to 10000",
+            ),
+            (
+                "postgres://localhost/db?max_connections=ten",
+                "from 1 to 10000",
+            ),
+            (
+                "postgres://localhost/db?max_connections=10001",
+                "from 1 to 10000",
+            ),
             (
                 "postgres://localhost/db?bogus_option=1",
                 "not a valid PostgreSQL URL",

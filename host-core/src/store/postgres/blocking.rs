@@ -16,7 +16,7 @@ use std::task::Poll;
 use tokio::runtime::Runtime;
 use tokio_postgres::NoTls;
 
-use super::{Conn, MAX_CONNECTIONS, PostgresUrl, config, connect_error, map_error, reusable};
+use super::{Conn, PostgresUrl, config, connect_error, map_error, reusable};
 use crate::store::block_on::off_runtime;
 use crate::store::{Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
 
@@ -25,6 +25,8 @@ use crate::store::{Check, Direction, Entry, KeyRange, Store, StoreError, Version
 pub struct BlockingPostgresStore {
     config: tokio_postgres::Config,
     schema: Option<String>,
+    /// The most connections open at once (the URL's `max_connections`).
+    max_connections: usize,
     pool: Mutex<Pool>,
     /// Signalled whenever a connection goes back to the pool or a slot frees up.
     released: Condvar,
@@ -32,7 +34,7 @@ pub struct BlockingPostgresStore {
 
 struct Pool {
     idle: Vec<DrivenConn>,
-    /// Connections open or being opened, idle or in use: at most [`MAX_CONNECTIONS`].
+    /// Connections open or being opened, idle or in use: at most `max_connections`.
     open: usize,
 }
 
@@ -42,6 +44,7 @@ impl BlockingPostgresStore {
         let store = BlockingPostgresStore {
             config: config(url)?,
             schema: url.schema.clone(),
+            max_connections: url.max_connections,
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
                 open: 0,
@@ -72,7 +75,7 @@ impl BlockingPostgresStore {
     }
 
     /// A connection for one operation: an idle one the server has not closed, else a new
-    /// one once fewer than [`MAX_CONNECTIONS`] are open (waiting for one otherwise).
+    /// one once fewer than `max_connections` are open (waiting for one otherwise).
     fn checkout(&self) -> Result<Lease<'_>, StoreError> {
         let mut pool = self.lock();
         loop {
@@ -90,7 +93,7 @@ impl BlockingPostgresStore {
                 pool.open -= 1;
                 continue;
             }
-            if pool.open < MAX_CONNECTIONS {
+            if pool.open < self.max_connections {
                 pool.open += 1;
                 break;
             }

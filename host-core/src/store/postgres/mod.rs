@@ -38,8 +38,12 @@ pub use spawned::{PostgresStore, open_on};
 /// The on-server format this build writes and reads.
 pub const FORMAT_VERSION: i64 = 1;
 
-/// Most connections one store opens.
-const MAX_CONNECTIONS: usize = 32;
+/// Most connections one store opens, unless its URL says otherwise (`max_connections=N`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 32;
+
+/// The largest `max_connections` a URL may ask for: far above any server's connection limit,
+/// low enough to catch a typo.
+const MAX_MAX_CONNECTIONS: usize = 10_000;
 
 /// How many times a commit is retried after a serialization failure.
 const MAX_COMMIT_ATTEMPTS: u32 = 20;
@@ -77,16 +81,20 @@ pub struct PostgresUrl {
     /// `schema=NAME`: the schema that holds ds's tables (created if missing); `None` uses the
     /// server's default search path.
     pub schema: Option<String>,
+    /// `max_connections=N`: the most connections the store's pool opens (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]); callers beyond it wait for a connection to come back.
+    pub max_connections: usize,
 }
 
 impl PostgresUrl {
-    /// Splits ds's `schema` parameter off a `postgres://` URL.
+    /// Splits ds's own parameters (`schema`, `max_connections`) off a `postgres://` URL.
     pub fn parse(url: &str) -> Result<PostgresUrl, String> {
         let (base, query) = match url.split_once('?') {
             Some((base, query)) => (base, query),
             None => (url, ""),
         };
         let mut schema = None;
+        let mut max_connections = DEFAULT_MAX_CONNECTIONS;
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
@@ -101,6 +109,18 @@ impl PostgresUrl {
                     }
                     schema = Some(name.to_ascii_lowercase());
                 }
+                Some(("max_connections", count)) => {
+                    max_connections = count
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_MAX_CONNECTIONS).contains(n))
+                        .ok_or_else(|| {
+                            format!(
+                                "max_connections {count:?} must be a whole number from 1 to \
+                                 {MAX_MAX_CONNECTIONS}"
+                            )
+                        })?;
+                }
                 _ => rest.push(pair),
             }
         }
@@ -111,7 +131,11 @@ impl PostgresUrl {
         };
         url.parse::<tokio_postgres::Config>()
             .map_err(|err| format!("not a valid PostgreSQL URL: {err}"))?;
-        Ok(PostgresUrl { url, schema })
+        Ok(PostgresUrl {
+            url,
+            schema,
+            max_connections,
+        })
     }
 }
 

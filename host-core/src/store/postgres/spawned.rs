@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_postgres::NoTls;
 
-use super::{Conn, MAX_CONNECTIONS, PostgresUrl, config, connect_error, map_error, reusable};
+use super::{Conn, PostgresUrl, config, connect_error, map_error, reusable};
 use crate::store::{
     AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
 };
@@ -29,7 +29,7 @@ impl PostgresStore {
             config: config(url)?,
             schema: url.schema.clone(),
             idle: Mutex::new(Vec::new()),
-            slots: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
+            slots: tokio::sync::Semaphore::new(url.max_connections),
             runtime: tokio::runtime::Handle::current(),
         };
         let mut conn = store.connect().await?;
