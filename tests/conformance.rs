@@ -355,27 +355,33 @@ fn postgres_store_keeps_the_contract() {
     let Some(server) = postgres_server() else {
         return;
     };
-    for round in ["blocking", "second run"] {
+    for (round, blocking) in [("blocking", true), ("second run", true), ("async", false)] {
         let schema = PostgresSchema::new(&server);
-        let url: StoreUrl = schema.url().parse().unwrap();
-        let store = open_blocking(&url).unwrap();
+        let store = postgres_pool(&schema.url(), blocking);
         contract(&format!("postgres ({round})"), store.as_ref());
         one_winner(&format!("postgres ({round})"), store);
     }
-    // The async store directly, on a runtime of our own.
-    let schema = PostgresSchema::new(&server);
-    let StoreUrl::Postgres(url) = schema.url().parse().unwrap() else {
+}
+
+/// Opens the PostgreSQL store at `url` as `ds`'s blocking pool, or as `ads`'s async pool
+/// (driven here through `BlockOn`, its connections tasks on a runtime of their own).
+fn postgres_pool(url: &str, blocking: bool) -> Arc<dyn Store> {
+    let url: StoreUrl = url.parse().unwrap();
+    if blocking {
+        return open_blocking(&url).unwrap();
+    }
+    let StoreUrl::Postgres(pg) = &url else {
         unreachable!()
     };
     let runtime = BlockOn::<PostgresStore>::runtime().unwrap();
-    let store = host_core::store::postgres::open_on(runtime.handle(), &url).unwrap();
-    let store = async_as_blocking(store, runtime);
-    contract("postgres (async)", store.as_ref());
-    one_winner("postgres (async)", store);
+    async_as_blocking(
+        host_core::store::postgres::open_on(runtime.handle(), pg).unwrap(),
+        runtime,
+    )
 }
 
-/// Runs `sql` on `server` on a connection of its own.
-fn execute(server: &str, sql: &str) {
+/// Runs `op` with a client on a connection of its own to `server`.
+fn with_client<R>(server: &str, op: impl AsyncFnOnce(&tokio_postgres::Client) -> R) -> R {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -385,7 +391,14 @@ fn execute(server: &str, sql: &str) {
             .await
             .unwrap();
         tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap();
+        op(&client).await
+    })
+}
+
+/// Runs `sql` on `server` on a connection of its own.
+fn execute(server: &str, sql: &str) {
+    with_client(server, async |client| {
+        client.batch_execute(sql).await.unwrap()
     });
 }
 
@@ -400,22 +413,10 @@ fn postgres_stores_replace_connections_the_server_closed() {
     let schema = PostgresSchema::new(&server);
     // The application name marks this test's connections, so only they are terminated.
     let app = format!("ds_test_closed_{}", std::process::id());
-    let url: StoreUrl = format!("{}&application_name={app}", schema.url())
-        .parse()
-        .unwrap();
-    let StoreUrl::Postgres(pg) = &url else {
-        unreachable!()
-    };
-    let runtime = BlockOn::<PostgresStore>::runtime().unwrap();
+    let url = format!("{}&application_name={app}", schema.url());
     let stores = [
-        ("blocking", open_blocking(&url).unwrap()),
-        (
-            "async",
-            async_as_blocking(
-                host_core::store::postgres::open_on(runtime.handle(), pg).unwrap(),
-                runtime,
-            ),
-        ),
+        ("blocking", postgres_pool(&url, true)),
+        ("async", postgres_pool(&url, false)),
     ];
     for (name, store) in &stores {
         let key = name.as_bytes();
@@ -449,23 +450,15 @@ fn postgres_stores_replace_connections_the_server_closed() {
 
 /// The number of server backends whose `application_name` is `app`.
 fn backends(server: &str, app: &str) -> i64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let row = client
+    with_client(server, async |client| {
+        client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
                 &[&app],
             )
             .await
-            .unwrap();
-        row.get(0)
+            .unwrap()
+            .get(0)
     })
 }
 
@@ -479,21 +472,10 @@ fn postgres_pools_open_at_most_max_connections() {
     let schema = PostgresSchema::new(&server);
     for (name, blocking) in [("blocking", true), ("async", false)] {
         let app = format!("ds_test_cap_{name}_{}", std::process::id());
-        let url: StoreUrl = format!("{}&application_name={app}&max_connections=2", schema.url())
-            .parse()
-            .unwrap();
-        let StoreUrl::Postgres(pg) = &url else {
-            unreachable!()
-        };
-        let store = if blocking {
-            open_blocking(&url).unwrap()
-        } else {
-            let runtime = BlockOn::<PostgresStore>::runtime().unwrap();
-            async_as_blocking(
-                host_core::store::postgres::open_on(runtime.handle(), pg).unwrap(),
-                runtime,
-            )
-        };
+        let store = postgres_pool(
+            &format!("{}&application_name={app}&max_connections=2", schema.url()),
+            blocking,
+        );
         let version = store.commit(&[], &[put(b"cap", b"v")]).unwrap();
         let start = std::sync::Barrier::new(8);
         std::thread::scope(|scope| {
