@@ -14,15 +14,22 @@ use super::{AsyncStore, Check, Direction, Entry, KeyRange, Store, StoreError, Ve
 /// on the calling thread with `block_on`. A thread inside another tokio runtime cannot
 /// `block_on` (tokio panics: rust-postgres #639), so such a call runs on a short-lived helper
 /// thread instead: it works, but it still blocks the caller, so async code should use `ads`.
+///
+/// It may be dropped anywhere, async code included: the last owner of the runtime shuts it
+/// down in the background (dropping a tokio runtime inside async code panics).
 pub struct BlockOn<S: ?Sized> {
-    runtime: Arc<tokio::runtime::Runtime>,
+    /// Present until drop.
+    runtime: Option<Arc<tokio::runtime::Runtime>>,
     store: Arc<S>,
 }
 
 impl<S: AsyncStore + ?Sized> BlockOn<S> {
     /// Wraps `store`, whose connections live on `runtime`.
     pub fn new(runtime: Arc<tokio::runtime::Runtime>, store: Arc<S>) -> Self {
-        BlockOn { runtime, store }
+        BlockOn {
+            runtime: Some(runtime),
+            store,
+        }
     }
 
     /// A runtime fit to drive blocking stores: one worker, I/O and timers enabled.
@@ -42,7 +49,17 @@ impl<S: AsyncStore + ?Sized> BlockOn<S> {
         &self,
         call: impl Future<Output = Result<R, StoreError>> + Send,
     ) -> Result<R, StoreError> {
-        off_runtime(|| self.runtime.block_on(call))
+        let runtime = self.runtime.as_ref().expect("present until drop");
+        off_runtime(|| runtime.block_on(call))
+    }
+}
+
+impl<S: ?Sized> Drop for BlockOn<S> {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take().and_then(Arc::into_inner) {
+            // Its only work is the store's I/O: nothing to wait for.
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -82,5 +99,31 @@ impl<S: AsyncStore + ?Sized> Store for BlockOn<S> {
 
     fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
         self.run(self.store.commit(checks.to_vec(), writes.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    /// A `ds` datastore over an async store of one's own can be dropped in async code (a
+    /// handler that built one, say): the private runtime must not be dropped there.
+    #[tokio::test]
+    async fn can_be_used_and_dropped_inside_async_code() {
+        let runtime = BlockOn::<MemoryStore>::runtime().expect("runtime");
+        let store = BlockOn::new(runtime, Arc::new(MemoryStore::new()));
+        let version = Store::commit(
+            &store,
+            &[],
+            &[Write {
+                key: b"k".to_vec(),
+                value: Some(b"v".to_vec()),
+            }],
+        )
+        .expect("commit");
+        let read = Store::get(&store, b"k").expect("get").expect("present");
+        assert_eq!((read.value.as_slice(), read.version), (&b"v"[..], version));
+        drop(store);
     }
 }
