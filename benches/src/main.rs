@@ -1323,10 +1323,7 @@ fn model_rows(
                 &mut || {
                     let ids = AtomicUsize::new(0);
                     Ok(threads_rate(concurrency, per, || {
-                        let own = Entity {
-                            key: own_key(&ids),
-                            ..entity()
-                        };
+                        let own = own_entity(&ids);
                         let store = store.clone();
                         move || native_model_op(store.as_ref(), op, &own)
                     }))
@@ -1334,10 +1331,7 @@ fn model_rows(
                 &mut || {
                     let ids = AtomicUsize::new(0);
                     Ok(threads_rate(concurrency, per, || {
-                        let own = Entity {
-                            key: own_key(&ids),
-                            ..entity()
-                        };
+                        let own = own_entity(&ids);
                         let db = db.clone();
                         move || match op {
                             "get" => {
@@ -1355,10 +1349,7 @@ fn model_rows(
                 &mut || {
                     let ids = AtomicUsize::new(0);
                     Ok(tasks_rate(rt, concurrency, per, || {
-                        let own = Arc::new(Entity {
-                            key: own_key(&ids),
-                            ..entity()
-                        });
+                        let own = Arc::new(own_entity(&ids));
                         let store = store.clone();
                         move || {
                             let (store, own) = (store.clone(), own.clone());
@@ -1375,10 +1366,7 @@ fn model_rows(
                 &mut || {
                     let ids = AtomicUsize::new(0);
                     Ok(tasks_rate(rt, concurrency, per, || {
-                        let own = Arc::new(Entity {
-                            key: own_key(&ids),
-                            ..entity()
-                        });
+                        let own = Arc::new(own_entity(&ids));
                         let adb = adb.clone();
                         move || {
                             let (adb, own) = (adb.clone(), own.clone());
@@ -1609,12 +1597,15 @@ fn postgres(report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// The key of the next writer: one per thread or task.
-fn own_key(ids: &AtomicUsize) -> Key {
-    Key::name(
-        "Model",
-        format!("writer-{}", ids.fetch_add(1, Ordering::Relaxed)),
-    )
+/// The entity the next writer puts: its own key, one per thread or task.
+fn own_entity(ids: &AtomicUsize) -> Entity {
+    Entity {
+        key: Key::name(
+            "Model",
+            format!("writer-{}", ids.fetch_add(1, Ordering::Relaxed)),
+        ),
+        ..entity()
+    }
 }
 
 fn open_store(url: &str) -> Result<Arc<dyn Store>> {

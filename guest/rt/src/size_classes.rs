@@ -30,7 +30,7 @@ const CLASSES: usize = (MAX_SHIFT - MIN_SHIFT + 1) as usize;
 const MAX_ALIGN: usize = 16;
 /// Bytes taken from the backing allocator at a time and cut into blocks of any class. Small,
 /// so that the large blocks the backing allocator serves lie close to the small ones.
-pub const CHUNK_BYTES: usize = 2 << 10;
+const CHUNK_BYTES: usize = 2 << 10;
 
 /// The class of `layout` (index into the free lists), or `None` for the backing allocator.
 fn class_of(layout: Layout) -> Option<usize> {
