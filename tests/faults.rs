@@ -6,7 +6,9 @@
 //!
 //! The misbehaving guest is `tests/fault-guest`, a test-only component of the same world.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use ds_tests::with_guest_lines;
 use std::time::Duration;
 
 use host_core::instances::BoundExceeded;
@@ -26,38 +28,6 @@ fn options() -> InstanceOptions {
         memory_limit_bytes: 16 << 20,
         ..InstanceOptions::default()
     }
-}
-
-/// Collects the messages of `ds::guest` events, to see what the guest logged.
-#[derive(Clone, Default)]
-struct GuestLines(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GuestLines {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() != "ds::guest" {
-            return;
-        }
-        struct Message<'a>(&'a mut String);
-        impl tracing::field::Visit for Message<'_> {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0.push_str(&format!("{value:?}"));
-                }
-            }
-        }
-        let mut line = String::new();
-        event.record(&mut Message(&mut line));
-        self.0.lock().unwrap().push(line);
-    }
-}
-
-fn with_guest_lines<R>(run: impl FnOnce() -> R) -> (R, Vec<String>) {
-    use tracing_subscriber::layer::SubscriberExt;
-    let lines = GuestLines::default();
-    let subscriber = tracing_subscriber::registry().with(lines.clone());
-    let result = tracing::subscriber::with_default(subscriber, run);
-    let lines = lines.0.lock().unwrap().clone();
-    (result, lines)
 }
 
 fn check_panic(result: Result<Option<host_core::Entity>, Error>, lines: &[String]) {

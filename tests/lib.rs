@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -226,4 +226,38 @@ impl Drop for PostgresSchema {
         })
         .join();
     }
+}
+
+/// Collects the messages of `ds::guest` events, to see what the guest logged.
+#[derive(Clone, Default)]
+struct GuestLines(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GuestLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "ds::guest" {
+            return;
+        }
+        struct Message<'a>(&'a mut String);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0.push_str(&format!("{value:?}"));
+                }
+            }
+        }
+        let mut line = String::new();
+        event.record(&mut Message(&mut line));
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+/// Runs `run` under a subscriber that records every level, and returns what it returned and
+/// the messages the guest logged meanwhile (target `ds::guest`), in order.
+pub fn with_guest_lines<R>(run: impl FnOnce() -> R) -> (R, Vec<String>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let lines = GuestLines::default();
+    let subscriber = tracing_subscriber::registry().with(lines.clone());
+    let result = tracing::subscriber::with_default(subscriber, run);
+    let lines = lines.0.lock().unwrap().clone();
+    (result, lines)
 }

@@ -12,6 +12,7 @@ extern crate ds_guest_rt;
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use ds_model::query::{Filter, Op, Order, Query};
 use ds_model::schema::Direction as SortDirection;
@@ -283,10 +284,21 @@ impl Transport for ImportedTransport {
 /// The host's log, through the WIT import.
 struct ImportedLog;
 
+/// What the host's `log` last answered: 0 nothing yet, 1 the host records nothing, 2 + rank
+/// the most detailed level it records. The host never calls an instance again once the
+/// answer is stale, so it holds for the instance's life. (The component is single-threaded:
+/// the atomic is only a safe static.)
+static HOST_LEVEL: AtomicU8 = AtomicU8::new(0);
+
 impl Log for ImportedLog {
     fn log(&self, level: Level, context: &str, message: &str) {
         use ds::datastore::logging::{Level as L, log};
-        let level = match level {
+        // Most lines are not worth a crossing: skip those the host said it does not record.
+        let known = HOST_LEVEL.load(Ordering::Relaxed);
+        if known == 1 || (known >= 2 && (level as u8) < known - 2) {
+            return;
+        }
+        let wit_level = match level {
             Level::Trace => L::Trace,
             Level::Debug => L::Debug,
             Level::Info => L::Info,
@@ -294,7 +306,23 @@ impl Log for ImportedLog {
             Level::Error => L::Error,
             Level::Critical => L::Critical,
         };
-        log(level, context, message);
+        let answer = match log(wit_level, context, message) {
+            None => 1,
+            Some(recorded) => 2 + level_from_wit(recorded) as u8,
+        };
+        HOST_LEVEL.store(answer, Ordering::Relaxed);
+    }
+}
+
+fn level_from_wit(level: ds::datastore::logging::Level) -> Level {
+    use ds::datastore::logging::Level as L;
+    match level {
+        L::Trace => Level::Trace,
+        L::Debug => Level::Debug,
+        L::Info => Level::Info,
+        L::Warn => Level::Warn,
+        L::Error => Level::Error,
+        L::Critical => Level::Critical,
     }
 }
 

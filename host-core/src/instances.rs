@@ -111,7 +111,7 @@ impl InstanceCtx {
     /// A context whose instance may grow its memory to `memory_limit_bytes`.
     pub fn new(options: &InstanceOptions) -> Self {
         InstanceCtx {
-            log: GuestLog,
+            log: GuestLog::default(),
             meter: MemoryMeter {
                 limit: options
                     .memory_limit_bytes
@@ -229,11 +229,17 @@ impl<T: HasInstanceCtx, M> InstancePool<T, M> {
         &self.options
     }
 
-    /// An idle warm instance, if there is one (never in per-call mode).
+    /// An idle warm instance, if there is one (never in per-call mode). Instances that were
+    /// told a log level the host no longer has are dropped on the way.
     pub fn take(&self) -> Option<Instance<T, M>> {
-        match self.options.isolation {
-            Isolation::Warm => self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop(),
-            Isolation::PerCall => None,
+        if self.options.isolation == Isolation::PerCall {
+            return None;
+        }
+        loop {
+            let mut instance = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            if instance.store.data_mut().ctx().log.is_current() {
+                return Some(instance);
+            }
         }
     }
 

@@ -1,6 +1,8 @@
 //! Log records: the guest's `logging` import into `tracing`, trace rendering of transport
 //! keys, and the CLI's subscriber. Shared by both hosts.
 
+use tracing::level_filters::LevelFilter;
+
 use crate::bindings::logging::{self, Level};
 use crate::bindings::types;
 use crate::instances::HasInstanceCtx;
@@ -8,12 +10,24 @@ use crate::instances::HasInstanceCtx;
 /// The `logging` import (and the function-less `types` import) for both hosts: each guest
 /// log line becomes a `tracing` event with target `ds::guest`.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct GuestLog;
+pub struct GuestLog {
+    /// The level `log` last told this instance, if it logged: the guest keeps the answer.
+    told: Option<LevelFilter>,
+}
+
+impl GuestLog {
+    /// Whether the level this instance was told by `log` (if anything) is still the host's
+    /// level. An instance for which it is not must not be called again, or it would drop
+    /// lines the host now records (or keep sending lines it no longer does).
+    pub fn is_current(&self) -> bool {
+        self.told.is_none_or(|told| told == LevelFilter::current())
+    }
+}
 
 impl types::Host for GuestLog {}
 
 impl logging::Host for GuestLog {
-    fn log(&mut self, level: Level, context: String, message: String) {
+    fn log(&mut self, level: Level, context: String, message: String) -> Option<Level> {
         // `tracing` levels are static per call site, hence one arm per level.
         match level {
             Level::Trace => tracing::trace!(target: "ds::guest", context, "{message}"),
@@ -24,6 +38,18 @@ impl logging::Host for GuestLog {
                 tracing::error!(target: "ds::guest", context, "{message}")
             }
         }
+        // The global hint: the most detailed level any subscriber may record. Cheap to keep
+        // current (one atomic load per call, in `is_current`) and never below a per-target
+        // answer, so the guest skips no line that a subscriber wants.
+        let current = LevelFilter::current();
+        self.told = Some(current);
+        Some(match current.into_level()? {
+            tracing::Level::TRACE => Level::Trace,
+            tracing::Level::DEBUG => Level::Debug,
+            tracing::Level::INFO => Level::Info,
+            tracing::Level::WARN => Level::Warn,
+            tracing::Level::ERROR => Level::Error,
+        })
     }
 }
 
