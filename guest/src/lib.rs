@@ -37,10 +37,8 @@ struct Component;
 bindings::export!(Component with_types_in bindings);
 
 impl Guest for Component {
-    fn get(key: wit::Key) -> Result<Option<wit::Entity>, wit::Error> {
-        let native = key_from_wit(key.clone());
-        let properties = model().get_json(&native).map_err(error_to_wit)?;
-        Ok(properties.map(|properties| wit::Entity { key, properties }))
+    fn get(key: wit::Key) -> Result<Option<wit::Properties>, wit::Error> {
+        model().get_json(&key_from_wit(key)).map_err(error_to_wit)
     }
 
     fn put(entity: wit::Entity) -> Result<wit::Key, wit::Error> {
@@ -53,14 +51,9 @@ impl Guest for Component {
         model().delete(&key_from_wit(key)).map_err(error_to_wit)
     }
 
-    fn get_many(keys: Vec<wit::Key>) -> Result<Vec<Option<wit::Entity>>, wit::Error> {
-        let native: Vec<Key> = keys.iter().cloned().map(key_from_wit).collect();
-        let found = model().get_many_json(&native).map_err(error_to_wit)?;
-        Ok(keys
-            .into_iter()
-            .zip(found)
-            .map(|(key, properties)| properties.map(|properties| wit::Entity { key, properties }))
-            .collect())
+    fn get_many(keys: Vec<wit::Key>) -> Result<Vec<Option<wit::Properties>>, wit::Error> {
+        let native: Vec<Key> = keys.into_iter().map(key_from_wit).collect();
+        model().get_many_json(&native).map_err(error_to_wit)
     }
 
     fn put_many(entities: Vec<wit::Entity>) -> Result<Vec<wit::Key>, wit::Error> {

@@ -165,11 +165,9 @@ impl Datastore {
     /// Reads the entity at `key`, or `None` if there is none.
     pub async fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ads::api", "Model async get()");
-        let key = convert::key_to_wit(key);
-        let result = call_export!(self, get_async(&key));
-        convert::call_result(result, |entity| {
-            entity.map(convert::entity_from_wit).transpose()
-        })
+        let wit_key = convert::key_to_wit(key);
+        let result = call_export!(self, get_async(&wit_key));
+        convert::call_result(result, |found| convert::found_from_wit(key, found))
     }
 
     /// Validates and writes `entity`, replacing any entity at its key. Returns the key.
@@ -190,9 +188,9 @@ impl Datastore {
 
     /// Reads several entities in one transport round trip: one result per key, in order.
     pub async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
-        let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
-        let result = call_export!(self, get_many_async(&keys));
-        convert::call_result(result, convert::entities_from_wit)
+        let wit_keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
+        let result = call_export!(self, get_many_async(&wit_keys));
+        convert::call_result(result, |found| convert::found_many_from_wit(keys, found))
     }
 
     /// Validates every entity, then writes them all in one atomic commit; if any is invalid,

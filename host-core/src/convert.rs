@@ -291,11 +291,28 @@ pub fn merge_check_page(
     page.next
 }
 
-/// Entities returned by `get-many` as host entities.
-pub fn entities_from_wit(found: Vec<Option<wit::Entity>>) -> Result<Vec<Option<Entity>>, Error> {
+/// What `get` read for `key` (its properties, if the entity exists) as a host entity.
+pub fn found_from_wit(key: &Key, found: Option<wit::Properties>) -> Result<Option<Entity>, Error> {
     found
-        .into_iter()
-        .map(|entity| entity.map(entity_from_wit).transpose())
+        .map(|properties| properties_from_wit(key.clone(), &properties))
+        .transpose()
+}
+
+/// What `get-many` read for `keys` (one result per key, in order) as host entities.
+pub fn found_many_from_wit(
+    keys: &[Key],
+    found: Vec<Option<wit::Properties>>,
+) -> Result<Vec<Option<Entity>>, Error> {
+    if found.len() != keys.len() {
+        return Err(Error::Corrupt(format!(
+            "the model returned {} results for {} keys",
+            found.len(),
+            keys.len()
+        )));
+    }
+    keys.iter()
+        .zip(found)
+        .map(|(key, found)| found_from_wit(key, found))
         .collect()
 }
 

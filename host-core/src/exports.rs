@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::component::{ComponentExportIndex, Func, Instance, InstancePre, TypedFunc};
 
 use crate::bindings::types::{
-    CheckReport, Entity, EntityPage, Error, Key, KvKey, QueryPage, QuerySpec, Receipt,
+    CheckReport, Entity, EntityPage, Error, Key, KvKey, Properties, QueryPage, QuerySpec, Receipt,
 };
 
 /// Declares the exports once: the index table, the one-time type check and a blocking and an
@@ -82,7 +82,7 @@ macro_rules! model_exports {
 model_exports! {
     /// `datastore.get`
     Get: "ds:datastore/datastore@0.1.0" "get",
-        get / get_async(key: &Key) -> Result<Option<Entity>, Error>;
+        get / get_async(key: &Key) -> Result<Option<Properties>, Error>;
     /// `datastore.put`
     Put: "ds:datastore/datastore@0.1.0" "put",
         put / put_async(entity: &Entity) -> Result<Key, Error>;
@@ -91,7 +91,7 @@ model_exports! {
         delete / delete_async(key: &Key) -> Result<(), Error>;
     /// `datastore.get-many`
     GetMany: "ds:datastore/datastore@0.1.0" "get-many",
-        get_many / get_many_async(keys: &[Key]) -> Result<Vec<Option<Entity>>, Error>;
+        get_many / get_many_async(keys: &[Key]) -> Result<Vec<Option<Properties>>, Error>;
     /// `datastore.put-many`
     PutMany: "ds:datastore/datastore@0.1.0" "put-many",
         put_many / put_many_async(entities: &[Entity]) -> Result<Vec<Key>, Error>;

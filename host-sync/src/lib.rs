@@ -135,11 +135,9 @@ impl Datastore {
     /// Reads the entity at `key`, or `None` if there is none.
     pub fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ds::api", "Model sync get()");
-        let key = convert::key_to_wit(key);
-        let result = call_export!(self, get(&key));
-        convert::call_result(result, |entity| {
-            entity.map(convert::entity_from_wit).transpose()
-        })
+        let wit_key = convert::key_to_wit(key);
+        let result = call_export!(self, get(&wit_key));
+        convert::call_result(result, |found| convert::found_from_wit(key, found))
     }
 
     /// Validates and writes `entity`, replacing any entity at its key. Returns the key.
@@ -160,9 +158,9 @@ impl Datastore {
 
     /// Reads several entities in one transport round trip: one result per key, in order.
     pub fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
-        let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
-        let result = call_export!(self, get_many(&keys));
-        convert::call_result(result, convert::entities_from_wit)
+        let wit_keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
+        let result = call_export!(self, get_many(&wit_keys));
+        convert::call_result(result, |found| convert::found_many_from_wit(keys, found))
     }
 
     /// Validates every entity, then writes them all in one atomic commit; if any is invalid,

@@ -41,7 +41,7 @@ fn refuse<T>() -> Result<T, wit::Error> {
 }
 
 impl Guest for FaultGuest {
-    fn get(key: wit::Key) -> Result<Option<wit::Entity>, wit::Error> {
+    fn get(key: wit::Key) -> Result<Option<wit::Properties>, wit::Error> {
         let kind = key.path.first().map(|e| e.kind.as_str()).unwrap_or("");
         match kind {
             "Panic" => panic!("the fault guest panics on purpose"),
@@ -93,7 +93,7 @@ impl Guest for FaultGuest {
         refuse()
     }
 
-    fn get_many(_: Vec<wit::Key>) -> Result<Vec<Option<wit::Entity>>, wit::Error> {
+    fn get_many(_: Vec<wit::Key>) -> Result<Vec<Option<wit::Properties>>, wit::Error> {
         refuse()
     }
 

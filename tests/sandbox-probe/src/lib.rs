@@ -27,16 +27,16 @@ fn refuse<T>() -> Result<T, wit::Error> {
 }
 
 impl Guest for Probe {
-    fn get(key: wit::Key) -> Result<Option<wit::Entity>, wit::Error> {
+    fn get(_: wit::Key) -> Result<Option<wit::Properties>, wit::Error> {
         let file = std::fs::read_to_string("/etc/passwd").is_ok();
         let env = std::env::var("HOME").is_ok();
         let socket = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
         let clock = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .is_ok();
-        let properties =
-            format!(r#"{{"file":{file},"env":{env},"socket":{socket},"clock":{clock}}}"#);
-        Ok(Some(wit::Entity { key, properties }))
+        Ok(Some(format!(
+            r#"{{"file":{file},"env":{env},"socket":{socket},"clock":{clock}}}"#
+        )))
     }
 
     fn put(_: wit::Entity) -> Result<wit::Key, wit::Error> {
@@ -47,7 +47,7 @@ impl Guest for Probe {
         refuse()
     }
 
-    fn get_many(_: Vec<wit::Key>) -> Result<Vec<Option<wit::Entity>>, wit::Error> {
+    fn get_many(_: Vec<wit::Key>) -> Result<Vec<Option<wit::Properties>>, wit::Error> {
         refuse()
     }
 
