@@ -337,3 +337,22 @@ pub fn json_from_wit(name: &str, output: &str) -> Result<serde_json::Value, Erro
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_many_results_pair_with_their_keys_and_must_match_them_in_number() {
+        let keys = [Key::name("Note", "a"), Key::name("Note", "b")];
+        let found = found_many_from_wit(&keys, vec![None, Some(r#"{"n":1}"#.into())]).unwrap();
+        assert_eq!(found[0], None);
+        let b = found[1].as_ref().unwrap();
+        assert_eq!((&b.key, b.properties.len()), (&keys[1], 1));
+
+        let short = found_many_from_wit(&keys, vec![None]);
+        assert!(matches!(short, Err(Error::Corrupt(m)) if m.contains("1 results for 2 keys")));
+        let unreadable = found_from_wit(&keys[0], Some("not json".into()));
+        assert!(matches!(unreadable, Err(Error::Corrupt(_))));
+    }
+}
