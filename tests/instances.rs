@@ -149,6 +149,42 @@ async fn a_dropped_call_is_not_reused() {
     );
 }
 
+/// The properties of an entity nested as deep as typed JSON allows: `depth` embedded
+/// entities, one inside the other.
+fn deep_properties(depth: usize) -> String {
+    let mut json = "1".to_string();
+    for _ in 0..depth {
+        json = format!(r#"{{"a":{json}}}"#);
+    }
+    json
+}
+
+#[test]
+fn the_deepest_entities_fit_the_guest_stack_in_both_hosts() {
+    // The component links a 64 KiB stack (guest/build.rs); parsing, validating, indexing and
+    // encoding the deepest entity JSON can express recurse once per level. A stack too small
+    // would trap here instead of storing the entity.
+    let key = Key::name("Deep", "x");
+    let entity = Entity::from_json(key.clone(), &deep_properties(127)).unwrap();
+    let db = ds::Datastore::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    db.put(&entity).unwrap();
+    assert_eq!(db.get(&key).unwrap().as_ref(), Some(&entity));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let db = ads::Datastore::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .build()
+            .await
+            .unwrap();
+        db.put(&entity).await.unwrap();
+        assert_eq!(db.get(&key).await.unwrap().as_ref(), Some(&entity));
+    });
+}
+
 #[test]
 fn an_instance_told_to_log_nothing_is_not_reused_once_a_subscriber_listens() {
     // The guest keeps the level its first log call was answered with and skips the lines

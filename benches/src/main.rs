@@ -24,6 +24,7 @@ use anyhow::{Context as _, Result, bail};
 use ds_model::transport::NoLog;
 use ds_model::{Entity, Key, Model};
 use host_core::Isolation;
+use host_core::runtime::SlotReset;
 use host_core::store::{
     AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, NativeTransport,
     SqliteStore, Store, StoreError, Versioned, Write,
@@ -623,20 +624,18 @@ fn instantiation(report: &mut Report) -> Result<()> {
     );
     let iters = report.iters(20_000);
     let base = host_core::runtime::engine_config;
+    let pooled = |reset| {
+        let mut config = base();
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+            host_core::runtime::pooling_config(64, reset),
+        ));
+        config
+    };
     let mut rows = Vec::new();
     let configs: Vec<(&str, wasmtime::Config)> = vec![
         ("pooling, CoW, keep-resident (the hosts' choice)", base()),
-        ("pooling, CoW, no keep-resident", {
-            let mut c = base();
-            let mut pool = wasmtime::PoolingAllocationConfig::new();
-            pool.total_component_instances(64)
-                .total_core_instances(512)
-                .total_memories(64)
-                .total_tables(128)
-                .total_stacks(64);
-            c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-            c
-        }),
+        ("pooling, CoW, keep-resident with a pagemap scan", pooled(SlotReset::KeepResidentScan)),
+        ("pooling, CoW, no keep-resident", pooled(SlotReset::Decommit)),
         ("pooling, no CoW", {
             let mut c = base();
             c.memory_init_cow(false);

@@ -114,9 +114,33 @@ pub fn engine() -> Result<&'static Engine, Error> {
     Ok(engine)
 }
 
-/// The configuration of the process-wide engine (public so benchmarks can vary it).
-pub fn engine_config() -> Config {
-    let max = engine_options().max_instances;
+/// How a pool slot is made clean for its next instance when an instance is dropped.
+/// Public so that the benchmark can compare the choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotReset {
+    /// The whole slot goes back to the kernel (`madvise`): the next instance page-faults on
+    /// every page it touches.
+    Decommit,
+    /// The first [`KEEP_RESIDENT`] bytes of memory stay mapped and are reset by `memset` (or a
+    /// copy from the image); the rest is decommitted. The hosts' choice.
+    KeepResident,
+    /// As `KeepResident`, but a `pagemap` scan finds the pages the instance dirtied, anywhere
+    /// in the slot, and only those are reset.
+    KeepResidentScan,
+}
+
+/// Linear memory kept mapped across instances of a pool slot: the whole initial memory of
+/// the shipped guest (its 64 KiB stack, its data and the first heap pages), so a fresh
+/// instance of it takes no page fault in memory it had at start.
+///
+/// Measured (benchmark (b)): with the small initial memory of the shipped guest, resetting
+/// these 128 KiB by `memset` costs less than the `pagemap` scan syscall that would find the
+/// few pages a call dirtied, and far less than the page faults of a decommitted slot.
+pub const KEEP_RESIDENT: usize = 128 << 10;
+
+/// The pooling allocator for `max_instances` instances, with `reset` on drop.
+pub fn pooling_config(max_instances: u32, reset: SlotReset) -> PoolingAllocationConfig {
+    let max = max_instances;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(max)
         // The no_std guest instantiates 6 core instances with one memory and one table.
@@ -124,12 +148,23 @@ pub fn engine_config() -> Config {
         .total_memories(max)
         .total_tables(max.saturating_mul(2))
         .total_stacks(max)
-        .max_memory_size(MAX_GUEST_MEMORY)
-        // Keep the first pages of a slot resident: reuse costs a memset, not page faults.
-        .linear_memory_keep_resident(64 << 10)
-        .table_keep_resident(4 << 10)
-        .async_stack_keep_resident(16 << 10)
-        .pagemap_scan(wasmtime::Enabled::Auto);
+        .max_memory_size(MAX_GUEST_MEMORY);
+    if reset != SlotReset::Decommit {
+        pool.linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(4 << 10)
+            .async_stack_keep_resident(16 << 10);
+    }
+    pool.pagemap_scan(if reset == SlotReset::KeepResidentScan {
+        wasmtime::Enabled::Auto
+    } else {
+        wasmtime::Enabled::No
+    });
+    pool
+}
+
+/// The configuration of the process-wide engine (public so benchmarks can vary it).
+pub fn engine_config() -> Config {
+    let pool = pooling_config(engine_options().max_instances, SlotReset::KeepResident);
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
