@@ -165,7 +165,7 @@ impl Datastore {
     /// Reads the entity at `key`, or `None` if there is none.
     pub async fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ads::api", "Model async get()");
-        let wit_key = convert::key_to_wit(key);
+        let wit_key = convert::key_ref(key);
         let result = call_export!(self, get_async(&wit_key));
         convert::call_result(result, |found| convert::found_from_wit(key, found))
     }
@@ -181,14 +181,14 @@ impl Datastore {
     /// Deletes the entity at `key`; deleting an absent entity is not an error.
     pub async fn delete(&self, key: &Key) -> Result<(), Error> {
         tracing::debug!(target: "ads::api", "Model async delete()");
-        let key = convert::key_to_wit(key);
+        let key = convert::key_ref(key);
         let result = call_export!(self, delete_async(&key));
         convert::call_result(result, Ok)
     }
 
     /// Reads several entities in one transport round trip: one result per key, in order.
     pub async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
-        let wit_keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
+        let wit_keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
         let result = call_export!(self, get_many_async(&wit_keys));
         convert::call_result(result, |found| convert::found_many_from_wit(keys, found))
     }
@@ -208,7 +208,7 @@ impl Datastore {
 
     /// Deletes several entities in one atomic commit.
     pub async fn delete_many(&self, keys: &[Key]) -> Result<(), Error> {
-        let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
+        let keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
         let result = call_export!(self, delete_many_async(&keys));
         convert::call_result(result, Ok)
     }
@@ -294,7 +294,7 @@ impl Datastore {
     /// ```
     pub async fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         tracing::debug!(target: "ads::api", "Model async deposit()");
-        let account = convert::key_to_wit(account);
+        let account = convert::key_ref(account);
         let result = call_export!(self, deposit_async(&account, amount));
         convert::call_result(result, Ok)
     }
@@ -318,10 +318,7 @@ impl Datastore {
         amount: i64,
     ) -> Result<Receipt, Error> {
         tracing::debug!(target: "ads::api", "Model async transfer()");
-        let (source, destination) = (
-            convert::key_to_wit(source),
-            convert::key_to_wit(destination),
-        );
+        let (source, destination) = (convert::key_ref(source), convert::key_ref(destination));
         let result = call_export!(self, transfer_async(&source, &destination, amount));
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
     }

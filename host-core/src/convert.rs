@@ -8,6 +8,53 @@ use crate::bindings::types as wit;
 use crate::error::Error;
 use crate::store::{Check, Entry, KeyRange, StoreError, Versioned, Write};
 
+/// A host key as the WIT `key` record, borrowing its strings: what the export calls that take
+/// keys lower, without first copying every string into a [`wit::Key`].
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+#[component(record)]
+pub struct KeyRef<'a> {
+    namespace: &'a str,
+    path: Vec<PathElementRef<'a>>,
+}
+
+/// One element of a [`KeyRef`]: the WIT `path-element` record.
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+#[component(record)]
+pub struct PathElementRef<'a> {
+    kind: &'a str,
+    id: IdOrNameRef<'a>,
+}
+
+/// The WIT `id-or-name` variant, borrowing the name.
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+#[component(variant)]
+pub enum IdOrNameRef<'a> {
+    /// A positive integer id.
+    #[component(name = "id")]
+    Id(u64),
+    /// A non-empty string name.
+    #[component(name = "name")]
+    Name(&'a str),
+}
+
+/// `key` as the WIT record it is lowered as, borrowing its strings.
+pub fn key_ref(key: &Key) -> KeyRef<'_> {
+    KeyRef {
+        namespace: &key.namespace,
+        path: key
+            .path
+            .iter()
+            .map(|e| PathElementRef {
+                kind: &e.kind,
+                id: match &e.id {
+                    IdOrName::Id(id) => IdOrNameRef::Id(*id),
+                    IdOrName::Name(name) => IdOrNameRef::Name(name),
+                },
+            })
+            .collect(),
+    }
+}
+
 /// A host key as the WIT record.
 pub fn key_to_wit(key: &Key) -> wit::Key {
     let path = key

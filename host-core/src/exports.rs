@@ -16,6 +16,7 @@ use wasmtime::component::{ComponentExportIndex, Func, Instance, InstancePre, Typ
 use crate::bindings::types::{
     CheckReport, Entity, EntityPage, Error, Key, KvKey, Properties, QueryPage, QuerySpec, Receipt,
 };
+use crate::convert::KeyRef;
 
 /// Declares the exports once: the index table, the one-time type check and a blocking and an
 /// awaited call method per export.
@@ -82,22 +83,22 @@ macro_rules! model_exports {
 model_exports! {
     /// `datastore.get`
     Get: "ds:datastore/datastore@0.1.0" "get",
-        get / get_async(key: &Key) -> Result<Option<Properties>, Error>;
+        get / get_async(key: &KeyRef<'_>) -> Result<Option<Properties>, Error>;
     /// `datastore.put`
     Put: "ds:datastore/datastore@0.1.0" "put",
         put / put_async(entity: &Entity) -> Result<Key, Error>;
     /// `datastore.delete`
     Delete: "ds:datastore/datastore@0.1.0" "delete",
-        delete / delete_async(key: &Key) -> Result<(), Error>;
+        delete / delete_async(key: &KeyRef<'_>) -> Result<(), Error>;
     /// `datastore.get-many`
     GetMany: "ds:datastore/datastore@0.1.0" "get-many",
-        get_many / get_many_async(keys: &[Key]) -> Result<Vec<Option<Properties>>, Error>;
+        get_many / get_many_async(keys: &[KeyRef<'_>]) -> Result<Vec<Option<Properties>>, Error>;
     /// `datastore.put-many`
     PutMany: "ds:datastore/datastore@0.1.0" "put-many",
         put_many / put_many_async(entities: &[Entity]) -> Result<Vec<Key>, Error>;
     /// `datastore.delete-many`
     DeleteMany: "ds:datastore/datastore@0.1.0" "delete-many",
-        delete_many / delete_many_async(keys: &[Key]) -> Result<(), Error>;
+        delete_many / delete_many_async(keys: &[KeyRef<'_>]) -> Result<(), Error>;
     /// `datastore.entities`
     Entities: "ds:datastore/datastore@0.1.0" "entities",
         entities / entities_async(start: Option<&KvKey>, kind: Option<&str>) -> Result<EntityPage, Error>;
@@ -115,10 +116,10 @@ model_exports! {
         check / check_async(start: Option<&KvKey>) -> Result<CheckReport, Error>;
     /// `accounts.deposit`
     Deposit: "ds:datastore/accounts@0.1.0" "deposit",
-        deposit / deposit_async(account: &Key, amount: i64) -> Result<i64, Error>;
+        deposit / deposit_async(account: &KeyRef<'_>, amount: i64) -> Result<i64, Error>;
     /// `accounts.transfer`
     Transfer: "ds:datastore/accounts@0.1.0" "transfer",
-        transfer / transfer_async(source: &Key, destination: &Key, amount: i64) -> Result<Receipt, Error>;
+        transfer / transfer_async(source: &KeyRef<'_>, destination: &KeyRef<'_>, amount: i64) -> Result<Receipt, Error>;
 }
 
 /// Where each export sits in a component, resolved once per datastore.

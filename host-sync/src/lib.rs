@@ -135,7 +135,7 @@ impl Datastore {
     /// Reads the entity at `key`, or `None` if there is none.
     pub fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ds::api", "Model sync get()");
-        let wit_key = convert::key_to_wit(key);
+        let wit_key = convert::key_ref(key);
         let result = call_export!(self, get(&wit_key));
         convert::call_result(result, |found| convert::found_from_wit(key, found))
     }
@@ -151,14 +151,14 @@ impl Datastore {
     /// Deletes the entity at `key`; deleting an absent entity is not an error.
     pub fn delete(&self, key: &Key) -> Result<(), Error> {
         tracing::debug!(target: "ds::api", "Model sync delete()");
-        let key = convert::key_to_wit(key);
+        let key = convert::key_ref(key);
         let result = call_export!(self, delete(&key));
         convert::call_result(result, Ok)
     }
 
     /// Reads several entities in one transport round trip: one result per key, in order.
     pub fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
-        let wit_keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
+        let wit_keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
         let result = call_export!(self, get_many(&wit_keys));
         convert::call_result(result, |found| convert::found_many_from_wit(keys, found))
     }
@@ -178,7 +178,7 @@ impl Datastore {
 
     /// Deletes several entities in one atomic commit.
     pub fn delete_many(&self, keys: &[Key]) -> Result<(), Error> {
-        let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
+        let keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
         let result = call_export!(self, delete_many(&keys));
         convert::call_result(result, Ok)
     }
@@ -255,7 +255,7 @@ impl Datastore {
     /// ```
     pub fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         tracing::debug!(target: "ds::api", "Model sync deposit()");
-        let account = convert::key_to_wit(account);
+        let account = convert::key_ref(account);
         let result = call_export!(self, deposit(&account, amount));
         convert::call_result(result, Ok)
     }
@@ -274,10 +274,7 @@ impl Datastore {
     /// ```
     pub fn transfer(&self, source: &Key, destination: &Key, amount: i64) -> Result<Receipt, Error> {
         tracing::debug!(target: "ds::api", "Model sync transfer()");
-        let (source, destination) = (
-            convert::key_to_wit(source),
-            convert::key_to_wit(destination),
-        );
+        let (source, destination) = (convert::key_ref(source), convert::key_ref(destination));
         let result = call_export!(self, transfer(&source, &destination, amount));
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
     }
