@@ -204,7 +204,20 @@ impl Entity {
 /// The properties' JSON text of a stored value for `key`, checked for its format byte and
 /// UTF-8 but not parsed: what crosses to the host, which parses it once into its own types.
 pub fn decode_json<'a>(key: &Key, stored: &'a [u8]) -> Result<&'a str, Error> {
-    let Some((&format, json)) = stored.split_first() else {
+    check_format(key, stored)?;
+    core::str::from_utf8(&stored[1..]).map_err(|_| not_utf8(key))
+}
+
+/// Like [`decode_json`], but keeps the stored bytes: the format byte is removed in place
+/// instead of the text being copied into a new string.
+pub fn into_json(key: &Key, mut stored: Vec<u8>) -> Result<String, Error> {
+    check_format(key, &stored)?;
+    stored.remove(0);
+    String::from_utf8(stored).map_err(|_| not_utf8(key))
+}
+
+fn check_format(key: &Key, stored: &[u8]) -> Result<(), Error> {
+    let Some(&format) = stored.first() else {
         return Err(Error::Corrupt(format!("entity {key} has an empty value")));
     };
     if format != FORMAT_TYPED_JSON && format != FORMAT_JSON_V1 {
@@ -213,8 +226,11 @@ pub fn decode_json<'a>(key: &Key, stored: &'a [u8]) -> Result<&'a str, Error> {
              {FORMAT_JSON_V1} and {FORMAT_TYPED_JSON} (was it written by a newer model?)"
         )));
     }
-    core::str::from_utf8(json)
-        .map_err(|_| Error::Corrupt(format!("entity {key} holds text that is not UTF-8")))
+    Ok(())
+}
+
+fn not_utf8(key: &Key) -> Error {
+    Error::Corrupt(format!("entity {key} holds text that is not UTF-8"))
 }
 
 fn json_type(value: &Json) -> &'static str {
@@ -256,6 +272,23 @@ mod tests {
             Entity::decode(key(), b"\x01{\"a\":1}").unwrap(),
             Entity::new(key()).with("a", Value::Int(1))
         );
+    }
+
+    #[test]
+    fn the_json_text_is_the_same_borrowed_or_kept() {
+        for stored in [
+            &b"\x02{\"a\":1}"[..],
+            b"\x01{}",
+            b"",
+            b"\x07{}",
+            b"\x02\xff",
+        ] {
+            let borrowed = decode_json(&key(), stored).map(String::from);
+            let kept = into_json(&key(), stored.to_vec());
+            assert_eq!(format!("{borrowed:?}"), format!("{kept:?}"), "{stored:?}");
+        }
+        assert_eq!(into_json(&key(), b"\x02{}".to_vec()).unwrap(), "{}");
+        assert!(into_json(&key(), b"\x02\xff".to_vec()).is_err());
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl<T: Transport, L: Log> Model<T, L> {
     pub fn get_json(&mut self, key: &Key) -> Result<Option<String>, Error> {
         match self.read(key)? {
             None => Ok(None),
-            Some(stored) => crate::entity::decode_json(key, &stored).map(|json| Some(json.into())),
+            Some(stored) => crate::entity::into_json(key, stored).map(Some),
         }
     }
 
@@ -130,7 +130,7 @@ impl<T: Transport, L: Log> Model<T, L> {
             .zip(stored)
             .map(|(key, value)| {
                 value
-                    .map(|value| crate::entity::decode_json(key, &value).map(String::from))
+                    .map(|value| crate::entity::into_json(key, value))
                     .transpose()
             })
             .collect()
@@ -283,9 +283,7 @@ impl<T: Transport, L: Log> Model<T, L> {
             .map(|hit| {
                 let json = hit
                     .stored
-                    .map(|stored| {
-                        crate::entity::decode_json(&hit.key, &stored.value).map(String::from)
-                    })
+                    .map(|stored| crate::entity::into_json(&hit.key, stored.value))
                     .transpose()?;
                 Ok((hit.key, json))
             })
