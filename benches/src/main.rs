@@ -113,15 +113,16 @@ fn time_ns(iters: u64, rounds: usize, mut op: impl FnMut()) -> f64 {
 /// How many turns each (f) measurement is split into.
 const TURNS: usize = 5;
 
-/// Runs the variants of one (f) row in turns, each turn a slice of the work, and returns
-/// each variant's median rate. The speed of a shared machine drifts by more than the
+/// Runs the variants of one row in `turns` turns, each turn a slice of the work, and returns
+/// each variant's median result. The speed of a shared machine drifts by more than the
 /// differences measured; taking turns spreads the drift over every variant alike, where
 /// measuring one variant after the other puts it into the ratio.
 fn take_turns<const N: usize>(
+    turns: usize,
     mut variants: [&mut dyn FnMut() -> Result<f64>; N],
 ) -> Result<[f64; N]> {
-    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(TURNS));
-    for _ in 0..TURNS {
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(turns));
+    for _ in 0..turns {
         for (variant, samples) in variants.iter_mut().zip(&mut samples) {
             samples.push(variant()?);
         }
@@ -346,7 +347,9 @@ fn per_call(report: &mut Report) -> Result<()> {
         "(a) One model `get`, memory store",
         "The same `get` (validate key, encode, one transport `get`, decode and validate the entity) \
          natively and through both hosts. `ads` calls are awaited one after another on a \
-         current-thread runtime. *Over native* is the cost of the component.",
+         current-thread runtime. The six variants take turns, each running a slice of its \
+         calls per turn, and each row is the median of its turns. *Over native* is the cost \
+         of the component.",
     );
     let iters = report.iters(200_000);
     let rounds = 9;
@@ -354,17 +357,66 @@ fn per_call(report: &mut Report) -> Result<()> {
     let key = key();
     let rt = current_thread();
 
-    let native = time_ns(iters, rounds, || {
+    // Every variant runs a slice of its calls in each turn, so that drift of the machine's
+    // speed lands on all of them alike (see `take_turns`).
+    let timed = |op: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            op();
+        }
+        Ok(start.elapsed().as_nanos() as f64 / iters as f64)
+    };
+    let async_store: Arc<dyn AsyncStore> = store.clone();
+    let ds_warm = sync_db(store.clone(), Isolation::Warm)?;
+    let ds_per_call = sync_db(store.clone(), Isolation::PerCall)?;
+    let ads_warm = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
+    let ads_per_call = rt.block_on(async_db(store.clone(), Isolation::PerCall))?;
+    let ads_timed = |db: &ads::Datastore| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..iters {
+                std::hint::black_box(db.get(&key).await.expect("get"));
+            }
+            Ok(start.elapsed().as_nanos() as f64 / iters as f64)
+        })
+    };
+    // Warm-up: fills the pools, the caches and the branch predictors alike.
+    for _ in 0..iters / 5 + 1 {
         let mut model = Model::new(NativeTransport(store.as_ref()), NoLog);
         std::hint::black_box(model.get(&key).expect("get"));
-    });
-    let async_store: Arc<dyn AsyncStore> = store.clone();
-    let block_on = time_ns(iters, rounds, || {
-        std::hint::black_box(
-            rt.block_on(native_async_get(async_store.as_ref(), &key))
-                .expect("get"),
-        );
-    });
+        std::hint::black_box(ds_warm.get(&key).expect("get"));
+        std::hint::black_box(rt.block_on(ads_warm.get(&key)).expect("get"));
+    }
+    let [
+        native,
+        block_on,
+        ds_warm_ns,
+        ds_per_call_ns,
+        ads_warm_ns,
+        ads_per_call_ns,
+    ] = take_turns(
+        rounds,
+        [
+            &mut || {
+                timed(&mut || {
+                    let mut model = Model::new(NativeTransport(store.as_ref()), NoLog);
+                    std::hint::black_box(model.get(&key).expect("get"));
+                })
+            },
+            &mut || {
+                timed(&mut || {
+                    std::hint::black_box(
+                        rt.block_on(native_async_get(async_store.as_ref(), &key))
+                            .expect("get"),
+                    );
+                })
+            },
+            &mut || timed(&mut || drop(std::hint::black_box(ds_warm.get(&key).expect("get")))),
+            &mut || timed(&mut || drop(std::hint::black_box(ds_per_call.get(&key).expect("get")))),
+            &mut || ads_timed(&ads_warm),
+            &mut || ads_timed(&ads_per_call),
+        ],
+    )?;
     let mut rows = Vec::new();
     let mut bars = Vec::new();
     let mut row = |name: &str, ns: f64, rows: &mut Vec<Vec<String>>| {
@@ -386,38 +438,14 @@ fn per_call(report: &mut Report) -> Result<()> {
         block_on,
         &mut rows,
     );
-    for isolation in [Isolation::Warm, Isolation::PerCall] {
-        let db = sync_db(store.clone(), isolation)?;
-        let ns = time_ns(iters, rounds, || {
-            std::hint::black_box(db.get(&key).expect("get"));
-        });
-        row(&format!("`ds` {}", mode(isolation)), ns, &mut rows);
-    }
-    for isolation in [Isolation::Warm, Isolation::PerCall] {
-        let db = rt.block_on(async_db(store.clone(), isolation))?;
-        let mut samples = Vec::new();
-        rt.block_on(async {
-            for _ in 0..iters / 5 {
-                let _ = db.get(&key).await;
-            }
-            for _ in 0..rounds {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    std::hint::black_box(db.get(&key).await.expect("get"));
-                }
-                samples.push(start.elapsed().as_nanos() as f64 / iters as f64);
-            }
-        });
-        row(
-            &format!("`ads` {}", mode(isolation)),
-            median(&mut samples),
-            &mut rows,
-        );
-    }
+    row("`ds` warm instance", ds_warm_ns, &mut rows);
+    row("`ds` fresh instance per call", ds_per_call_ns, &mut rows);
+    row("`ads` warm instance", ads_warm_ns, &mut rows);
+    row("`ads` fresh instance per call", ads_per_call_ns, &mut rows);
 
     // The split: an export call that does no transport call (the key is refused at once),
     // and instantiation alone.
-    let db = sync_db(store.clone(), Isolation::Warm)?;
+    let db = ds_warm;
     let bad_key = Key::id("Model", 0);
     let export_only = time_ns(iters, rounds, || {
         std::hint::black_box(db.get(&bad_key).expect_err("id 0 is refused"));
@@ -446,13 +474,6 @@ fn per_call(report: &mut Report) -> Result<()> {
         svg::bar_chart("One model get: ns per call", "ns", &bars),
     )?;
     Ok(())
-}
-
-fn mode(isolation: Isolation) -> &'static str {
-    match isolation {
-        Isolation::Warm => "warm instance",
-        Isolation::PerCall => "fresh instance per call",
-    }
 }
 
 /// ns to create a store, instantiate the embedded component and drop both.
@@ -634,8 +655,14 @@ fn instantiation(report: &mut Report) -> Result<()> {
     let mut rows = Vec::new();
     let configs: Vec<(&str, wasmtime::Config)> = vec![
         ("pooling, CoW, keep-resident (the hosts' choice)", base()),
-        ("pooling, CoW, keep-resident with a pagemap scan", pooled(SlotReset::KeepResidentScan)),
-        ("pooling, CoW, no keep-resident", pooled(SlotReset::Decommit)),
+        (
+            "pooling, CoW, keep-resident with a pagemap scan",
+            pooled(SlotReset::KeepResidentScan),
+        ),
+        (
+            "pooling, CoW, no keep-resident",
+            pooled(SlotReset::Decommit),
+        ),
         ("pooling, no CoW", {
             let mut c = base();
             c.memory_init_cow(false);
@@ -1211,43 +1238,49 @@ fn sqlite(report: &mut Report) -> Result<()> {
                 Arc::new(host_core::store::Offload(store.clone())),
                 Isolation::Warm,
             ))?;
-            let [native, ds_rate, native_async, ads_rate] = take_turns([
-                &mut || {
-                    Ok(threads_rate(concurrency, per, || {
-                        let conn = open();
-                        move || native_op(&conn)
-                    }))
-                },
-                &mut || Ok(ds_gets_rate(&db, concurrency, per)),
-                // The async baseline: the same statements from tokio tasks, each on the
-                // blocking pool (a connection per task), as any async program must run SQLite.
-                &mut || {
-                    Ok(tasks_rate(&rt, concurrency, per, || {
-                        let conn = Arc::new(std::sync::Mutex::new(open()));
-                        move || {
-                            let conn = conn.clone();
-                            async move {
-                                tokio::task::spawn_blocking(move || {
-                                    native_op(&conn.lock().expect("lock"))
-                                })
-                                .await
-                                .expect("blocking op");
+            let [native, ds_rate, native_async, ads_rate] = take_turns(
+                TURNS,
+                [
+                    &mut || {
+                        Ok(threads_rate(concurrency, per, || {
+                            let conn = open();
+                            move || native_op(&conn)
+                        }))
+                    },
+                    &mut || Ok(ds_gets_rate(&db, concurrency, per)),
+                    // The async baseline: the same statements from tokio tasks, each on the
+                    // blocking pool (a connection per task), as any async program must run SQLite.
+                    &mut || {
+                        Ok(tasks_rate(&rt, concurrency, per, || {
+                            let conn = Arc::new(std::sync::Mutex::new(open()));
+                            move || {
+                                let conn = conn.clone();
+                                async move {
+                                    tokio::task::spawn_blocking(move || {
+                                        native_op(&conn.lock().expect("lock"))
+                                    })
+                                    .await
+                                    .expect("blocking op");
+                                }
                             }
-                        }
-                    }))
-                },
-                &mut || {
-                    let adb = adb.clone();
-                    let (wall, _) =
-                        rt.block_on(concurrent_gets(per * concurrency, concurrency, move || {
-                            let adb = adb.clone();
-                            async move {
-                                std::hint::black_box(adb.get(&key()).await.expect("get"));
-                            }
-                        }));
-                    Ok((per * concurrency) as f64 / wall.as_secs_f64())
-                },
-            ])?;
+                        }))
+                    },
+                    &mut || {
+                        let adb = adb.clone();
+                        let (wall, _) = rt.block_on(concurrent_gets(
+                            per * concurrency,
+                            concurrency,
+                            move || {
+                                let adb = adb.clone();
+                                async move {
+                                    std::hint::black_box(adb.get(&key()).await.expect("get"));
+                                }
+                            },
+                        ));
+                        Ok((per * concurrency) as f64 / wall.as_secs_f64())
+                    },
+                ],
+            )?;
             rows.push(vec![
                 op.into(),
                 concurrency.to_string(),
@@ -1318,78 +1351,81 @@ fn model_rows(
                 _ => ops,
             };
             let per = (per / TURNS).max(1);
-            let [native, ds_rate, native_async, ads_rate] = take_turns([
-                &mut || {
-                    let ids = AtomicUsize::new(0);
-                    Ok(threads_rate(concurrency, per, || {
-                        let own = own_entity(&ids);
-                        let store = store.clone();
-                        move || native_model_op(store.as_ref(), op, &own)
-                    }))
-                },
-                &mut || {
-                    let ids = AtomicUsize::new(0);
-                    Ok(threads_rate(concurrency, per, || {
-                        let own = own_entity(&ids);
-                        let db = db.clone();
-                        move || match op {
-                            "get" => {
-                                std::hint::black_box(db.get(&seed_key()).expect("get"));
+            let [native, ds_rate, native_async, ads_rate] = take_turns(
+                TURNS,
+                [
+                    &mut || {
+                        let ids = AtomicUsize::new(0);
+                        Ok(threads_rate(concurrency, per, || {
+                            let own = own_entity(&ids);
+                            let store = store.clone();
+                            move || native_model_op(store.as_ref(), op, &own)
+                        }))
+                    },
+                    &mut || {
+                        let ids = AtomicUsize::new(0);
+                        Ok(threads_rate(concurrency, per, || {
+                            let own = own_entity(&ids);
+                            let db = db.clone();
+                            move || match op {
+                                "get" => {
+                                    std::hint::black_box(db.get(&seed_key()).expect("get"));
+                                }
+                                "put" => {
+                                    db.put(&own).expect("put");
+                                }
+                                _ => {
+                                    std::hint::black_box(db.query(&ada_query()).expect("query"));
+                                }
                             }
-                            "put" => {
-                                db.put(&own).expect("put");
+                        }))
+                    },
+                    &mut || {
+                        let ids = AtomicUsize::new(0);
+                        Ok(tasks_rate(rt, concurrency, per, || {
+                            let own = Arc::new(own_entity(&ids));
+                            let store = store.clone();
+                            move || {
+                                let (store, own) = (store.clone(), own.clone());
+                                async move {
+                                    tokio::task::spawn_blocking(move || {
+                                        native_model_op(store.as_ref(), op, &own)
+                                    })
+                                    .await
+                                    .expect("blocking op");
+                                }
                             }
-                            _ => {
-                                std::hint::black_box(db.query(&ada_query()).expect("query"));
-                            }
-                        }
-                    }))
-                },
-                &mut || {
-                    let ids = AtomicUsize::new(0);
-                    Ok(tasks_rate(rt, concurrency, per, || {
-                        let own = Arc::new(own_entity(&ids));
-                        let store = store.clone();
-                        move || {
-                            let (store, own) = (store.clone(), own.clone());
-                            async move {
-                                tokio::task::spawn_blocking(move || {
-                                    native_model_op(store.as_ref(), op, &own)
-                                })
-                                .await
-                                .expect("blocking op");
-                            }
-                        }
-                    }))
-                },
-                &mut || {
-                    let ids = AtomicUsize::new(0);
-                    Ok(tasks_rate(rt, concurrency, per, || {
-                        let own = Arc::new(own_entity(&ids));
-                        let adb = adb.clone();
-                        move || {
-                            let (adb, own) = (adb.clone(), own.clone());
-                            async move {
-                                match op {
-                                    "get" => {
-                                        std::hint::black_box(
-                                            adb.get(&seed_key()).await.expect("get"),
-                                        );
-                                    }
-                                    "put" => {
-                                        adb.put(&own).await.expect("put");
-                                    }
-                                    _ => {
-                                        std::hint::black_box(
-                                            adb.query(&ada_query()).await.expect("query"),
-                                        );
+                        }))
+                    },
+                    &mut || {
+                        let ids = AtomicUsize::new(0);
+                        Ok(tasks_rate(rt, concurrency, per, || {
+                            let own = Arc::new(own_entity(&ids));
+                            let adb = adb.clone();
+                            move || {
+                                let (adb, own) = (adb.clone(), own.clone());
+                                async move {
+                                    match op {
+                                        "get" => {
+                                            std::hint::black_box(
+                                                adb.get(&seed_key()).await.expect("get"),
+                                            );
+                                        }
+                                        "put" => {
+                                            adb.put(&own).await.expect("put");
+                                        }
+                                        _ => {
+                                            std::hint::black_box(
+                                                adb.query(&ada_query()).await.expect("query"),
+                                            );
+                                        }
                                     }
                                 }
                             }
-                        }
-                    }))
-                },
-            ])?;
+                        }))
+                    },
+                ],
+            )?;
             rows.push(vec![
                 op.into(),
                 concurrency.to_string(),
@@ -1482,81 +1518,84 @@ fn postgres(report: &mut Report) -> Result<()> {
         let per = (ops / TURNS).max(1);
         let db = sync_db(store.clone(), Isolation::Warm)?;
         let rt = multi_thread();
-        let [native, ds_rate, native_async, ads_rate] = take_turns([
-            &mut || {
-                Ok(threads_rate(concurrency, per, || {
-                    let read_key = key().encode();
-                    let mut client =
-                        postgres::Client::connect(&server, postgres::NoTls).expect("connect");
-                    client
-                        .batch_execute(&format!("SET search_path TO {schema}"))
-                        .expect("schema");
-                    let get = client.prepare(PG_GET).expect("prepare");
-                    move || {
-                        let row = client.query_opt(&get, &[&read_key]).expect("get");
-                        std::hint::black_box(row.map(|row| {
-                            Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
-                        }));
-                    }
-                }))
-            },
-            &mut || Ok(ds_gets_rate(&db, concurrency, per)),
-            &mut || {
-                let mut clients = rt
-                    .block_on(async {
-                        let mut clients = Vec::new();
-                        for _ in 0..concurrency {
-                            let (client, connection) =
-                                tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
-                            tokio::spawn(connection);
-                            client
-                                .batch_execute(&format!("SET search_path TO {schema}"))
-                                .await?;
-                            let get = client.prepare(PG_GET).await?;
-                            clients.push(Arc::new((client, get, key().encode())));
-                        }
-                        anyhow::Ok(clients)
-                    })?
-                    .into_iter();
-                Ok(tasks_rate(&rt, concurrency, per, || {
-                    let client = clients.next().expect("a client per task");
-                    move || {
-                        let client = client.clone();
-                        async move {
-                            let (client, get, read_key) = &*client;
-                            let row = client.query_opt(get, &[read_key]).await.expect("get");
+        let [native, ds_rate, native_async, ads_rate] = take_turns(
+            TURNS,
+            [
+                &mut || {
+                    Ok(threads_rate(concurrency, per, || {
+                        let read_key = key().encode();
+                        let mut client =
+                            postgres::Client::connect(&server, postgres::NoTls).expect("connect");
+                        client
+                            .batch_execute(&format!("SET search_path TO {schema}"))
+                            .expect("schema");
+                        let get = client.prepare(PG_GET).expect("prepare");
+                        move || {
+                            let row = client.query_opt(&get, &[&read_key]).expect("get");
                             std::hint::black_box(row.map(|row| {
                                 Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
                             }));
                         }
-                    }
-                }))
-            },
-            // A store of its own per turn, warmed up first: the server's 100 connections
-            // do not fit 64 native ones beside two idle pools of 32.
-            &mut || {
-                let adb = rt.block_on(async {
-                    ads::Datastore::builder()
-                        .store_url(&url)
-                        .isolation(Isolation::Warm)
-                        .build()
-                        .await
-                })?;
-                let gets = |count: usize| {
-                    tasks_rate(&rt, concurrency, count, || {
-                        let adb = adb.clone();
+                    }))
+                },
+                &mut || Ok(ds_gets_rate(&db, concurrency, per)),
+                &mut || {
+                    let mut clients = rt
+                        .block_on(async {
+                            let mut clients = Vec::new();
+                            for _ in 0..concurrency {
+                                let (client, connection) =
+                                    tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
+                                tokio::spawn(connection);
+                                client
+                                    .batch_execute(&format!("SET search_path TO {schema}"))
+                                    .await?;
+                                let get = client.prepare(PG_GET).await?;
+                                clients.push(Arc::new((client, get, key().encode())));
+                            }
+                            anyhow::Ok(clients)
+                        })?
+                        .into_iter();
+                    Ok(tasks_rate(&rt, concurrency, per, || {
+                        let client = clients.next().expect("a client per task");
                         move || {
-                            let adb = adb.clone();
+                            let client = client.clone();
                             async move {
-                                std::hint::black_box(adb.get(&key()).await.expect("get"));
+                                let (client, get, read_key) = &*client;
+                                let row = client.query_opt(get, &[read_key]).await.expect("get");
+                                std::hint::black_box(row.map(|row| {
+                                    Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
+                                }));
                             }
                         }
-                    })
-                };
-                gets(1);
-                Ok(gets(per))
-            },
-        ])?;
+                    }))
+                },
+                // A store of its own per turn, warmed up first: the server's 100 connections
+                // do not fit 64 native ones beside two idle pools of 32.
+                &mut || {
+                    let adb = rt.block_on(async {
+                        ads::Datastore::builder()
+                            .store_url(&url)
+                            .isolation(Isolation::Warm)
+                            .build()
+                            .await
+                    })?;
+                    let gets = |count: usize| {
+                        tasks_rate(&rt, concurrency, count, || {
+                            let adb = adb.clone();
+                            move || {
+                                let adb = adb.clone();
+                                async move {
+                                    std::hint::black_box(adb.get(&key()).await.expect("get"));
+                                }
+                            }
+                        })
+                    };
+                    gets(1);
+                    Ok(gets(per))
+                },
+            ],
+        )?;
         rows.push(vec![
             "get".into(),
             concurrency.to_string(),
