@@ -191,7 +191,11 @@ fn an_instance_told_to_log_nothing_is_not_reused_once_a_subscriber_listens() {
     // below it. This is the only test of this binary that installs a subscriber, so until
     // it does, the host records nothing and the warm instances below are told so.
     use tracing::level_filters::LevelFilter;
-    assert_eq!(LevelFilter::current(), LevelFilter::OFF, "no subscriber yet");
+    assert_eq!(
+        LevelFilter::current(),
+        LevelFilter::OFF,
+        "no subscriber yet"
+    );
     let key = Key::name("Item", "a");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let blocking = ds::Datastore::builder()
@@ -208,7 +212,10 @@ fn an_instance_told_to_log_nothing_is_not_reused_once_a_subscriber_listens() {
         db
     });
     blocking.get(&key).unwrap();
-    assert_eq!((blocking.idle_instances(), not_blocking.idle_instances()), (1, 1));
+    assert_eq!(
+        (blocking.idle_instances(), not_blocking.idle_instances()),
+        (1, 1)
+    );
 
     let (_, blocking_lines) = ds_tests::with_guest_lines(|| blocking.get(&key).unwrap());
     let (_, async_lines) =
