@@ -133,9 +133,11 @@ pub enum SlotReset {
 /// the shipped guest (its 64 KiB stack, its data and the first heap pages), so a fresh
 /// instance of it takes no page fault in memory it had at start.
 ///
-/// Measured (benchmark (b)): with the small initial memory of the shipped guest, resetting
-/// these 128 KiB by `memset` costs less than the `pagemap` scan syscall that would find the
-/// few pages a call dirtied, and far less than the page faults of a decommitted slot.
+/// Measured on per-call gets (benchmark (a), configurations compared side by side): with the
+/// small initial memory of the shipped guest, resetting these 128 KiB by `memset` costs less
+/// than the `pagemap` scan syscall that would find the few pages a call dirtied, and far less
+/// than the page faults of a decommitted slot. Instantiation alone (benchmark (b)) dirties too
+/// little to tell the first two apart.
 pub const KEEP_RESIDENT: usize = 128 << 10;
 
 /// The pooling allocator for `max_instances` instances, with `reset` on drop.
