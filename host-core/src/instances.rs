@@ -9,8 +9,7 @@
 //! mode instantiates for every call and never reuses. See ARCHITECTURE.md for what can and
 //! cannot carry over between calls in warm mode.
 
-use std::sync::Mutex;
-
+use crate::affine::AffinePool;
 use crate::logging::GuestLog;
 
 /// How instances are shared between calls.
@@ -209,17 +208,22 @@ impl<T: 'static, M> Instance<T, M> {
     }
 }
 
-/// The idle warm instances of one datastore.
+/// The idle warm instances of one datastore. A thread (for `ads`, a worker thread) takes back
+/// the instance it returned last, still in its core's cache (see [`crate::affine`]).
 pub struct InstancePool<T: 'static, M> {
-    idle: Mutex<Vec<Instance<T, M>>>,
+    idle: AffinePool<Instance<T, M>>,
     options: InstanceOptions,
+    /// `options.deadline` in epoch ticks, computed once (a 128-bit division per call
+    /// otherwise).
+    deadline_ticks: u64,
 }
 
 impl<T: HasInstanceCtx, M> InstancePool<T, M> {
     /// An empty pool.
     pub fn new(options: InstanceOptions) -> Self {
         InstancePool {
-            idle: Mutex::new(Vec::new()),
+            idle: AffinePool::new(options.max_idle),
+            deadline_ticks: deadline_ticks(options.deadline),
             options,
         }
     }
@@ -236,7 +240,7 @@ impl<T: HasInstanceCtx, M> InstancePool<T, M> {
             return None;
         }
         loop {
-            let mut instance = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            let mut instance = self.idle.take()?;
             if instance.store.data_mut().ctx().log.is_current() {
                 return Some(instance);
             }
@@ -245,9 +249,7 @@ impl<T: HasInstanceCtx, M> InstancePool<T, M> {
 
     /// Arms the deadline of the call about to run on `instance`.
     pub fn arm(&self, instance: &mut Instance<T, M>) {
-        instance
-            .store
-            .set_epoch_deadline(deadline_ticks(self.options.deadline));
+        instance.store.set_epoch_deadline(self.deadline_ticks);
     }
 
     /// The error for a trapped call, naming the bound it hit if it hit one.
@@ -273,15 +275,12 @@ impl<T: HasInstanceCtx, M> InstancePool<T, M> {
         if !keep {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.options.max_idle {
-            // LIFO: the most recently used instance is the one most likely still in cache.
-            idle.push(instance);
-        }
+        // A full pool hands the instance back: it is dropped here, its slot freed.
+        let _ = self.idle.put(instance);
     }
 
     /// How many idle instances the pool holds.
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.idle.len()
     }
 }

@@ -10,6 +10,7 @@
 //! keys with the guest crate's key decoder.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod affine;
 pub mod bindings;
 pub mod builder;
 pub mod cli;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
+use crate::affine::AffinePool;
 
 /// The on-disk format this build writes and reads.
 pub const FORMAT_VERSION: i64 = 1;
@@ -42,7 +43,9 @@ const SCHEMA: &str = "
 /// A store in one SQLite database file.
 pub struct SqliteStore {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    /// Idle connections; each thread takes back the one it used last, with its statements
+    /// and pages still in that core's cache.
+    idle: AffinePool<Connection>,
     /// Serialises this process's commits. SQLite admits one writer at a time and its busy
     /// handler is not fair: dozens of threads polling for the lock starve some of them past
     /// any timeout. Queued here instead, they take turns; the busy timeout is left for
@@ -62,7 +65,7 @@ impl SqliteStore {
         }
         let store = SqliteStore {
             path,
-            idle: Mutex::new(Vec::new()),
+            idle: AffinePool::new(MAX_IDLE_CONNECTIONS),
             writer: Mutex::new(()),
         };
         let mut conn = store.connect()?;
@@ -144,8 +147,7 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
     ) -> Result<R, StoreError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match idle {
+        let mut conn = match self.idle.take() {
             Some(conn) => conn,
             None => self.connect()?,
         };
@@ -155,10 +157,8 @@ impl SqliteStore {
     }
 
     fn release(&self, conn: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE_CONNECTIONS {
-            idle.push(conn);
-        }
+        // A full pool hands the connection back: it closes here.
+        let _ = self.idle.put(conn);
     }
 
     fn error(&self, err: rusqlite::Error) -> StoreError {
