@@ -7,6 +7,14 @@
 //! cargo run --release -p ds-bench -- --only a,f-postgres   # some sections, report untouched
 //! ```
 //!
+//! Loops for profilers (perf, callgrind, strace), which print and write nothing else:
+//!
+//! ```text
+//! ds-bench op VARIANT N                  # N gets: native, ds-warm, ads-per-call, sqlite-ds, ...
+//! ds-bench overlap CONCURRENCY [ROUNDS] [native]   # (c): rounds of 10,000 delayed gets
+//! ds-bench sqlite-gets VARIANT THREADS N # (f): statement, native or ds gets on SQLite
+//! ```
+//!
 //! Timings are medians of several rounds, reported beside the native baseline measured in the
 //! same run, so the ratios are what to read. Instruction counts (callgrind) are repeatable on a
 //! noisy machine. Nothing here asserts a timing.
@@ -109,6 +117,9 @@ fn time_ns(iters: u64, rounds: usize, mut op: impl FnMut()) -> f64 {
         .collect();
     median(&mut samples)
 }
+
+/// How many times each (c) row runs each variant, the two taking turns.
+const OVERLAP_TURNS: usize = 3;
 
 /// How many turns each (f) measurement is split into.
 const TURNS: usize = 5;
@@ -219,22 +230,67 @@ fn main() -> Result<()> {
             let store = delay_store(Duration::from_millis(5));
             let key = Arc::new(key());
             let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
-            for round in 0..4 {
-                let (wall, lat) = rt.block_on({
-                    let (key, db) = (key.clone(), db.clone());
-                    concurrent_gets(10_000, concurrency, move || {
-                        let (db, key) = (db.clone(), key.clone());
-                        async move {
-                            std::hint::black_box(db.get(&key).await.expect("get"));
-                        }
+            let rounds: usize = args.get(3).map_or(Ok(4), |n| n.parse())?;
+            for round in 0..rounds {
+                let (wall, lat) = if args.get(4).is_some_and(|mode| mode == "native") {
+                    rt.block_on({
+                        let (store, key) = (store.clone(), key.clone());
+                        concurrent_gets(10_000, concurrency, move || {
+                            let (store, key) = (store.clone(), key.clone());
+                            async move {
+                                std::hint::black_box(
+                                    native_async_get(store.as_ref(), &key).await.expect("get"),
+                                );
+                            }
+                        })
                     })
-                });
+                } else {
+                    rt.block_on({
+                        let (key, db) = (key.clone(), db.clone());
+                        concurrent_gets(10_000, concurrency, move || {
+                            let (db, key) = (db.clone(), key.clone());
+                            async move {
+                                std::hint::black_box(db.get(&key).await.expect("get"));
+                            }
+                        })
+                    })
+                };
                 eprintln!(
                     "round {round}: {:?} p50 {:.1} idle {}",
                     wall,
                     percentile(&lat, 0.5),
                     db.idle_instances()
                 );
+            }
+            // Skip tearing down thousands of instances: profiles of this loop stay clean.
+            std::process::exit(0);
+        }
+        Some("sqlite-gets") => {
+            // A diagnostic: one variant of the (f) SQLite get row, for profilers.
+            let variant = args.get(2).context("variant")?.clone();
+            let concurrency: usize = args.get(3).context("concurrency")?.parse()?;
+            let per: usize = args.get(4).context("gets per thread")?.parse()?;
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("gets.db");
+            let store = Arc::new(SqliteStore::open(&path)?);
+            Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
+            let db = sync_db(store.clone(), Isolation::Warm)?;
+            for _ in 0..3 {
+                let rate = match variant.as_str() {
+                    "statement" => threads_rate(concurrency, per, || {
+                        let conn = rusqlite::Connection::open(&path).expect("open");
+                        move || sqlite_statement_get(&conn)
+                    }),
+                    "native" => threads_rate(concurrency, per, || {
+                        let store = store.clone();
+                        move || {
+                            let mut model = Model::new(NativeTransport(store.as_ref()), NoLog);
+                            std::hint::black_box(model.get(&key()).expect("get"));
+                        }
+                    }),
+                    _ => ds_gets_rate(&db, concurrency, per),
+                };
+                eprintln!("{variant} at {concurrency}: {rate:.0} gets/s");
             }
             return Ok(());
         }
@@ -462,8 +518,8 @@ fn per_call(report: &mut Report) -> Result<()> {
          **{instantiate:.0} ns**; an export call that returns at once costs {export_only:.0} ns \
          against {native_refuse:.0} ns natively (**{:.0} ns** for crossing into the guest and back, \
          with the key lowered and the error lifted); the rest of the warm `ds` overhead, \
-         **{:.0} ns**, is the transport import call and the entity crossing the boundary \
-         (JSON text out, parsed again by the host).",
+         **{:.0} ns**, is the transport import call and the stored properties crossing back \
+         (typed JSON text, lifted as a string and parsed by the host).",
         export_only - native_refuse,
         (warm_sync - native) - (export_only - native_refuse),
     );
@@ -548,6 +604,32 @@ fn op_loop(variant: &str, count: u64) -> Result<()> {
                 let db = sync_db(store, Isolation::Warm)?;
                 for _ in 0..count {
                     std::hint::black_box(db.query(&ada_query())?);
+                }
+            }
+        }
+        "sqlite-statement" | "sqlite-native" | "sqlite-ds" => {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("op.db");
+            let store = Arc::new(SqliteStore::open(&path)?);
+            Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
+            match variant {
+                "sqlite-statement" => {
+                    let conn = rusqlite::Connection::open(&path)?;
+                    for _ in 0..count {
+                        sqlite_statement_get(&conn);
+                    }
+                }
+                "sqlite-native" => {
+                    for _ in 0..count {
+                        let mut model = Model::new(NativeTransport(store.as_ref()), NoLog);
+                        std::hint::black_box(model.get(&key)?);
+                    }
+                }
+                _ => {
+                    let db = sync_db(store, Isolation::Warm)?;
+                    for _ in 0..count {
+                        std::hint::black_box(db.get(&key)?);
+                    }
                 }
             }
         }
@@ -851,7 +933,8 @@ fn overlap(report: &mut Report) -> Result<()> {
          them serially (a smaller count, extrapolated to 10,000: marked *extrapolated*). The \
          ideal is 10,000 / concurrency × 5 ms; the ratio to native async is the one to read. \
          Each concurrency gets one untimed warm-up round first (steady state, not first burst: \
-         a first burst of N calls also instantiates N instances, about 8 µs each).",
+         a first burst of N calls also instantiates N instances, about 8 µs each), then the \
+         two take three turns: walls are the median turn, latencies pool all three.",
     );
     let total = if report.quick { 2_000 } else { 10_000 };
     let rt = multi_thread();
@@ -874,26 +957,42 @@ fn overlap(report: &mut Report) -> Result<()> {
                 futures::future::join_all(hosted).await;
             }
         });
-        let (native_wall, native_lat) = rt.block_on({
-            let (store, key) = (store.clone(), key.clone());
-            concurrent_gets(total, concurrency, move || {
+        // The two take turns, as in (a) and (f): the machine's drift over a run lands on
+        // both alike. Walls are medians of the turns; latencies pool every turn's calls.
+        let (mut native_walls, mut native_lat, mut ads_walls, mut ads_lat) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..OVERLAP_TURNS {
+            let (wall, lat) = rt.block_on({
                 let (store, key) = (store.clone(), key.clone());
-                async move {
-                    std::hint::black_box(
-                        native_async_get(store.as_ref(), &key).await.expect("get"),
-                    );
-                }
-            })
-        });
-        let (ads_wall, ads_lat) = rt.block_on({
-            let (key, db) = (key.clone(), db.clone());
-            concurrent_gets(total, concurrency, move || {
-                let (db, key) = (db.clone(), key.clone());
-                async move {
-                    std::hint::black_box(db.get(&key).await.expect("get"));
-                }
-            })
-        });
+                concurrent_gets(total, concurrency, move || {
+                    let (store, key) = (store.clone(), key.clone());
+                    async move {
+                        std::hint::black_box(
+                            native_async_get(store.as_ref(), &key).await.expect("get"),
+                        );
+                    }
+                })
+            });
+            native_walls.push(wall.as_secs_f64());
+            native_lat.extend(lat);
+            let (wall, lat) = rt.block_on({
+                let (key, db) = (key.clone(), db.clone());
+                concurrent_gets(total, concurrency, move || {
+                    let (db, key) = (db.clone(), key.clone());
+                    async move {
+                        std::hint::black_box(db.get(&key).await.expect("get"));
+                    }
+                })
+            });
+            ads_walls.push(wall.as_secs_f64());
+            ads_lat.extend(lat);
+        }
+        native_lat.sort_by(f64::total_cmp);
+        ads_lat.sort_by(f64::total_cmp);
+        let (native_wall, ads_wall) = (
+            Duration::from_secs_f64(median(&mut native_walls)),
+            Duration::from_secs_f64(median(&mut ads_walls)),
+        );
         let ideal = (total as f64 / concurrency as f64).ceil() * 5.0;
         let (n, a) = (
             native_wall.as_secs_f64() * 1000.0,
@@ -1264,16 +1363,7 @@ fn sqlite(report: &mut Report) -> Result<()> {
             let store = Arc::new(SqliteStore::open(&path)?);
             Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
             let per = (ops / TURNS).max(1);
-            let native_op = move |conn: &rusqlite::Connection| {
-                let key = key().encode();
-                let mut stmt = conn
-                    .prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1")
-                    .expect("prepare");
-                let row: (Vec<u8>, i64) = stmt
-                    .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .expect("get");
-                std::hint::black_box(Entity::decode(self::key(), &row.0).expect("decode"));
-            };
+            let native_op = sqlite_statement_get;
             let open = || {
                 let conn = rusqlite::Connection::open(&path).expect("open");
                 conn.busy_timeout(Duration::from_secs(30)).expect("timeout");
@@ -1364,6 +1454,19 @@ fn sqlite(report: &mut Report) -> Result<()> {
     let rows = model_rows(store, adb, &rt, report.iters(2_000) as usize)?;
     report.model_table(&rows);
     Ok(())
+}
+
+/// The (f) SQLite baseline: the store's get statement from a native rusqlite connection,
+/// and the entity decoded, as the model decodes it.
+fn sqlite_statement_get(conn: &rusqlite::Connection) {
+    let key = key().encode();
+    let mut stmt = conn
+        .prepare_cached("SELECT value, version FROM ds_kv WHERE key = ?1")
+        .expect("prepare");
+    let row: (Vec<u8>, i64) = stmt
+        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("get");
+    std::hint::black_box(Entity::decode(self::key(), &row.0).expect("decode"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1542,7 +1645,9 @@ fn postgres(report: &mut Report) -> Result<()> {
          `SERIALIZABLE` commit: checks, `nextval`, upserts) and one-page queries, with the \
          model compiled natively over the same store as the baseline (threads; for `ads`, \
          the native model on the blocking pool). `ds` drives each pooled connection on the \
-         calling thread, as `postgres` does. The variants of each row take turns, five slices \
+         calling thread, as `postgres` does. In the first table `ds` and `ads` get a store of \
+         their own per turn with `max_connections` = N, a connection per thread or task as \
+         the native loops have. The variants of each row take turns, five slices \
          each, and each reports its median slice.",
     );
     let server = std::env::var("DS_TEST_POSTGRES")
@@ -1565,7 +1670,6 @@ fn postgres(report: &mut Report) -> Result<()> {
     Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
     for concurrency in [1usize, 16, 64] {
         let per = (ops / TURNS).max(1);
-        let db = sync_db(store.clone(), Isolation::Warm)?;
         let rt = multi_thread();
         let [native, ds_rate, native_async, ads_rate] = take_turns(
             TURNS,
@@ -1587,7 +1691,15 @@ fn postgres(report: &mut Report) -> Result<()> {
                         }
                     }))
                 },
-                &mut || Ok(ds_gets_rate(&db, concurrency, per)),
+                // A connection per thread, as the native loop has: a store of its own per
+                // turn with `max_connections` = N, warmed up first, then closed (the server's
+                // 100 connections do not hold 64 native ones beside 64 idle ones).
+                &mut || {
+                    let own = open_store(&format!("{url}&max_connections={concurrency}"))?;
+                    let db = sync_db(own, Isolation::Warm)?;
+                    ds_gets_rate(&db, concurrency, 1);
+                    Ok(ds_gets_rate(&db, concurrency, per))
+                },
                 &mut || {
                     let mut clients = rt
                         .block_on(async {
@@ -1619,12 +1731,11 @@ fn postgres(report: &mut Report) -> Result<()> {
                         }
                     }))
                 },
-                // A store of its own per turn, warmed up first: the server's 100 connections
-                // do not fit 64 native ones beside two idle pools of 32.
+                // Likewise a store of its own per turn, with a connection per task.
                 &mut || {
                     let adb = rt.block_on(async {
                         ads::Datastore::builder()
-                            .store_url(&url)
+                            .store_url(&format!("{url}&max_connections={concurrency}"))
                             .isolation(Isolation::Warm)
                             .build()
                             .await
