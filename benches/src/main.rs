@@ -1813,21 +1813,26 @@ fn open_store(url: &str) -> Result<Arc<dyn Store>> {
 
 /// Ops per second of `concurrency` threads each running `per_thread` calls of the closure
 /// that `make` builds on that thread.
+///
+/// The clock runs from the first thread's start to the last one's end, as the threads read
+/// it: with more threads than cores, a coordinating thread may wait many time slices to be
+/// scheduled after releasing them, and its clock would miss the work done meanwhile.
 fn threads_rate<M, F>(concurrency: usize, per_thread: usize, make: M) -> f64
 where
     M: Fn() -> F + Sync,
     F: FnMut(),
 {
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-    let barrier = std::sync::Barrier::new(concurrency + 1);
-    std::thread::scope(|scope| {
+    let barrier = std::sync::Barrier::new(concurrency);
+    let spans = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..concurrency)
             .map(|_| {
                 scope.spawn(|| {
-                    // Every thread reaches both barriers even if it panics, so a failure is
+                    // Every thread reaches the barrier even if it panics, so a failure is
                     // reported instead of leaving the others waiting forever.
                     let op = catch_unwind(AssertUnwindSafe(&make));
                     barrier.wait();
+                    let start = Instant::now();
                     let done = op.and_then(|mut op| {
                         catch_unwind(AssertUnwindSafe(|| {
                             for _ in 0..per_thread {
@@ -1835,22 +1840,26 @@ where
                             }
                         }))
                     });
-                    barrier.wait();
-                    done
+                    done.map(|()| (start, Instant::now()))
                 })
             })
             .collect();
-        barrier.wait();
-        let start = Instant::now();
-        barrier.wait();
-        let rate = (concurrency * per_thread) as f64 / start.elapsed().as_secs_f64();
+        let mut spans = Vec::with_capacity(concurrency);
         for handle in handles {
-            if let Err(panic) = handle.join().expect("joined") {
-                resume_unwind(panic);
+            match handle.join().expect("joined") {
+                Ok(span) => spans.push(span),
+                Err(panic) => resume_unwind(panic),
             }
         }
-        rate
-    })
+        spans
+    });
+    let start = spans
+        .iter()
+        .map(|(start, _)| *start)
+        .min()
+        .expect("a thread");
+    let end = spans.iter().map(|(_, end)| *end).max().expect("a thread");
+    (concurrency * per_thread) as f64 / (end - start).as_secs_f64()
 }
 
 /// `ds` gets of the (f) key per second from `concurrency` threads, `per_thread` each.
