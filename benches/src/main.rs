@@ -233,27 +233,9 @@ fn main() -> Result<()> {
             let rounds: usize = args.get(3).map_or(Ok(4), |n| n.parse())?;
             for round in 0..rounds {
                 let (wall, lat) = if args.get(4).is_some_and(|mode| mode == "native") {
-                    rt.block_on({
-                        let (store, key) = (store.clone(), key.clone());
-                        concurrent_gets(10_000, concurrency, move || {
-                            let (store, key) = (store.clone(), key.clone());
-                            async move {
-                                std::hint::black_box(
-                                    native_async_get(store.as_ref(), &key).await.expect("get"),
-                                );
-                            }
-                        })
-                    })
+                    native_gets(&rt, &store, &key, 10_000, concurrency)
                 } else {
-                    rt.block_on({
-                        let (key, db) = (key.clone(), db.clone());
-                        concurrent_gets(10_000, concurrency, move || {
-                            let (db, key) = (db.clone(), key.clone());
-                            async move {
-                                std::hint::black_box(db.get(&key).await.expect("get"));
-                            }
-                        })
-                    })
+                    ads_gets(&rt, &db, &key, 10_000, concurrency)
                 };
                 eprintln!(
                     "round {round}: {:?} p50 {:.1} idle {}",
@@ -899,6 +881,41 @@ fn delay_store(delay: Duration) -> Arc<DelayStore> {
 }
 
 /// Runs `total` gets as `concurrency` tasks; returns (wall, sorted latencies in ms).
+/// `total` gets of the shared key by the model written as async Rust over `store`,
+/// `concurrency` at a time on `rt`: the wall time and the sorted latencies.
+fn native_gets<S: AsyncStore + 'static>(
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<S>,
+    key: &Arc<Key>,
+    total: usize,
+    concurrency: usize,
+) -> (Duration, Vec<f64>) {
+    let (store, key) = (store.clone(), key.clone());
+    rt.block_on(concurrent_gets(total, concurrency, move || {
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            std::hint::black_box(native_async_get(store.as_ref(), &key).await.expect("get"));
+        }
+    }))
+}
+
+/// The same gets through `ads`.
+fn ads_gets(
+    rt: &tokio::runtime::Runtime,
+    db: &ads::Datastore,
+    key: &Arc<Key>,
+    total: usize,
+    concurrency: usize,
+) -> (Duration, Vec<f64>) {
+    let (db, key) = (db.clone(), key.clone());
+    rt.block_on(concurrent_gets(total, concurrency, move || {
+        let (db, key) = (db.clone(), key.clone());
+        async move {
+            std::hint::black_box(db.get(&key).await.expect("get"));
+        }
+    }))
+}
+
 async fn concurrent_gets<F, Fut>(total: usize, concurrency: usize, get: F) -> (Duration, Vec<f64>)
 where
     F: Fn() -> Fut + Clone + Send + 'static,
@@ -966,28 +983,10 @@ fn overlap(report: &mut Report) -> Result<()> {
         let (mut native_walls, mut native_lat, mut ads_walls, mut ads_lat) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..OVERLAP_TURNS {
-            let (wall, lat) = rt.block_on({
-                let (store, key) = (store.clone(), key.clone());
-                concurrent_gets(total, concurrency, move || {
-                    let (store, key) = (store.clone(), key.clone());
-                    async move {
-                        std::hint::black_box(
-                            native_async_get(store.as_ref(), &key).await.expect("get"),
-                        );
-                    }
-                })
-            });
+            let (wall, lat) = native_gets(&rt, &store, &key, total, concurrency);
             native_walls.push(wall.as_secs_f64());
             native_lat.extend(lat);
-            let (wall, lat) = rt.block_on({
-                let (key, db) = (key.clone(), db.clone());
-                concurrent_gets(total, concurrency, move || {
-                    let (db, key) = (db.clone(), key.clone());
-                    async move {
-                        std::hint::black_box(db.get(&key).await.expect("get"));
-                    }
-                })
-            });
+            let (wall, lat) = ads_gets(&rt, &db, &key, total, concurrency);
             ads_walls.push(wall.as_secs_f64());
             ads_lat.extend(lat);
         }
@@ -1109,27 +1108,9 @@ fn throughput(report: &mut Report) -> Result<()> {
         let mut ads_rate = Vec::new();
         let db = rt.block_on(async_db(store.clone(), Isolation::Warm))?;
         for _ in 0..3 {
-            let (wall, _) = rt.block_on({
-                let (store, key) = (store.clone(), key.clone());
-                concurrent_gets(total, concurrency, move || {
-                    let (store, key) = (store.clone(), key.clone());
-                    async move {
-                        std::hint::black_box(
-                            native_async_get(store.as_ref(), &key).await.expect("get"),
-                        );
-                    }
-                })
-            });
+            let (wall, _) = native_gets(&rt, &store, &key, total, concurrency);
             native.push(total as f64 / wall.as_secs_f64());
-            let (wall, _) = rt.block_on({
-                let (db, key) = (db.clone(), key.clone());
-                concurrent_gets(total, concurrency, move || {
-                    let (db, key) = (db.clone(), key.clone());
-                    async move {
-                        std::hint::black_box(db.get(&key).await.expect("get"));
-                    }
-                })
-            });
+            let (wall, _) = ads_gets(&rt, &db, &key, total, concurrency);
             ads_rate.push(total as f64 / wall.as_secs_f64());
         }
         let (n, a) = (median(&mut native), median(&mut ads_rate));
