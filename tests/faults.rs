@@ -2,8 +2,7 @@
 //! without end costs one instance and returns a typed error (a panic's message reaches the
 //! host's log through the logging import); the next call on the same datastore succeeds.
 //! And in `ads`, a call dropped at any await point (during `get`, `scan` or `commit`) leaves
-//! the store consistent and frees its instance and its in-flight slot; over a blocking store,
-//! where the whole call runs on tokio's blocking pool, a dropped call runs to its end.
+//! the store consistent and frees its instance and its in-flight slot.
 //!
 //! The misbehaving guest is `tests/fault-guest`, a test-only component of the same world.
 
@@ -243,80 +242,4 @@ async fn a_dropped_sqlite_commit_is_whole_or_absent() {
             "round {round}: {found} of 3 writes"
         );
     }
-}
-
-/// A blocking store whose `get` waits until the gate opens, counting the gets that arrive.
-struct BlockingGate {
-    inner: MemoryStore,
-    open: std::sync::Mutex<bool>,
-    opened: std::sync::Condvar,
-    gets: std::sync::atomic::AtomicUsize,
-}
-
-impl BlockingGate {
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
-    }
-}
-
-impl Store for BlockingGate {
-    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
-        self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let open = self.open.lock().unwrap();
-        drop(self.opened.wait_while(open, |open| !*open).unwrap());
-        Store::get(&self.inner, key)
-    }
-    fn scan(
-        &self,
-        range: &KeyRange,
-        limit: u32,
-        direction: Direction,
-    ) -> Result<Vec<Entry>, StoreError> {
-        Store::scan(&self.inner, range, limit, direction)
-    }
-    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
-        Store::commit(&self.inner, checks, writes)
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_call_on_a_blocking_store_runs_to_its_end_and_holds_its_slot() {
-    let store = Arc::new(BlockingGate {
-        inner: MemoryStore::new(),
-        open: std::sync::Mutex::new(false),
-        opened: std::sync::Condvar::new(),
-        gets: std::sync::atomic::AtomicUsize::new(0),
-    });
-    let db = ads::Datastore::builder()
-        .store(Arc::new(Offload(store.clone())))
-        .max_in_flight(1)
-        .build()
-        .await
-        .unwrap();
-    let key = Key::name("Account", "alice");
-    let entity =
-        host_core::Entity::new(key.clone()).with("owner", host_core::Value::String("Alice".into()));
-    // The put reads the old value first, and waits there; its caller gives up.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), db.put(&entity))
-            .await
-            .is_err()
-    );
-    // Its in-flight slot is still taken: the next call cannot start.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), db.get(&key))
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        store.gets.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "only the put reached the store"
-    );
-    store.open();
-    // The put ran to its end (its commit too, after its caller left), and its instance and
-    // slot came back. With a fiber per call, the put would have stopped at its read.
-    assert_eq!(db.get(&key).await.unwrap(), Some(entity));
-    assert_eq!(db.idle_instances(), 1);
 }

@@ -13,8 +13,6 @@
 //! ds-bench op VARIANT N                  # N gets: native, ds-warm, ads-per-call, sqlite-ds, ...
 //! ds-bench overlap CONCURRENCY [ROUNDS] [native]   # (c): rounds of 10,000 delayed gets
 //! ds-bench sqlite-gets VARIANT THREADS N # (f): statement, native or ds gets on SQLite
-//! ds-bench sqlite-async OP TASKS N       # (f): get, put or query from tokio tasks on SQLite:
-//!                                        # native model, ads, ads with a hop per store call
 //! ```
 //!
 //! Timings are medians of several rounds, reported beside the native baseline measured in the
@@ -275,43 +273,6 @@ fn main() -> Result<()> {
                     _ => ds_gets_rate(&db, concurrency, per),
                 };
                 eprintln!("{variant} at {concurrency}: {rate:.0} gets/s");
-            }
-            return Ok(());
-        }
-        Some("sqlite-async") => {
-            // A diagnostic: how `ads` runs a blocking store. Its whole call on the blocking
-            // pool (what it does) against a fiber with one hop per store call (what it did),
-            // and the native model on the blocking pool, taking turns.
-            let op: &'static str = match args.get(2).context("op")?.as_str() {
-                "get" => "get",
-                "put" => "put",
-                "query" => "query",
-                other => bail!("unknown op {other}: get, put or query"),
-            };
-            let concurrency: usize = args.get(3).context("tasks")?.parse()?;
-            let per: usize = args.get(4).context("ops per task")?.parse()?;
-            let dir = tempfile::tempdir()?;
-            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("a.db"))?);
-            seed_models(store.as_ref())?;
-            let rt = multi_thread();
-            let whole = rt.block_on(async_db(
-                Arc::new(host_core::store::Offload(store.clone())),
-                Isolation::Warm,
-            ))?;
-            let per_op = rt.block_on(async_db(
-                Arc::new(HopPerStoreCall(host_core::store::Offload(store.clone()))),
-                Isolation::Warm,
-            ))?;
-            for _ in 0..3 {
-                let native = native_offload_rate(&rt, &store, op, concurrency, per);
-                let ads = ads_model_rate(&rt, &whole, op, concurrency, per);
-                let hops = ads_model_rate(&rt, &per_op, op, concurrency, per);
-                eprintln!(
-                    "{op} at {concurrency}: native {native:.0}/s, ads {ads:.0}/s ({:.2}), \
-                     ads with a hop per store call {hops:.0}/s ({:.2})",
-                    ads / native,
-                    hops / native
-                );
             }
             return Ok(());
         }
@@ -1367,8 +1328,7 @@ fn sqlite(report: &mut Report) -> Result<()> {
         "Gets per second on a SQLite file (WAL, synchronous=FULL). `ds` from N threads \
          against the same statement in a native rusqlite loop on N threads; `ads` with N tasks \
          against the same statement from N tokio tasks through `spawn_blocking` (SQLite blocks, \
-         so async code must hand it to the blocking pool; `ads` runs each whole call there, one \
-         `spawn_blocking` per call as the baseline makes one per statement). The second \
+         so async code must hand it to the blocking pool; `ads` does the same). The second \
          table: model gets (the same statement, plus the model's key encoding and entity \
          decoding: this row isolates the component's cost from the model's), puts (each writer \
          its own key; a put reads the old value, then one `BEGIN \
@@ -1557,8 +1517,50 @@ fn model_rows(
                             }
                         }))
                     },
-                    &mut || Ok(native_offload_rate(rt, &store, op, concurrency, per)),
-                    &mut || Ok(ads_model_rate(rt, &adb, op, concurrency, per)),
+                    &mut || {
+                        let ids = AtomicUsize::new(0);
+                        Ok(tasks_rate(rt, concurrency, per, || {
+                            let own = Arc::new(own_entity(&ids));
+                            let store = store.clone();
+                            move || {
+                                let (store, own) = (store.clone(), own.clone());
+                                async move {
+                                    tokio::task::spawn_blocking(move || {
+                                        native_model_op(store.as_ref(), op, &own)
+                                    })
+                                    .await
+                                    .expect("blocking op");
+                                }
+                            }
+                        }))
+                    },
+                    &mut || {
+                        let ids = AtomicUsize::new(0);
+                        Ok(tasks_rate(rt, concurrency, per, || {
+                            let own = Arc::new(own_entity(&ids));
+                            let adb = adb.clone();
+                            move || {
+                                let (adb, own) = (adb.clone(), own.clone());
+                                async move {
+                                    match op {
+                                        "get" => {
+                                            std::hint::black_box(
+                                                adb.get(&seed_key()).await.expect("get"),
+                                            );
+                                        }
+                                        "put" => {
+                                            adb.put(&own).await.expect("put");
+                                        }
+                                        _ => {
+                                            std::hint::black_box(
+                                                adb.query(&ada_query()).await.expect("query"),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }))
+                    },
                 ],
             )?;
             rows.push(vec![
@@ -1592,96 +1594,6 @@ fn seed_models(store: &dyn Store) -> Result<Vec<Entity>> {
 /// The key of a seeded entity that the model-level gets read.
 fn seed_key() -> Key {
     Key::name("Model", "ada-0")
-}
-
-/// Model ops per second from N tokio tasks, each op the native model on the blocking pool:
-/// how async code runs the model over a blocking store without ds.
-fn native_offload_rate(
-    rt: &tokio::runtime::Runtime,
-    store: &Arc<dyn Store>,
-    op: &'static str,
-    concurrency: usize,
-    per: usize,
-) -> f64 {
-    let ids = AtomicUsize::new(0);
-    tasks_rate(rt, concurrency, per, || {
-        let own = Arc::new(own_entity(&ids));
-        let store = store.clone();
-        move || {
-            let (store, own) = (store.clone(), own.clone());
-            async move {
-                tokio::task::spawn_blocking(move || native_model_op(store.as_ref(), op, &own))
-                    .await
-                    .expect("blocking op");
-            }
-        }
-    })
-}
-
-/// Model ops per second through `adb` from N tokio tasks.
-fn ads_model_rate(
-    rt: &tokio::runtime::Runtime,
-    adb: &ads::Datastore,
-    op: &'static str,
-    concurrency: usize,
-    per: usize,
-) -> f64 {
-    let ids = AtomicUsize::new(0);
-    tasks_rate(rt, concurrency, per, || {
-        let own = Arc::new(own_entity(&ids));
-        let adb = adb.clone();
-        move || {
-            let (adb, own) = (adb.clone(), own.clone());
-            async move {
-                match op {
-                    "get" => {
-                        std::hint::black_box(adb.get(&seed_key()).await.expect("get"));
-                    }
-                    "put" => {
-                        adb.put(&own).await.expect("put");
-                    }
-                    _ => {
-                        std::hint::black_box(adb.query(&ada_query()).await.expect("query"));
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// A blocking store run with one `spawn_blocking` per store call, hidden from `ads` (no
-/// [`AsyncStore::blocking`]): so `ads` runs each call on a fiber, as it did before it ran
-/// blocking stores' calls whole on the blocking pool. For the `sqlite-async` diagnostic.
-struct HopPerStoreCall(host_core::store::Offload<dyn Store>);
-
-impl AsyncStore for HopPerStoreCall {
-    fn get(&self, key: Vec<u8>) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>> {
-        self.0.get(key)
-    }
-
-    fn get_many(
-        &self,
-        keys: Vec<Vec<u8>>,
-    ) -> BoxFuture<'_, Result<Vec<Option<Versioned>>, StoreError>> {
-        self.0.get_many(keys)
-    }
-
-    fn scan(
-        &self,
-        range: KeyRange,
-        limit: u32,
-        direction: Direction,
-    ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
-        self.0.scan(range, limit, direction)
-    }
-
-    fn commit(
-        &self,
-        checks: Vec<Check>,
-        writes: Vec<Write>,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.0.commit(checks, writes)
-    }
 }
 
 fn native_model_op(store: &dyn Store, op: &str, own: &Entity) {

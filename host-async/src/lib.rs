@@ -21,9 +21,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A blocking store (SQLite, or any [`store::Offload`]) never runs on a worker thread: each
-//! call then runs whole on tokio's blocking pool, as `ds` runs it (one hop per call, not one
-//! per store call). Calls need a tokio runtime (any flavour).
+//! Blocking stores (SQLite) run on tokio's blocking pool ([`store::Offload`]), never on a
+//! worker thread. Calls need a tokio runtime (any flavour).
 
 use std::sync::Arc;
 
@@ -46,15 +45,15 @@ pub use host_core::{
     RetryPolicy, Value,
 };
 
-/// Runs one export call on a leased instance of `$fibers` and gives the instance back (or
-/// drops it after a trap), under the call's deadline. Evaluates to the call's result, a trap
-/// already turned into an [`Error`].
+/// Runs one export call on a leased instance and gives the instance back (or drops it after
+/// a trap), under the call's deadline. Evaluates to the call's result, a trap already turned
+/// into an [`Error`].
 macro_rules! call_export {
-    ($self:ident, $fibers:ident, $method:ident($($arg:expr),*)) => {{
-        let _permit = $self.inner.in_flight.acquire().await.map_err(|_| shut_down())?;
-        let mut instance = $fibers.lease().await?;
-        $fibers.pool.arm(&mut instance);
-        let deadline = $fibers.pool.options().deadline;
+    ($self:ident, $method:ident($($arg:expr),*)) => {{
+        let _permit = $self.inner.in_flight.acquire().await.map_err(|_| Error::Engine("the datastore is shut down".into()))?;
+        let mut instance = $self.lease().await?;
+        $self.inner.pool.arm(&mut instance);
+        let deadline = $self.inner.pool.options().deadline;
         let call = instance.model.$method(&mut instance.store, $($arg),*);
         // The epoch deadline stops a guest that computes too long; this one stops waiting on
         // a store that answers too late (the instance is then dropped, never reused).
@@ -62,28 +61,9 @@ macro_rules! call_export {
             Ok(result) => result,
             Err(_) => return Err(Error::Bound(host_core::instances::BoundExceeded::Deadline { limit: deadline })),
         };
-        $fibers.pool.give_back(instance, result.is_err());
-        result.map_err(|err| $fibers.pool.trap_error(err))
+        $self.inner.pool.give_back(instance, result.is_err());
+        result.map_err(|err| $self.inner.pool.trap_error(err))
     }};
-}
-
-/// The fibers that run calls over an async store; over a blocking store, returns from the
-/// method with `$call` (a `ds` call on `db`) run on the blocking pool instead. `$owned` are
-/// the arguments `$call` needs, made owned for the blocking pool's `'static` task.
-macro_rules! fibers_or_blocking_pool {
-    ($self:ident, |$db:ident| $call:expr $(, $name:ident = $owned:expr)*) => {
-        match &$self.inner.calls {
-            Calls::Fibers(fibers) => fibers,
-            Calls::BlockingPool { db, deadline } => {
-                $(let $name = $owned;)*
-                return $self.on_blocking_pool(db, Some(*deadline), move |$db| $call).await;
-            }
-        }
-    };
-}
-
-fn shut_down() -> Error {
-    Error::Engine("the datastore is shut down".into())
 }
 
 /// A datastore: the model component over an async store.
@@ -95,35 +75,13 @@ pub struct Datastore {
 }
 
 struct Inner {
-    store: Arc<dyn AsyncStore>,
-    calls: Calls,
-    /// Bounds the calls in flight: each holds an instance (and its fiber, or its blocking
-    /// thread) until it ends.
-    in_flight: Arc<tokio::sync::Semaphore>,
-}
-
-/// How calls run, chosen by the store when the datastore is built.
-enum Calls {
-    /// Over an async store: each call on a fiber, suspended while the store is awaited.
-    Fibers(Fibers),
-    /// Over a blocking store ([`AsyncStore::blocking`]): each whole call through `ds` on
-    /// tokio's blocking pool, where the store may block. One hop per call instead of one per
-    /// store call (a query makes two), and no fiber.
-    BlockingPool {
-        /// The blocking host over the same store, component and settings.
-        db: ds::Datastore,
-        /// How long a caller awaits one call (ds's epoch deadline stops the guest itself).
-        deadline: std::time::Duration,
-    },
-}
-
-/// The instances (each with its fiber) that run calls over an async store.
-struct Fibers {
     pre: wasmtime::component::InstancePre<HostState>,
     exports: Arc<ExportIndices>,
     store: Arc<dyn AsyncStore>,
     retry: RetryPolicy,
     pool: InstancePool<HostState, Exports>,
+    /// Bounds the calls in flight: each holds an instance (and its fiber) until it ends.
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// Builds a [`Datastore`] with options beyond [`Datastore::open`].
@@ -154,30 +112,6 @@ impl Builder {
 
     fn build_blocking(mut self) -> Result<Datastore, Error> {
         let store = self.settings.take_store(open_async)?;
-        let slots = host_core::runtime::engine_options().max_instances as usize;
-        let in_flight = self.max_in_flight.unwrap_or(slots).min(slots);
-        let calls = match store.blocking() {
-            Some(blocking) => Calls::BlockingPool {
-                db: ds::Datastore::builder()
-                    .store(blocking)
-                    .component(self.settings.component.clone())
-                    .instance_options(self.settings.instances.clone())
-                    .retry_policy(self.settings.retry)
-                    .build()?,
-                deadline: self.settings.instances.deadline,
-            },
-            None => Calls::Fibers(self.fibers(Arc::clone(&store))?),
-        };
-        Ok(Datastore {
-            inner: Arc::new(Inner {
-                store,
-                calls,
-                in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight)),
-            }),
-        })
-    }
-
-    fn fibers(&self, store: Arc<dyn AsyncStore>) -> Result<Fibers, Error> {
         let (pre, exports) = self.settings.prepare(
             |linker| {
                 add_shared_imports(linker)?;
@@ -191,12 +125,18 @@ impl Builder {
                 Ok((pre, exports))
             },
         )?;
-        Ok(Fibers {
-            pre,
-            exports,
-            store,
-            retry: self.settings.retry,
-            pool: InstancePool::new(self.settings.instances.clone()),
+        let pool = InstancePool::new(self.settings.instances);
+        let slots = host_core::runtime::engine_options().max_instances as usize;
+        let in_flight = tokio::sync::Semaphore::new(self.max_in_flight.unwrap_or(slots).min(slots));
+        Ok(Datastore {
+            inner: Arc::new(Inner {
+                pre,
+                exports,
+                store,
+                retry: self.settings.retry,
+                pool,
+                in_flight,
+            }),
         })
     }
 }
@@ -219,60 +159,48 @@ impl Datastore {
 
     /// How many warm instances are idle, ready for the next call (always 0 in per-call mode).
     pub fn idle_instances(&self) -> usize {
-        match &self.inner.calls {
-            Calls::Fibers(fibers) => fibers.pool.idle_count(),
-            Calls::BlockingPool { db, .. } => db.idle_instances(),
-        }
+        self.inner.pool.idle_count()
     }
 
     /// Reads the entity at `key`, or `None` if there is none.
     pub async fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         tracing::debug!(target: "ads::api", "Model async get()");
-        let fibers = fibers_or_blocking_pool!(self, |db| db.get(&key), key = key.clone());
         let wit_key = convert::key_ref(key);
-        let result = call_export!(self, fibers, get_async(&wit_key));
+        let result = call_export!(self, get_async(&wit_key));
         convert::call_result(result, |found| convert::found_from_wit(key, found))
     }
 
     /// Validates and writes `entity`, replacing any entity at its key. Returns the key.
     pub async fn put(&self, entity: &Entity) -> Result<Key, Error> {
         tracing::debug!(target: "ads::api", "Model async put()");
-        let fibers = fibers_or_blocking_pool!(self, |db| db.put(&entity), entity = entity.clone());
         let entity = convert::entity_to_wit(entity)?;
-        let result = call_export!(self, fibers, put_async(&entity));
+        let result = call_export!(self, put_async(&entity));
         convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
     }
 
     /// Deletes the entity at `key`; deleting an absent entity is not an error.
     pub async fn delete(&self, key: &Key) -> Result<(), Error> {
         tracing::debug!(target: "ads::api", "Model async delete()");
-        let fibers = fibers_or_blocking_pool!(self, |db| db.delete(&key), key = key.clone());
         let key = convert::key_ref(key);
-        let result = call_export!(self, fibers, delete_async(&key));
+        let result = call_export!(self, delete_async(&key));
         convert::call_result(result, Ok)
     }
 
     /// Reads several entities in one transport round trip: one result per key, in order.
     pub async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
-        let fibers = fibers_or_blocking_pool!(self, |db| db.get_many(&keys), keys = keys.to_vec());
         let wit_keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
-        let result = call_export!(self, fibers, get_many_async(&wit_keys));
+        let result = call_export!(self, get_many_async(&wit_keys));
         convert::call_result(result, |found| convert::found_many_from_wit(keys, found))
     }
 
     /// Validates every entity, then writes them all in one atomic commit; if any is invalid,
     /// nothing is written. Returns the keys written, in order.
     pub async fn put_many(&self, entities: &[Entity]) -> Result<Vec<Key>, Error> {
-        let fibers = fibers_or_blocking_pool!(
-            self,
-            |db| db.put_many(&entities),
-            entities = entities.to_vec()
-        );
         let entities = entities
             .iter()
             .map(convert::entity_to_wit)
             .collect::<Result<Vec<_>, _>>()?;
-        let result = call_export!(self, fibers, put_many_async(&entities));
+        let result = call_export!(self, put_many_async(&entities));
         convert::call_result(result, |keys| {
             Ok(keys.into_iter().map(convert::key_from_wit).collect())
         })
@@ -280,10 +208,8 @@ impl Datastore {
 
     /// Deletes several entities in one atomic commit.
     pub async fn delete_many(&self, keys: &[Key]) -> Result<(), Error> {
-        let fibers =
-            fibers_or_blocking_pool!(self, |db| db.delete_many(&keys), keys = keys.to_vec());
         let keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
-        let result = call_export!(self, fibers, delete_many_async(&keys));
+        let result = call_export!(self, delete_many_async(&keys));
         convert::call_result(result, Ok)
     }
 
@@ -296,13 +222,7 @@ impl Datastore {
     ) -> Result<EntityPage, Error> {
         let start = start.map(<[u8]>::to_vec);
         let kind = kind.map(str::to_string);
-        let fibers =
-            fibers_or_blocking_pool!(self, |db| db.entities(start.as_deref(), kind.as_deref()));
-        let result = call_export!(
-            self,
-            fibers,
-            entities_async(start.as_ref(), kind.as_deref())
-        );
+        let result = call_export!(self, entities_async(start.as_ref(), kind.as_deref()));
         convert::call_result(result, convert::entity_page_from_wit)
     }
 
@@ -336,9 +256,8 @@ impl Datastore {
     /// ```
     pub async fn query(&self, query: &Query) -> Result<QueryPage, Error> {
         tracing::debug!(target: "ads::api", "Model async query()");
-        let fibers = fibers_or_blocking_pool!(self, |db| db.query(&query), query = query.clone());
         let query = convert::query_to_wit(query);
-        let result = call_export!(self, fibers, query_async(&query));
+        let result = call_export!(self, query_async(&query));
         convert::call_result(result, convert::query_page_from_wit)
     }
 
@@ -358,13 +277,7 @@ impl Datastore {
         kind: &str,
         count: u64,
     ) -> Result<u64, Error> {
-        let fibers = fibers_or_blocking_pool!(
-            self,
-            |db| db.allocate_ids(&namespace, &kind, count),
-            namespace = namespace.to_string(),
-            kind = kind.to_string()
-        );
-        let result = call_export!(self, fibers, allocate_ids_async(namespace, kind, count));
+        let result = call_export!(self, allocate_ids_async(namespace, kind, count));
         convert::call_result(result, Ok)
     }
 
@@ -381,13 +294,8 @@ impl Datastore {
     /// ```
     pub async fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         tracing::debug!(target: "ads::api", "Model async deposit()");
-        let fibers = fibers_or_blocking_pool!(
-            self,
-            |db| db.deposit(&account, amount),
-            account = account.clone()
-        );
         let account = convert::key_ref(account);
-        let result = call_export!(self, fibers, deposit_async(&account, amount));
+        let result = call_export!(self, deposit_async(&account, amount));
         convert::call_result(result, Ok)
     }
 
@@ -410,14 +318,8 @@ impl Datastore {
         amount: i64,
     ) -> Result<Receipt, Error> {
         tracing::debug!(target: "ads::api", "Model async transfer()");
-        let fibers = fibers_or_blocking_pool!(
-            self,
-            |db| db.transfer(&source, &destination, amount),
-            source = source.clone(),
-            destination = destination.clone()
-        );
         let (source, destination) = (convert::key_ref(source), convert::key_ref(destination));
-        let result = call_export!(self, fibers, transfer_async(&source, &destination, amount));
+        let result = call_export!(self, transfer_async(&source, &destination, amount));
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
     }
 
@@ -438,14 +340,8 @@ impl Datastore {
         input: &serde_json::Value,
     ) -> Result<serde_json::Value, Error> {
         tracing::debug!(target: "ads::api", "Model async call({name})");
-        let fibers = fibers_or_blocking_pool!(
-            self,
-            |db| db.call(&name, &input),
-            name = name.to_string(),
-            input = input.clone()
-        );
         let input = input.to_string();
-        let result = call_export!(self, fibers, call_async(name, &input));
+        let result = call_export!(self, call_async(name, &input));
         convert::call_result(result, |output| convert::json_from_wit(name, &output))
     }
 
@@ -453,18 +349,10 @@ impl Datastore {
     /// readable and have exactly its index rows, and every index row must belong to its
     /// entity. Returns the rows examined and every problem found.
     pub async fn check(&self) -> Result<CheckReport, Error> {
-        let fibers = match &self.inner.calls {
-            Calls::Fibers(fibers) => fibers,
-            // One task for every page: each page is still its own call under its own epoch
-            // deadline, and a store that never answers blocks a blocking thread either way.
-            Calls::BlockingPool { db, .. } => {
-                return self.on_blocking_pool(db, None, ds::Datastore::check).await;
-            }
-        };
         let mut total = CheckReport::default();
         let mut start: Option<Vec<u8>> = None;
         loop {
-            let result = call_export!(self, fibers, check_async(start.as_ref()));
+            let result = call_export!(self, check_async(start.as_ref()));
             let page = convert::call_result(result, Ok)?;
             match convert::merge_check_page(&mut total, page) {
                 Some(next) => start = Some(next),
@@ -473,56 +361,27 @@ impl Datastore {
         }
     }
 
-    /// Runs `call` on tokio's blocking pool, holding an in-flight permit until it ends (even
-    /// if this future is dropped first: the call, and any commit in it, then still runs to its
-    /// end, and its instance goes back to the pool). Past `deadline`, stops awaiting it.
-    async fn on_blocking_pool<R: Send + 'static>(
-        &self,
-        db: &ds::Datastore,
-        deadline: Option<std::time::Duration>,
-        call: impl FnOnce(&ds::Datastore) -> Result<R, Error> + Send + 'static,
-    ) -> Result<R, Error> {
-        let permit = Arc::clone(&self.inner.in_flight)
-            .acquire_owned()
-            .await
-            .map_err(|_| shut_down())?;
-        let db = db.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            call(&db)
-        });
-        let joined = match deadline {
-            Some(limit) => tokio::time::timeout(limit, task).await.map_err(|_| {
-                Error::Bound(host_core::instances::BoundExceeded::Deadline { limit })
-            })?,
-            None => task.await,
-        };
-        joined
-            .map_err(|err| Error::Engine(format!("the call on the blocking pool failed: {err}")))?
-    }
-}
-
-impl Fibers {
     /// An instance for one call: a warm one from the pool, or a fresh one in a fresh store.
     /// The caller gives it back to the pool when the call ends; an instance whose call never
     /// ends (a dropped future) is simply dropped, never reused.
     async fn lease(&self) -> Result<Instance<HostState, Exports>, Error> {
-        if let Some(instance) = self.pool.take() {
+        if let Some(instance) = self.inner.pool.take() {
             return Ok(instance);
         }
         let state = HostState {
-            store: Arc::clone(&self.store),
-            ctx: InstanceCtx::new(self.pool.options()),
-            retry: self.retry,
+            store: Arc::clone(&self.inner.store),
+            ctx: InstanceCtx::new(self.inner.pool.options()),
+            retry: self.inner.retry,
         };
-        let mut store = new_store(self.pre.engine(), state, self.pool.options());
+        let mut store = new_store(self.inner.pre.engine(), state, self.inner.pool.options());
         let instance = self
+            .inner
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(Error::from_wasmtime)?;
-        let model =
-            Exports::new(&mut store, instance, &self.exports).map_err(Error::from_wasmtime)?;
+        let model = Exports::new(&mut store, instance, &self.inner.exports)
+            .map_err(Error::from_wasmtime)?;
         Ok(Instance::new(store, model))
     }
 }

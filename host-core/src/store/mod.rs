@@ -7,8 +7,6 @@
 //! - `ds` runs a [`Store`] directly on the calling thread.
 //! - `ads` runs an [`AsyncStore`]. A blocking store is adapted with [`Offload`], which runs
 //!   each call on tokio's blocking pool: blocking work (SQLite) never runs on a worker thread.
-//!   `ads` itself sees through an [`Offload`] ([`AsyncStore::blocking`]) and runs each whole
-//!   model call there instead, one hop per call rather than one per store call.
 //!   A store whose calls never wait (memory) implements both traits directly.
 
 use std::future::Future;
@@ -88,43 +86,15 @@ pub trait AsyncStore: Send + Sync + 'static {
         checks: Vec<Check>,
         writes: Vec<Write>,
     ) -> BoxFuture<'_, Result<u64, StoreError>>;
-
-    /// The blocking store this one only moves to tokio's blocking pool, if that is all it
-    /// is ([`Offload`]; `None` for a store that really awaits). `ads` then runs each whole
-    /// model call on the blocking pool over this store, as `ds` runs it: one hop per call
-    /// instead of one per store call, and no fiber.
-    fn blocking(&self) -> Option<Arc<dyn Store>> {
-        None
-    }
-}
-
-/// A [`Store`] behind an `Arc` that can become an `Arc<dyn Store>`: any sized store, and
-/// `dyn Store` itself. What lets [`Offload`] of either hand its store to `ads`.
-pub trait IntoDynStore: Store {
-    /// The same store as a trait object.
-    fn into_dyn(self: Arc<Self>) -> Arc<dyn Store>;
-}
-
-impl<S: Store> IntoDynStore for S {
-    fn into_dyn(self: Arc<Self>) -> Arc<dyn Store> {
-        self
-    }
-}
-
-impl IntoDynStore for dyn Store {
-    fn into_dyn(self: Arc<Self>) -> Arc<dyn Store> {
-        self
-    }
 }
 
 /// Runs a blocking [`Store`] as an [`AsyncStore`] on tokio's blocking thread pool.
 ///
 /// Each call is one `spawn_blocking`. If the caller's future is dropped, the blocking call
-/// still runs to its end, so a commit is never cut in half. `ads` recognises it
-/// ([`AsyncStore::blocking`]) and moves whole model calls to the blocking pool instead.
+/// still runs to its end, so a commit is never cut in half.
 pub struct Offload<S: ?Sized>(pub Arc<S>);
 
-impl<S: IntoDynStore + ?Sized> Offload<S> {
+impl<S: Store + ?Sized> Offload<S> {
     fn run<R: Send + 'static>(
         &self,
         call: impl FnOnce(&S) -> Result<R, StoreError> + Send + 'static,
@@ -138,7 +108,7 @@ impl<S: IntoDynStore + ?Sized> Offload<S> {
     }
 }
 
-impl<S: IntoDynStore + ?Sized> AsyncStore for Offload<S> {
+impl<S: Store + ?Sized> AsyncStore for Offload<S> {
     fn get(&self, key: Vec<u8>) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>> {
         self.run(move |store| store.get(&key))
     }
@@ -165,10 +135,6 @@ impl<S: IntoDynStore + ?Sized> AsyncStore for Offload<S> {
         writes: Vec<Write>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.run(move |store| store.commit(&checks, &writes))
-    }
-
-    fn blocking(&self) -> Option<Arc<dyn Store>> {
-        Some(Arc::clone(&self.0).into_dyn())
     }
 }
 
