@@ -635,6 +635,7 @@ fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
     }
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
+    let per_op = |variant: &str| callgrind_per_op(&exe, root, dir.path(), variant);
     let mut rows = Vec::new();
     let mut native = 0.0;
     for variant in [
@@ -644,47 +645,15 @@ fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
         "ads-warm",
         "ads-per-call",
     ] {
-        // Fill the component cache for this engine configuration first, so that both
-        // measured runs deserialize instead of one of them compiling. Under valgrind: the
-        // CPU it emulates has other features, so its engine has a cache entry of its own.
-        let warm = Command::new("valgrind")
-            .args(["--tool=none", "-q"])
-            .arg(&exe)
-            .args(["op", variant, "1"])
-            .env("DS_CACHE_DIR", root.join("target/bench-cache"))
-            .status()?;
-        if !warm.success() {
-            bail!("{variant} failed outside callgrind");
-        }
-        let mut counts = Vec::new();
-        let mut string_ops = Vec::new();
-        for n in [200u64, 1200] {
-            let out_file = dir.path().join(format!("{variant}-{n}.out"));
-            let status = Command::new("valgrind")
-                .args(["--tool=callgrind", "--smc-check=all-non-file"])
-                .arg(format!("--callgrind-out-file={}", out_file.display()))
-                .arg(&exe)
-                .args(["op", variant, &n.to_string()])
-                .env("DS_CACHE_DIR", root.join("target/bench-cache"))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()?;
-            if !status.success() {
-                bail!("callgrind run of {variant} failed");
-            }
-            counts.push(callgrind_total(&out_file)?);
-            string_ops.push(callgrind_string_ops(&out_file)?);
-        }
-        let per_op = (counts[1] as f64 - counts[0] as f64) / 1000.0;
-        let string_per_op = (string_ops[1] as f64 - string_ops[0] as f64) / 1000.0;
+        let (count, string_ops) = per_op(variant)?;
         if variant == "native" {
-            native = per_op;
+            native = count;
         }
         rows.push(vec![
             variant.to_string(),
-            format!("{per_op:.0}"),
-            format!("{:.1}×", per_op / native),
-            format!("{string_per_op:.0}"),
+            format!("{count:.0}"),
+            format!("{:.1}×", count / native),
+            format!("{string_ops:.0}"),
         ]);
     }
     report.table(
@@ -703,7 +672,79 @@ fn callgrind(report: &mut Report, root: &Path) -> Result<()> {
          dirty, zeroed or copied from the data image. The scan itself is a syscall, which \
          callgrind does not count.\n\n",
     );
+    // The (f) SQLite get row by instructions: what the component adds to a fast store.
+    let mut rows = Vec::new();
+    let mut statement = 0.0;
+    for (variant, what) in [
+        (
+            "sqlite-statement",
+            "the statement from rusqlite, entity decoded",
+        ),
+        (
+            "sqlite-native",
+            "the model compiled natively over `SqliteStore`",
+        ),
+        ("sqlite-ds", "`ds`, warm, over `SqliteStore`"),
+    ] {
+        let (count, _) = per_op(variant)?;
+        if variant == "sqlite-statement" {
+            statement = count;
+        }
+        rows.push(vec![
+            what.to_string(),
+            format!("{count:.0}"),
+            format!("{:.2}", statement / count),
+        ]);
+    }
+    report.table(
+        &[
+            "SQLite get (f)",
+            "instructions/op",
+            "statement / this (the ops/s ratio if time followed instructions)",
+        ],
+        &rows,
+    );
     Ok(())
+}
+
+/// Instructions per op of one `ds-bench op` variant under callgrind (two runs, N and N+1000
+/// ops, so start-up cancels out), and of those, the ones in memset/memcpy.
+fn callgrind_per_op(exe: &Path, root: &Path, dir: &Path, variant: &str) -> Result<(f64, f64)> {
+    // Fill the component cache for this engine configuration first, so that both measured
+    // runs deserialize instead of one of them compiling. Under valgrind: the CPU it emulates
+    // has other features, so its engine has a cache entry of its own.
+    let warm = Command::new("valgrind")
+        .args(["--tool=none", "-q"])
+        .arg(exe)
+        .args(["op", variant, "1"])
+        .env("DS_CACHE_DIR", root.join("target/bench-cache"))
+        .status()?;
+    if !warm.success() {
+        bail!("{variant} failed outside callgrind");
+    }
+    let mut counts = Vec::new();
+    let mut string_ops = Vec::new();
+    for n in [200u64, 1200] {
+        let out_file = dir.join(format!("{variant}-{n}.out"));
+        let status = Command::new("valgrind")
+            .args(["--tool=callgrind", "--smc-check=all-non-file"])
+            .arg(format!("--callgrind-out-file={}", out_file.display()))
+            .arg(exe)
+            .args(["op", variant, &n.to_string()])
+            .env("DS_CACHE_DIR", root.join("target/bench-cache"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("callgrind run of {variant} failed");
+        }
+        counts.push(callgrind_total(&out_file)?);
+        string_ops.push(callgrind_string_ops(&out_file)?);
+    }
+    Ok((
+        (counts[1] as f64 - counts[0] as f64) / 1000.0,
+        (string_ops[1] as f64 - string_ops[0] as f64) / 1000.0,
+    ))
 }
 
 /// Instructions counted in libc's `memset`/`memcpy`/`memmove` in a callgrind output file (by
@@ -916,6 +957,23 @@ fn ads_gets(
     }))
 }
 
+/// The CPU time all of this process's threads have used so far (the kernel's per-thread
+/// scheduler accounting, in nanoseconds: finer than `getrusage`'s ticks on short runs).
+fn process_cpu() -> Result<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        // A thread may end between listing and reading: it is then simply not counted.
+        if let Ok(stat) = std::fs::read_to_string(task?.path().join("schedstat")) {
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .context("a schedstat line")?;
+        }
+    }
+    Ok(Duration::from_nanos(total))
+}
+
 async fn concurrent_gets<F, Fut>(total: usize, concurrency: usize, get: F) -> (Duration, Vec<f64>)
 where
     F: Fn() -> Fut + Clone + Send + 'static,
@@ -955,7 +1013,10 @@ fn overlap(report: &mut Report) -> Result<()> {
          ideal is 10,000 / concurrency × 5 ms; the ratio to native async is the one to read. \
          Each concurrency gets one untimed warm-up round first (steady state, not first burst: \
          a first burst of N calls also instantiates N instances, about 8 µs each), then the \
-         two take three turns: walls are the median turn, latencies pool all three.",
+         two take three turns: walls are the median turn, latencies pool all three. CPU is \
+         the process's CPU time per get (all threads, from `/proc/self/task/*/schedstat`), \
+         median turn: once the two cores are saturated, the wall ratio tends to the CPU \
+         ratio.",
     );
     let total = if report.quick { 2_000 } else { 10_000 };
     let rt = multi_thread();
@@ -982,14 +1043,21 @@ fn overlap(report: &mut Report) -> Result<()> {
         // both alike. Walls are medians of the turns; latencies pool every turn's calls.
         let (mut native_walls, mut native_lat, mut ads_walls, mut ads_lat) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut native_cpu, mut ads_cpu) = (Vec::new(), Vec::new());
         for _ in 0..OVERLAP_TURNS {
+            let cpu = process_cpu()?;
             let (wall, lat) = native_gets(&rt, &store, &key, total, concurrency);
+            native_cpu
+                .push((process_cpu()?.saturating_sub(cpu)).as_secs_f64() * 1e6 / total as f64);
             native_walls.push(wall.as_secs_f64());
             native_lat.extend(lat);
+            let cpu = process_cpu()?;
             let (wall, lat) = ads_gets(&rt, &db, &key, total, concurrency);
+            ads_cpu.push((process_cpu()?.saturating_sub(cpu)).as_secs_f64() * 1e6 / total as f64);
             ads_walls.push(wall.as_secs_f64());
             ads_lat.extend(lat);
         }
+        let (native_cpu, ads_cpu) = (median(&mut native_cpu), median(&mut ads_cpu));
         native_lat.sort_by(f64::total_cmp);
         ads_lat.sort_by(f64::total_cmp);
         let (native_wall, ads_wall) = (
@@ -1017,6 +1085,8 @@ fn overlap(report: &mut Report) -> Result<()> {
                 percentile(&ads_lat, 0.5),
                 percentile(&ads_lat, 0.99)
             ),
+            format!("{native_cpu:.1} / {ads_cpu:.1}"),
+            format!("{:.2}×", ads_cpu / native_cpu),
         ]);
         native_series.push((concurrency as f64, total as f64 / native_wall.as_secs_f64()));
         ads_series.push((concurrency as f64, total as f64 / ads_wall.as_secs_f64()));
@@ -1039,6 +1109,8 @@ fn overlap(report: &mut Report) -> Result<()> {
             "ads / native",
             "native p50 / p99 ms",
             "ads p50 / p99 ms",
+            "CPU µs per get, native / ads",
+            "ads / native CPU",
         ],
         &rows,
     );
