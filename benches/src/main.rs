@@ -921,7 +921,6 @@ fn delay_store(delay: Duration) -> Arc<DelayStore> {
     store
 }
 
-/// Runs `total` gets as `concurrency` tasks; returns (wall, sorted latencies in ms).
 /// `total` gets of the shared key by the model written as async Rust over `store`,
 /// `concurrency` at a time on `rt`: the wall time and the sorted latencies.
 fn native_gets<S: AsyncStore + 'static>(
@@ -957,6 +956,15 @@ fn ads_gets(
     }))
 }
 
+/// Runs `run` (`ops` operations) and returns its result with the process's CPU time per
+/// operation, in µs.
+fn cpu_per_op<R>(ops: usize, run: impl FnOnce() -> R) -> Result<(R, f64)> {
+    let before = process_cpu()?;
+    let result = run();
+    let used = process_cpu()?.saturating_sub(before);
+    Ok((result, used.as_secs_f64() * 1e6 / ops as f64))
+}
+
 /// The CPU time all of this process's threads have used so far (the kernel's per-thread
 /// scheduler accounting, in nanoseconds: finer than `getrusage`'s ticks on short runs).
 fn process_cpu() -> Result<Duration> {
@@ -974,6 +982,7 @@ fn process_cpu() -> Result<Duration> {
     Ok(Duration::from_nanos(total))
 }
 
+/// Runs `total` gets as `concurrency` tasks; returns (wall, sorted latencies in ms).
 async fn concurrent_gets<F, Fut>(total: usize, concurrency: usize, get: F) -> (Duration, Vec<f64>)
 where
     F: Fn() -> Fut + Clone + Send + 'static,
@@ -1045,15 +1054,14 @@ fn overlap(report: &mut Report) -> Result<()> {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut native_cpu, mut ads_cpu) = (Vec::new(), Vec::new());
         for _ in 0..OVERLAP_TURNS {
-            let cpu = process_cpu()?;
-            let (wall, lat) = native_gets(&rt, &store, &key, total, concurrency);
-            native_cpu
-                .push((process_cpu()?.saturating_sub(cpu)).as_secs_f64() * 1e6 / total as f64);
+            let ((wall, lat), cpu) =
+                cpu_per_op(total, || native_gets(&rt, &store, &key, total, concurrency))?;
+            native_cpu.push(cpu);
             native_walls.push(wall.as_secs_f64());
             native_lat.extend(lat);
-            let cpu = process_cpu()?;
-            let (wall, lat) = ads_gets(&rt, &db, &key, total, concurrency);
-            ads_cpu.push((process_cpu()?.saturating_sub(cpu)).as_secs_f64() * 1e6 / total as f64);
+            let ((wall, lat), cpu) =
+                cpu_per_op(total, || ads_gets(&rt, &db, &key, total, concurrency))?;
+            ads_cpu.push(cpu);
             ads_walls.push(wall.as_secs_f64());
             ads_lat.extend(lat);
         }

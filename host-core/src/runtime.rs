@@ -139,9 +139,9 @@ pub enum SlotReset {
 /// on an Intel Xeon the scan saves about 1.9 µs per call over a `memset` of all 128 KiB (10.4
 /// against 12.3 µs per call); on an AMD EPYC the `memset` was 0.5 µs cheaper (8.7 against
 /// 9.2; benchmark (b) in a later run: 6.0 against 7.5 µs per instance). The scan's cost is
-/// one syscall; the `memset`'s grows with the memory bandwidth a
-/// busy machine leaves, and evicts 128 KiB of cache on every call. Either is far cheaper
-/// than the page faults of a decommitted slot (27.8 µs per call on the EPYC).
+/// one syscall; the `memset`'s grows with the memory bandwidth a busy machine leaves, and
+/// evicts 128 KiB of cache on every call. Either is far cheaper than the page faults of a
+/// decommitted slot (27.8 µs per call on the EPYC).
 pub const KEEP_RESIDENT: usize = 128 << 10;
 
 /// The pooling allocator for `max_instances` instances, with `reset` on drop.
