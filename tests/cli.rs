@@ -466,6 +466,42 @@ fn export_then_import_into_an_empty_store_gives_identical_entities() {
     );
 }
 
+/// A query without `--limit` prints every result, over several pages; an offset skips
+/// results once, not once per page.
+#[test]
+fn an_unlimited_query_pages_through_everything_and_skips_its_offset_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let count: u64 = 1_010; // more than one page (`MAX_PAGE`, 1,000)
+    let lines: String = (1..=count)
+        .map(|i| format!("{{\"key\": \"Item:{i}\", \"properties\": {{\"n\": {i}}}}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("items.jsonl"), lines).unwrap();
+    let import = run("ds", dir.path(), &["import", "items.jsonl"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    for host in HOSTS {
+        for (offset, expected) in [("0", count), ("5", count - 5), ("1003", count - 1003)] {
+            let query = run(host, dir.path(), &["query", "Item", "--offset", offset]);
+            assert_eq!(query.code, 0, "{host}: {}", query.stderr);
+            let ids: Vec<u64> = query
+                .stdout
+                .lines()
+                .map(|line| {
+                    let row: serde_json::Value = serde_json::from_str(line).unwrap();
+                    let key = row["key"].as_str().expect("a result row, not a cursor");
+                    key.strip_prefix("Item:").unwrap().parse().unwrap()
+                })
+                .collect();
+            let skipped: u64 = offset.parse().unwrap();
+            assert_eq!(
+                ids,
+                (skipped + 1..=count).collect::<Vec<_>>(),
+                "{host} --offset {offset}: every result after the first {offset}, once"
+            );
+            assert_eq!(ids.len() as u64, expected);
+        }
+    }
+}
+
 /// The model layer from the command line: typed values round-trip, queries page with
 /// cursors, ids are allocated, and the example's business operations keep their rules,
 /// with the documented exit codes; the same through both binaries.

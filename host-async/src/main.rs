@@ -79,13 +79,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Query { .. } => {
             let mut query = cli.command.query().context("query")?;
-            let one_page = query.limit.is_some();
             loop {
                 let page = db.query(&query).await.context("query")?;
-                if cli::print_query_page(&page, one_page) {
+                if cli::print_query_page(&page, &mut query) {
                     break;
                 }
-                query.start = page.next_cursor;
             }
         }
         Command::AllocateIds {

@@ -448,19 +448,25 @@ pub fn entity_from_cli(key: Key, properties: &Map<String, Value>) -> Result<Enti
     Entity::from_json_object(key, properties).map_err(Error::from)
 }
 
-/// Prints one page of query results, one JSON object per line; true if the query asked
-/// for one page only (a limit) or is exhausted, i.e. the caller should stop.
-pub fn print_query_page(page: &crate::QueryPage, one_page: bool) -> bool {
+/// Prints one page of `query`'s results, one JSON object per line. Returns true when the
+/// caller should stop: the query asked for one page only (a limit) or is exhausted.
+/// Otherwise `query` now asks for the next page: from the page's cursor, with no offset
+/// (the cursor already lies past the results the offset skipped).
+pub fn print_query_page(page: &crate::QueryPage, query: &mut crate::Query) -> bool {
     let rows = query_rows(page);
     if !rows.is_empty() {
         emit_rows(&rows);
     }
     match &page.next_cursor {
-        Some(cursor) if one_page => {
+        Some(cursor) if query.limit.is_some() => {
             emit(json!({ "next_cursor": cursor }));
             true
         }
-        Some(_) => false,
+        Some(cursor) => {
+            query.start = Some(cursor.clone());
+            query.offset = 0;
+            false
+        }
         None => true,
     }
 }

@@ -40,7 +40,7 @@ pub struct QueryPage {
     /// The entities of the results, in query order (empty for keys-only queries).
     pub entities: Vec<Entity>,
     /// The cursor after the last result when the page is full and more may follow: pass it
-    /// as the next query's `start` (`None`: the query is exhausted).
+    /// as the next query's `start`, with `offset` 0 (`None`: the query is exhausted).
     pub next_cursor: Option<String>,
 }
 

@@ -71,13 +71,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Query { .. } => {
             let mut query = cli.command.query().context("query")?;
-            let one_page = query.limit.is_some();
             loop {
                 let page = db.query(&query).context("query")?;
-                if cli::print_query_page(&page, one_page) {
+                if cli::print_query_page(&page, &mut query) {
                     break;
                 }
-                query.start = page.next_cursor;
             }
         }
         Command::AllocateIds {

@@ -214,7 +214,9 @@ pub struct Query {
     pub orders: Vec<Order>,
     /// Most results to return (at most [`MAX_PAGE`]; `None`: a page of [`MAX_PAGE`]).
     pub limit: Option<u32>,
-    /// Results to skip first.
+    /// Results to skip first (after `start`, when given). To page on from a page's cursor,
+    /// pass it as `start` and set this to 0: the cursor already lies past the skipped
+    /// results, so keeping the offset would skip as many again on every page.
     pub offset: u32,
     /// Return keys without entities.
     pub keys_only: bool,
