@@ -125,6 +125,43 @@ async fn async_memory_bound_costs_one_instance() {
     }
 }
 
+/// `Duration::MAX` (the natural way to ask for no deadline) runs calls normally, in both
+/// isolation modes and both hosts.
+#[tokio::test]
+async fn the_longest_deadline_means_no_deadline() {
+    for isolation in [Isolation::Warm, Isolation::PerCall] {
+        let options = InstanceOptions {
+            isolation,
+            deadline: std::time::Duration::MAX,
+            ..InstanceOptions::default()
+        };
+        let key = Key::name("Item", "a");
+        let blocking = ds::Datastore::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .instance_options(options.clone())
+            .build()
+            .unwrap();
+        let (blocking, key_copy) = (blocking.clone(), key.clone());
+        tokio::task::spawn_blocking(move || {
+            blocking.put(&entity(&key_copy, 10)).unwrap();
+            assert_eq!(
+                blocking.get(&key_copy).unwrap(),
+                Some(entity(&key_copy, 10))
+            );
+        })
+        .await
+        .unwrap();
+        let awaited = ads::Datastore::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .instance_options(options)
+            .build()
+            .await
+            .unwrap();
+        awaited.put(&entity(&key, 10)).await.unwrap();
+        assert_eq!(awaited.get(&key).await.unwrap(), Some(entity(&key, 10)));
+    }
+}
+
 #[tokio::test]
 async fn a_dropped_call_is_not_reused() {
     use std::time::Duration;

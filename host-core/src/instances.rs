@@ -182,11 +182,19 @@ pub fn new_store<T: HasInstanceCtx>(
 }
 
 /// The epoch ticks that cover `deadline`: one more than the quotient, since the first tick
-/// may come at once.
+/// may come at once. Capped far below `u64::MAX`: wasmtime adds the current epoch to it, and
+/// a sum that wrapped would be a deadline already past (`Duration::MAX`, "no deadline",
+/// would fail every call).
 fn deadline_ticks(deadline: std::time::Duration) -> u64 {
     let tick = crate::runtime::EPOCH_TICK.as_nanos().max(1);
-    u64::try_from(deadline.as_nanos().div_ceil(tick) + 1).unwrap_or(u64::MAX)
+    u64::try_from(deadline.as_nanos().div_ceil(tick) + 1)
+        .unwrap_or(u64::MAX)
+        .min(MAX_DEADLINE_TICKS)
 }
+
+/// The longest deadline, in epoch ticks (billions of years at one tick per 10 ms), leaving
+/// the epoch as much room again to grow before the sum could wrap.
+const MAX_DEADLINE_TICKS: u64 = u64::MAX / 2;
 
 /// An instance with its store, lent to one call at a time.
 pub struct Instance<T: 'static, M> {
@@ -282,5 +290,25 @@ impl<T: HasInstanceCtx, M> InstancePool<T, M> {
     /// How many idle instances the pool holds.
     pub fn idle_count(&self) -> usize {
         self.idle.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn deadline_ticks_cover_the_deadline_and_never_wrap() {
+        let tick = crate::runtime::EPOCH_TICK;
+        assert_eq!(deadline_ticks(Duration::ZERO), 1);
+        assert_eq!(deadline_ticks(tick), 2);
+        assert_eq!(deadline_ticks(tick + Duration::from_nanos(1)), 3);
+        assert_eq!(deadline_ticks(Duration::from_secs(10)), 1001);
+        for huge in [Duration::MAX, Duration::from_secs(u64::MAX)] {
+            let ticks = deadline_ticks(huge);
+            assert_eq!(ticks, MAX_DEADLINE_TICKS);
+            assert!(ticks.checked_add(u64::MAX / 2).is_some());
+        }
     }
 }
