@@ -197,6 +197,11 @@ impl PostgresSchema {
         }
     }
 
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The store URL for this schema.
     pub fn url(&self) -> String {
         let separator = if self.server.contains('?') { '&' } else { '?' };

@@ -289,7 +289,15 @@ impl Conn {
         loop {
             attempt += 1;
             match self.commit_once(checks, writes).await {
-                Ok(outcome) => return Ok(outcome.map_err(StoreError::Conflict)),
+                Ok(Attempt::Committed(version)) => return Ok(Ok(version)),
+                Ok(Attempt::CheckFailed(key)) => return Ok(Err(StoreError::Conflict(key))),
+                Ok(Attempt::OutcomeUnknown(err)) => {
+                    return Ok(Err(StoreError::Internal(format!(
+                        "PostgreSQL: the connection failed while committing, so whether the \
+                         commit was applied is unknown: {}",
+                        chain(&err)
+                    ))));
+                }
                 Err(err) if !retryable(&err) => return Err(err),
                 Err(_) => {
                     // With checks, a serialization failure is either a lost race (a checked
@@ -329,12 +337,13 @@ impl Conn {
             .map(|check| check.key.clone()))
     }
 
-    /// One attempt at a commit: `Ok(Err(key))` if the check of `key` failed.
+    /// One attempt at a commit. An error is one from before `COMMIT` was sent (nothing was
+    /// written) or the server's refusal of the `COMMIT` (it rolled back).
     async fn commit_once(
         &mut self,
         checks: &[Check],
         writes: &[Write],
-    ) -> Result<Result<u64, Vec<u8>>, tokio_postgres::Error> {
+    ) -> Result<Attempt, tokio_postgres::Error> {
         let check = self.statement(CHECK).await?;
         let next = self.statement(NEXT_VERSION).await?;
         let put = self.statement(PUT).await?;
@@ -353,7 +362,7 @@ impl Conn {
             for check in checks {
                 if current.get(&check.key).map(|v| *v as u64) != check.version {
                     tx.rollback().await?;
-                    return Ok(Err(check.key.clone()));
+                    return Ok(Attempt::CheckFailed(check.key.clone()));
                 }
             }
         }
@@ -381,16 +390,40 @@ impl Conn {
         if !delete_keys.is_empty() {
             tx.execute(&delete, &[&delete_keys]).await?;
         }
-        tx.commit().await?;
-        Ok(Ok(version as u64))
+        match tx.commit().await {
+            Ok(()) => Ok(Attempt::Committed(version as u64)),
+            Err(err) if lost_connection(&err) => Ok(Attempt::OutcomeUnknown(err)),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// How a commit attempt ended, other than with an error before or at `COMMIT`.
+enum Attempt {
+    /// Applied, at this version.
+    Committed(u64),
+    /// The check of this key failed; nothing was written.
+    CheckFailed(Vec<u8>),
+    /// The connection failed once `COMMIT` was sent: the server may have applied it before
+    /// the reply was lost, so the caller must not be told that nothing was written.
+    OutcomeUnknown(tokio_postgres::Error),
+}
+
+/// Whether `err` is the connection failing (I/O, the socket closed, the backend shut down)
+/// rather than the server answering with an error.
+fn lost_connection(err: &tokio_postgres::Error) -> bool {
+    match err.code() {
+        None => true,
+        Some(code) => code.code().starts_with("08") || code.code().starts_with("57P"),
     }
 }
 
 /// Whether a connection is fit for the next request after one that ended in `result`: a
-/// server-side error leaves it usable, a broken connection does not.
+/// server-side error leaves it usable, a broken connection does not (even when the request
+/// itself ended in an outcome, as a commit whose reply was lost does).
 fn reusable<R>(result: &Result<R, tokio_postgres::Error>, client: &Client) -> bool {
     match result {
-        Ok(_) => true,
+        Ok(_) => !client.is_closed(),
         Err(err) => err.code().is_some() && !client.is_closed(),
     }
 }
