@@ -50,7 +50,7 @@ pub use host_core::{
 /// into an [`Error`].
 macro_rules! call_export {
     ($self:ident, $method:ident($($arg:expr),*)) => {{
-        let _permit = $self.inner.in_flight.acquire().await.map_err(|_| Error::Engine("the datastore is shut down".into()))?;
+        let _permits = $self.in_flight().await?;
         let mut instance = $self.lease().await?;
         $self.inner.pool.arm(&mut instance);
         let deadline = $self.inner.pool.options().deadline;
@@ -80,8 +80,19 @@ struct Inner {
     store: Arc<dyn AsyncStore>,
     retry: RetryPolicy,
     pool: InstancePool<HostState, Exports>,
-    /// Bounds the calls in flight: each holds an instance (and its fiber) until it ends.
-    in_flight: tokio::sync::Semaphore,
+    /// This datastore's own bound on calls in flight, if the builder set one below the
+    /// process's ([`process_in_flight`]).
+    in_flight: Option<tokio::sync::Semaphore>,
+}
+
+/// Bounds the calls in flight in the whole process, of all datastores together, to the
+/// engine's instance slots: each call holds an instance (and its fiber) until it ends, so
+/// further calls wait here instead of failing for want of a slot.
+fn process_in_flight() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(host_core::runtime::engine_options().max_instances as usize)
+    })
 }
 
 /// Builds a [`Datastore`] with options beyond [`Datastore::open`].
@@ -95,8 +106,10 @@ pub struct Builder {
 impl Builder {
     host_core::builder_setters!(AsyncStore);
 
-    /// Most calls in flight at once (default: the engine's `max_instances`). Further calls
-    /// wait for one to finish, so memory stays bounded and the instance pool never runs dry.
+    /// Most calls of this datastore in flight at once. Further calls wait for one to finish.
+    /// Whatever this says, the calls of all datastores of the process together never exceed
+    /// the engine's `max_instances` (further calls wait), so memory stays bounded and the
+    /// instance pool never runs dry.
     pub fn max_in_flight(mut self, calls: usize) -> Self {
         self.max_in_flight = Some(calls.max(1));
         self
@@ -127,7 +140,10 @@ impl Builder {
         )?;
         let pool = InstancePool::new(self.settings.instances);
         let slots = host_core::runtime::engine_options().max_instances as usize;
-        let in_flight = tokio::sync::Semaphore::new(self.max_in_flight.unwrap_or(slots).min(slots));
+        let in_flight = self
+            .max_in_flight
+            .filter(|&calls| calls < slots)
+            .map(tokio::sync::Semaphore::new);
         Ok(Datastore {
             inner: Arc::new(Inner {
                 pre,
@@ -361,6 +377,26 @@ impl Datastore {
         }
     }
 
+    /// Waits for a place for one more call in flight: under this datastore's bound, if it
+    /// has one, then under the process's.
+    async fn in_flight(
+        &self,
+    ) -> Result<
+        (
+            Option<tokio::sync::SemaphorePermit<'_>>,
+            tokio::sync::SemaphorePermit<'static>,
+        ),
+        Error,
+    > {
+        let closed = |_| Error::Engine("the datastore is shut down".into());
+        let own = match &self.inner.in_flight {
+            Some(bound) => Some(bound.acquire().await.map_err(closed)?),
+            None => None,
+        };
+        let process = process_in_flight().acquire().await.map_err(closed)?;
+        Ok((own, process))
+    }
+
     /// An instance for one call: a warm one from the pool, or a fresh one in a fresh store.
     /// The caller gives it back to the pool when the call ends; an instance whose call never
     /// ends (a dropped future) is simply dropped, never reused.
@@ -368,6 +404,16 @@ impl Datastore {
         if let Some(instance) = self.inner.pool.take() {
             return Ok(instance);
         }
+        // With every slot of the process taken, idle instances (of any datastore) give theirs
+        // up and the instantiation is tried once more.
+        match self.instantiate().await {
+            Err(err) if host_core::instances::release_idle_for(&err) => self.instantiate().await,
+            result => result,
+        }
+    }
+
+    /// A fresh instance in a fresh store.
+    async fn instantiate(&self) -> Result<Instance<HostState, Exports>, Error> {
         let state = HostState {
             store: Arc::clone(&self.inner.store),
             ctx: InstanceCtx::new(self.inner.pool.options()),

@@ -73,6 +73,17 @@ impl<T> AffinePool<T> {
     pub(crate) fn len(&self) -> usize {
         self.idle.load(Ordering::Relaxed)
     }
+
+    /// Takes every idle item out (the caller drops them, outside any lock of the pool).
+    pub(crate) fn drain(&self) -> Vec<T> {
+        let mut items = Vec::new();
+        for shard in &self.shards {
+            let mut stack = shard.lock();
+            self.idle.fetch_sub(stack.len(), Ordering::Relaxed);
+            items.append(&mut stack);
+        }
+        items
+    }
 }
 
 impl<T> Shard<T> {
@@ -162,6 +173,22 @@ mod tests {
         left.dedup();
         assert_eq!(left.len(), idle, "an item came out twice");
         assert_eq!(pool.len(), 0);
+    }
+
+    #[test]
+    fn drain_takes_every_thread_s_items_and_resets_the_count() {
+        let pool = AffinePool::new(8);
+        pool.put(1).unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| pool.put(2).unwrap());
+        });
+        let mut drained = pool.drain();
+        drained.sort_unstable();
+        assert_eq!(drained, [1, 2]);
+        assert_eq!(pool.len(), 0);
+        assert_eq!(pool.take(), None);
+        pool.put(3).unwrap();
+        assert_eq!(pool.take(), Some(3), "the pool works on after a drain");
     }
 
     proptest! {

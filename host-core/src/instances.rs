@@ -9,6 +9,8 @@
 //! mode instantiates for every call and never reuses. See ARCHITECTURE.md for what can and
 //! cannot carry over between calls in warm mode.
 
+use std::sync::{Arc, Mutex, Weak};
+
 use crate::affine::AffinePool;
 use crate::logging::GuestLog;
 
@@ -41,7 +43,8 @@ pub struct InstanceOptions {
     pub isolation: Isolation,
     /// Most idle warm instances kept; more in use at once are discarded after their call.
     /// Default: the engine's `max_instances`, so a steady load at any concurrency the
-    /// process allows stays warm (each idle instance keeps under 60 KiB resident).
+    /// process allows stays warm (each idle instance keeps under 60 KiB resident). Idle
+    /// instances give up their slots when a call of any datastore finds none free.
     pub max_idle: usize,
     /// Calls after which a warm instance is discarded.
     pub max_calls: u64,
@@ -181,6 +184,42 @@ pub fn new_store<T: HasInstanceCtx>(
     store
 }
 
+/// The idle instances of every live [`InstancePool`] of the process.
+static IDLE_POOLS: Mutex<Vec<Weak<dyn ReleaseIdle>>> = Mutex::new(Vec::new());
+
+/// A pool whose idle instances can be released (their slots freed).
+trait ReleaseIdle: Send + Sync {
+    /// Drops every idle instance; returns how many there were.
+    fn release_idle(&self) -> usize;
+}
+
+impl<T: Send + 'static, M: Send + 'static> ReleaseIdle for AffinePool<Instance<T, M>> {
+    fn release_idle(&self) -> usize {
+        self.drain().len()
+    }
+}
+
+/// After a failed instantiation: when `err` says every slot of the process is taken, drops
+/// the idle warm instances of every datastore in the process, and returns whether any were
+/// dropped (then instantiating again may succeed). Calls in flight keep their instances.
+pub fn release_idle_for(err: &crate::Error) -> bool {
+    if !matches!(err, crate::Error::Bound(BoundExceeded::Instances { .. })) {
+        return false;
+    }
+    let pools: Vec<Arc<dyn ReleaseIdle>> = IDLE_POOLS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    // Outside the registry's lock: dropping instances frees their slots, which takes time.
+    let released: usize = pools.iter().map(|pool| pool.release_idle()).sum();
+    if released > 0 {
+        tracing::debug!(target: "host_core::instances", released, "every instance slot was taken; released the idle instances of every datastore");
+    }
+    released > 0
+}
+
 /// The epoch ticks that cover `deadline`: one more than the quotient, since the first tick
 /// may come at once. Capped far below `u64::MAX`: wasmtime adds the current epoch to it, and
 /// a sum that wrapped would be a deadline already past (`Duration::MAX`, "no deadline",
@@ -218,19 +257,30 @@ impl<T: 'static, M> Instance<T, M> {
 
 /// The idle warm instances of one datastore. A thread (for `ads`, a worker thread) takes back
 /// the instance it returned last, still in its core's cache (see [`crate::affine`]).
+///
+/// Every pool of the process is also listed in one registry, so that a datastore that finds
+/// no free slot can have the idle instances of all datastores released
+/// ([`release_idle_for`]): otherwise one datastore's idle instances, kept after a burst,
+/// could hold every slot of the process and starve another datastore for good.
 pub struct InstancePool<T: 'static, M> {
-    idle: AffinePool<Instance<T, M>>,
+    idle: Arc<AffinePool<Instance<T, M>>>,
     options: InstanceOptions,
     /// `options.deadline` in epoch ticks, computed once (a 128-bit division per call
     /// otherwise).
     deadline_ticks: u64,
 }
 
-impl<T: HasInstanceCtx, M> InstancePool<T, M> {
-    /// An empty pool.
+impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
+    /// An empty pool, listed in the process's registry of pools.
     pub fn new(options: InstanceOptions) -> Self {
+        let idle = Arc::new(AffinePool::new(options.max_idle));
+        let listed: Arc<dyn ReleaseIdle> = idle.clone();
+        let mut pools = IDLE_POOLS.lock().unwrap_or_else(|p| p.into_inner());
+        pools.retain(|pool| pool.strong_count() > 0);
+        pools.push(Arc::downgrade(&listed));
+        drop(pools);
         InstancePool {
-            idle: AffinePool::new(options.max_idle),
+            idle,
             deadline_ticks: deadline_ticks(options.deadline),
             options,
         }

@@ -320,6 +320,16 @@ impl Datastore {
         if let Some(instance) = self.inner.pool.take() {
             return Ok(instance);
         }
+        // With every slot of the process taken, idle instances (of any datastore) give theirs
+        // up and the instantiation is tried once more.
+        match self.instantiate() {
+            Err(err) if host_core::instances::release_idle_for(&err) => self.instantiate(),
+            result => result,
+        }
+    }
+
+    /// A fresh instance in a fresh store.
+    fn instantiate(&self) -> Result<Instance<HostState, Exports>, Error> {
         let state = HostState {
             store: Arc::clone(&self.inner.store),
             ctx: InstanceCtx::new(self.inner.pool.options()),
