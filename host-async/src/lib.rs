@@ -50,7 +50,14 @@ pub use host_core::{
 /// into an [`Error`].
 macro_rules! call_export {
     ($self:ident, $method:ident($($arg:expr),*)) => {{
-        let _permits = $self.in_flight().await?;
+        // A place for one more call in flight: under this datastore's bound, if it has one,
+        // then under the process's.
+        let closed = |_| Error::Engine("the datastore is shut down".into());
+        let _own = match &$self.inner.in_flight {
+            Some(bound) => Some(bound.acquire().await.map_err(closed)?),
+            None => None,
+        };
+        let _slot = process_in_flight().acquire().await.map_err(closed)?;
         let mut instance = $self.lease().await?;
         $self.inner.pool.arm(&mut instance);
         let deadline = $self.inner.pool.options().deadline;
@@ -375,26 +382,6 @@ impl Datastore {
                 None => return Ok(total),
             }
         }
-    }
-
-    /// Waits for a place for one more call in flight: under this datastore's bound, if it
-    /// has one, then under the process's.
-    async fn in_flight(
-        &self,
-    ) -> Result<
-        (
-            Option<tokio::sync::SemaphorePermit<'_>>,
-            tokio::sync::SemaphorePermit<'static>,
-        ),
-        Error,
-    > {
-        let closed = |_| Error::Engine("the datastore is shut down".into());
-        let own = match &self.inner.in_flight {
-            Some(bound) => Some(bound.acquire().await.map_err(closed)?),
-            None => None,
-        };
-        let process = process_in_flight().acquire().await.map_err(closed)?;
-        Ok((own, process))
     }
 
     /// An instance for one call: a warm one from the pool, or a fresh one in a fresh store.
