@@ -466,6 +466,53 @@ fn export_then_import_into_an_empty_store_gives_identical_entities() {
     );
 }
 
+/// A store of large entities (60 of 700 KB: more than one instance's 64 MiB in all) is
+/// imported with the default batch, exported and checked: batches and pages are bounded by
+/// bytes, not only by count.
+#[test]
+fn large_entities_import_export_and_check_with_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let (count, size) = (60, 700_000);
+    let blob = "x".repeat(size);
+    let lines: String = (1..=count)
+        .map(|i| {
+            format!("{{\"key\": \"Blob:{i}\", \"properties\": {{\"n\": {i}, \"b\": {{\"$unindexed\": \"{blob}\"}}}}}}\n")
+        })
+        .collect();
+    std::fs::write(dir.path().join("big.jsonl"), &lines).unwrap();
+    for host in HOSTS {
+        let store = format!("sqlite:{}", dir.path().join(format!("{host}.db")).display());
+        let import = run(
+            host,
+            dir.path(),
+            &["--store", &store, "import", "big.jsonl"],
+        );
+        assert_eq!(
+            (import.code, import.stdout.as_str()),
+            (0, format!("{{\"imported\":{count}}}\n").as_str()),
+            "{host}: {}",
+            import.stderr
+        );
+        let export = run(host, dir.path(), &["--store", &store, "export"]);
+        assert_eq!(export.code, 0, "{host}: {}", export.stderr);
+        assert_eq!(export.stdout.lines().count(), count, "{host}");
+        assert!(
+            export.stdout.lines().all(|line| line.len() > size),
+            "{host}: every entity whole"
+        );
+        let check = run(host, dir.path(), &["--store", &store, "check"]);
+        assert_eq!(check.code, 0, "{host}: {}", check.stderr);
+        let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+        assert_eq!(report["entities"], count, "{host}: {}", check.stdout);
+        assert_eq!(report["problems"], serde_json::json!([]), "{host}");
+        assert!(
+            out.stderr.is_empty(),
+            "{host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// A query without `--limit` prints every result, over several pages; an offset skips
 /// results once, not once per page.
 #[test]

@@ -104,7 +104,8 @@ pub enum Command {
         /// The file to read; `-` reads standard input.
         #[arg(default_value = "-")]
         file: PathBuf,
-        /// Entities per atomic batch (one commit each).
+        /// Most entities per atomic batch (one commit each); a batch also ends once its
+        /// lines hold 4 MiB, so that it fits the component's memory.
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         batch: u32,
     },
@@ -609,6 +610,11 @@ pub fn fail(err: &anyhow::Error) -> ExitCode {
     exit_code(err)
 }
 
+/// Bytes of import lines past which a batch ends early. One `put_many` holds its batch in
+/// the component's memory several times over (the JSON text, the parsed properties, the
+/// encoded rows): 500 entities of up to 1 MiB each would not fit in one instance's 64 MiB.
+pub const IMPORT_BATCH_BYTES: usize = 4 << 20;
+
 /// Reads an import file as batches of entities.
 pub struct ImportReader {
     lines: std::io::Lines<Box<dyn std::io::BufRead + Send>>,
@@ -647,10 +653,12 @@ impl ImportReader {
         })
     }
 
-    /// The next batch, or `None` at the end of the input. Blank lines are skipped.
+    /// The next batch: `batch` entities, or fewer once their lines hold
+    /// [`IMPORT_BATCH_BYTES`]; `None` at the end of the input. Blank lines are skipped.
     pub fn next_batch(&mut self) -> Result<Option<Vec<Entity>>, ImportError> {
-        let mut batch = Vec::with_capacity(self.batch);
-        while batch.len() < self.batch {
+        let mut batch = Vec::with_capacity(self.batch.min(64));
+        let mut bytes = 0;
+        while batch.len() < self.batch && bytes < IMPORT_BATCH_BYTES {
             let Some(line) = self.lines.next() else { break };
             self.line += 1;
             let line = line.map_err(|err| ImportError {
@@ -660,6 +668,7 @@ impl ImportReader {
             if line.trim().is_empty() {
                 continue;
             }
+            bytes += line.len();
             batch.push(parse_import_line(&line).map_err(|reason| ImportError {
                 line: self.line,
                 reason,

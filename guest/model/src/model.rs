@@ -338,7 +338,9 @@ impl<T: Transport, L: Log> Model<T, L> {
     }
 
     /// One page of entities in key order from `start`, all kinds or only `kind` (the
-    /// entity's own kind), as JSON text: at most [`CHECK_PAGE`] rows are read per page.
+    /// entity's own kind), as JSON text: a page reads at most [`CHECK_PAGE`] rows, and
+    /// ends early once they hold [`PAGE_BYTES`], so a page of the largest entities still
+    /// fits the component's memory.
     pub fn entities_json(
         &mut self,
         start: Option<&[u8]>,
@@ -352,24 +354,51 @@ impl<T: Transport, L: Log> Model<T, L> {
                 .unwrap_or(begin),
             end: Some(alloc::vec![crate::key::ENTITY_PREFIX + 1]),
         };
-        let page = self
-            .transport
-            .scan(&range, CHECK_PAGE, Direction::Forward)?;
+        let page = self.read_page(range)?;
+        let next = page.next();
         let mut entities = Vec::new();
-        for entry in &page {
+        for entry in page.entries {
             let key = Key::decode(&entry.key).map_err(|err| {
                 Error::Corrupt(format!("row {}: {err}", describe_kv_key(&entry.key)))
             })?;
             if kind.is_some_and(|kind| key.leaf().is_some_and(|leaf| leaf.kind != kind)) {
                 continue;
             }
-            let json = crate::entity::decode_json(&key, &entry.value.value)?;
-            entities.push((key, String::from(json)));
+            // The stored bytes become the text: one copy of each value in memory, not two.
+            let json = crate::entity::into_json(&key, entry.value.value)?;
+            entities.push((key, json));
         }
-        Ok(EntityPage {
-            entities,
-            next: next_page(&page),
-        })
+        Ok(EntityPage { entities, next })
+    }
+
+    /// One page of rows from `range`'s start: [`CHECK_PAGE`] rows, or fewer once they hold
+    /// [`PAGE_BYTES`], read [`SCAN_ROWS`] at a time. A scan's result is copied whole into
+    /// the component's memory, and one entity may be 1 MiB: 500 rows in one scan could need
+    /// 500 MiB, past any instance's memory, where this bounds a page by its bytes.
+    fn read_page(&mut self, mut range: KeyRange) -> Result<Page, Error> {
+        let mut page = Page {
+            entries: Vec::new(),
+            exhausted: false,
+        };
+        let mut bytes = 0;
+        while page.entries.len() < CHECK_PAGE as usize && bytes < PAGE_BYTES {
+            let want = SCAN_ROWS.min(CHECK_PAGE - page.entries.len() as u32);
+            let batch = self.transport.scan(&range, want, Direction::Forward)?;
+            page.exhausted = batch.len() < want as usize;
+            bytes += batch
+                .iter()
+                .map(|entry| entry.key.len() + entry.value.value.len())
+                .sum::<usize>();
+            if let Some(last) = batch.last() {
+                range.start = last.key.clone();
+                range.start.push(0);
+            }
+            page.entries.extend(batch);
+            if page.exhausted {
+                break;
+            }
+        }
+        Ok(page)
     }
 
     /// Checks one page of the store from `start`: every entity row must decode canonically
@@ -380,14 +409,12 @@ impl<T: Transport, L: Log> Model<T, L> {
             start: start.map(<[u8]>::to_vec).unwrap_or_default(),
             end: None,
         };
-        let page = self
-            .transport
-            .scan(&range, CHECK_PAGE, Direction::Forward)?;
+        let page = self.read_page(range)?;
         let mut report = CheckReport::default();
         // Rows each entity must have, and the entities index rows point at.
         let mut expected: Vec<(Key, index::Row)> = Vec::new();
         let mut pointed: Vec<(Vec<u8>, Vec<u8>, Key)> = Vec::new();
-        for entry in &page {
+        for entry in &page.entries {
             let row = describe_kv_key(&entry.key);
             match entry.key.first() {
                 Some(&crate::key::ENTITY_PREFIX) => {}
@@ -455,39 +482,62 @@ impl<T: Transport, L: Log> Model<T, L> {
                 }
             }
         }
-        // Every index row belongs to an entity that has it.
-        let entity_keys: Vec<Vec<u8>> = pointed.iter().map(|(_, _, key)| key.encode()).collect();
-        if !entity_keys.is_empty() {
-            let found = self.transport.get_many(&entity_keys)?;
-            for ((row, value, key), found) in pointed.iter().zip(found) {
-                let has_it = match found {
-                    None => false,
-                    Some(stored) => Entity::decode(key.clone(), &stored.value)
-                        .and_then(|entity| index::rows(self.schema, &entity))
-                        .is_ok_and(|rows| rows.iter().any(|(r, v)| r == row && v == value)),
-                };
-                if !has_it {
-                    report.problems.push(format!(
-                        "index row {} points at {key}, which does not have it (stale index row)",
-                        describe_kv_key(row)
-                    ));
-                }
+        // Every index row belongs to an entity that has it. The entities are read
+        // [`SCAN_ROWS`] at a time (each may be 1 MiB), each once for all its index rows.
+        // Encoded entity key → the index rows the stored entity has (`None`: it is absent or
+        // unreadable).
+        let mut entity_rows: BTreeMap<Vec<u8>, Option<Vec<index::Row>>> = BTreeMap::new();
+        for (_, _, key) in &pointed {
+            entity_rows.entry(key.encode()).or_insert(None);
+        }
+        let entity_keys: Vec<Vec<u8>> = entity_rows.keys().cloned().collect();
+        for chunk in entity_keys.chunks(SCAN_ROWS as usize) {
+            let found = self.transport.get_many(chunk)?;
+            for (encoded, found) in chunk.iter().zip(found) {
+                let rows = found.and_then(|stored| {
+                    let key = Key::decode(encoded).ok()?;
+                    let entity = Entity::decode(key, &stored.value).ok()?;
+                    index::rows(self.schema, &entity).ok()
+                });
+                entity_rows.insert(encoded.clone(), rows);
             }
         }
-        report.next = next_page(&page);
+        for (row, value, key) in &pointed {
+            let has_it = entity_rows
+                .get(&key.encode())
+                .and_then(Option::as_ref)
+                .is_some_and(|rows| rows.iter().any(|(r, v)| r == row && v == value));
+            if !has_it {
+                report.problems.push(format!(
+                    "index row {} points at {key}, which does not have it (stale index row)",
+                    describe_kv_key(row)
+                ));
+            }
+        }
+        report.next = page.next();
         Ok(report)
     }
 }
 
-fn next_page(page: &[crate::transport::Entry]) -> Option<Vec<u8>> {
-    if page.len() < CHECK_PAGE as usize {
-        return None;
+/// Rows of one `entities` or `check` page.
+struct Page {
+    entries: Vec<crate::transport::Entry>,
+    /// The range holds nothing after these.
+    exhausted: bool,
+}
+
+impl Page {
+    /// Where the next page starts, unless this one was the last.
+    fn next(&self) -> Option<Vec<u8>> {
+        if self.exhausted {
+            return None;
+        }
+        self.entries.last().map(|last| {
+            let mut next = last.key.clone();
+            next.push(0);
+            next
+        })
     }
-    page.last().map(|last| {
-        let mut next = last.key.clone();
-        next.push(0);
-        next
-    })
 }
 
 /// The checks and writes of a commit that applies `mutations`, given what was read
@@ -700,8 +750,16 @@ pub struct EntityPage {
     pub next: Option<Vec<u8>>,
 }
 
-/// Rows one `check` or `entities` call reads.
+/// Most rows one `check` or `entities` call reads.
 pub const CHECK_PAGE: u32 = 500;
+
+/// Bytes of keys and values past which a `check` or `entities` page ends early (it may
+/// exceed this by one scan of [`SCAN_ROWS`] rows).
+pub const PAGE_BYTES: usize = 8 << 20;
+
+/// Rows one transport `scan` or `get_many` of `check` and `entities` asks for: at most
+/// 16 MiB of entities even when each is as large as allowed (1 MiB).
+pub const SCAN_ROWS: u32 = 16;
 
 /// One page of [`Model::check`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -887,6 +945,42 @@ mod tests {
         assert_eq!(collect(&mut model, Some("Item")).len(), 701);
         let shops = collect(&mut model, Some("Shop"));
         assert_eq!(shops, [(Key::name("Shop", "s"), "{}".into())]);
+    }
+
+    #[test]
+    fn pages_of_large_entities_end_by_bytes_and_lose_nothing() {
+        let mut model = model();
+        let blob = "x".repeat(500_000);
+        let entities: Vec<Entity> = (1..=40)
+            .map(|i| {
+                json(
+                    Key::id("Blob", i),
+                    &format!(r#"{{"b": {{"$unindexed": "{blob}"}}, "n": {i}}}"#),
+                )
+            })
+            .collect();
+        for entity in &entities {
+            model.put(entity).unwrap();
+        }
+        let (mut seen, mut pages, mut start) = (Vec::new(), 0, None);
+        loop {
+            let page = model.entities_json(start.as_deref(), None).unwrap();
+            pages += 1;
+            let bytes: usize = page.entities.iter().map(|(_, json)| json.len()).sum();
+            assert!(
+                bytes <= PAGE_BYTES + SCAN_ROWS as usize * 600_000,
+                "a page of {bytes} bytes"
+            );
+            seen.extend(page.entities.into_iter().map(|(key, _)| key));
+            match page.next {
+                Some(next) => start = Some(next),
+                None => break,
+            }
+        }
+        let keys: Vec<Key> = entities.iter().map(|e| e.key.clone()).collect();
+        assert_eq!(seen, keys, "every entity once, in key order");
+        assert!(pages >= 2, "20 MB of entities took {pages} page(s)");
+        assert_eq!(check_all(&mut model), (40, Vec::new()));
     }
 
     #[test]
