@@ -505,6 +505,32 @@ fn large_entities_import_export_and_check_with_the_defaults() {
         let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
         assert_eq!(report["entities"], count, "{host}: {}", check.stdout);
         assert_eq!(report["problems"], serde_json::json!([]), "{host}");
+
+        // A reader that stops early (`ds export | head -1`) ends the export quietly.
+        let mut export = Command::new(binary(host))
+            .args(["--store", &store, "export"])
+            .current_dir(dir.path())
+            .env("DS_CACHE_DIR", dir.path().join("cache"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        let mut stdout = std::io::BufReader::new(export.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+        assert!(
+            first.starts_with("{\"key\":\"Blob:1\""),
+            "{host}: {}",
+            &first[..40]
+        );
+        drop(stdout);
+        let out = export.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(
             out.stderr.is_empty(),
             "{host}: {}",

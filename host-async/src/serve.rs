@@ -15,7 +15,7 @@
 //!
 //! Keys are written as in the CLI (`Account:alice/Order:7`, percent-encoded where a URL
 //! needs it) or in their URL-safe form. Errors are `{"error": {"kind", "message"}}` with
-//! status 400 (bad key, entity, query or body), 404 (missing), 409 (a commit conflict after
+//! status 400 (bad key, entity, query or body, or past a store's limits), 404 (missing), 409 (a commit conflict after
 //! the retries), 422 (refused by a business rule), 503 (overloaded: no call slot within
 //! the queue timeout, or the store is unavailable), 504 (past the call deadline) or 500.
 //!
@@ -128,6 +128,9 @@ impl From<Error> for ApiError {
             Error::InvalidEntity(_) => (StatusCode::BAD_REQUEST, "invalid_entity"),
             Error::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             Error::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            Error::Store(StoreError::InvalidRequest(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict(_) | Error::Store(StoreError::Conflict(_)) => {
                 (StatusCode::CONFLICT, "conflict")

@@ -21,7 +21,7 @@ const KEY_HELP: &str = "Entity key: [NAMESPACE@]Kind:id-or-name[/Kind:id-or-name
 /// Command-line arguments of `ds` and `ads`.
 #[derive(Debug, Parser)]
 pub struct Cli {
-    /// Store URL: sqlite:PATH (the default, ./ds.db) or memory:.
+    /// Store URL: sqlite:PATH (the default, ./ds.db), postgres://USER@HOST/DB or memory:.
     #[arg(long, env = "DS_STORE", default_value = DEFAULT_STORE_URL, global = true)]
     pub store: String,
     /// Run another build of the model component instead of the embedded one.
@@ -342,13 +342,25 @@ pub fn emit(row: Value) {
 
 /// Prints results in the `--output` format: one JSON object per line, or one table.
 pub fn emit_rows(rows: &[Value]) {
-    match OUTPUT.get().copied().unwrap_or(OutputFormat::Json) {
-        OutputFormat::Json => {
-            for row in rows {
-                println!("{row}");
-            }
+    let text = match OUTPUT.get().copied().unwrap_or(OutputFormat::Json) {
+        OutputFormat::Json => rows.iter().map(|row| format!("{row}\n")).collect(),
+        OutputFormat::Table => table(rows),
+    };
+    write_stdout(&text);
+}
+
+/// Writes to standard output. When the reader has gone (`ds export | head -1`) the process
+/// ends quietly with success, as a Unix tool does, rather than panicking; any other write
+/// error ends it with exit code 5.
+fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
         }
-        OutputFormat::Table => print!("{}", table(rows)),
+        eprintln!("error: cannot write the output: {err}");
+        std::process::exit(5);
     }
 }
 
@@ -441,7 +453,10 @@ fn cell(value: &Value) -> String {
 
 /// Prints entities (a page of `export`), in the `--output` format.
 pub fn print_entities(entities: &[Entity]) {
-    emit_rows(&entities.iter().map(entity_json).collect::<Vec<_>>());
+    // A page with none of the kind asked for prints nothing (not an empty table).
+    if !entities.is_empty() {
+        emit_rows(&entities.iter().map(entity_json).collect::<Vec<_>>());
+    }
 }
 
 /// An entity from the CLI's key and typed-JSON properties.
@@ -586,7 +601,8 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
                 | Error::InvalidEntity(_)
                 | Error::InvalidQuery(_)
                 | Error::InvalidArgument(_)
-                | Error::StoreUrl(_) => 2,
+                | Error::StoreUrl(_)
+                | Error::Store(StoreError::InvalidRequest(_)) => 2,
                 Error::Store(StoreError::Conflict(_)) | Error::Conflict(_) => 3,
                 Error::FailedPrecondition(_) => 7,
                 Error::Store(StoreError::Unavailable(_)) => 4,
@@ -597,7 +613,8 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
             return ExitCode::from(match err {
                 StoreError::Conflict(_) => 3,
                 StoreError::Unavailable(_) => 4,
-                _ => 5,
+                StoreError::InvalidRequest(_) => 2,
+                StoreError::Internal(_) => 5,
             });
         }
     }
@@ -737,5 +754,40 @@ pub fn report_check(report: &ds_model::CheckReport) -> Result<(), CheckFailed> {
         Ok(())
     } else {
         Err(CheckFailed(report.problems.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_readme() {
+        let code = |err: anyhow::Error| exit_code(&err.context("a command"));
+        let store = |err: StoreError| code(anyhow::Error::new(Error::Store(err)));
+        assert_eq!(store(StoreError::Conflict(vec![1])), ExitCode::from(3));
+        assert_eq!(
+            store(StoreError::Unavailable("down".into())),
+            ExitCode::from(4)
+        );
+        assert_eq!(
+            store(StoreError::InvalidRequest("key too long".into())),
+            ExitCode::from(2),
+            "a request past a store's limits is bad input"
+        );
+        assert_eq!(
+            store(StoreError::Internal("unknown".into())),
+            ExitCode::from(5)
+        );
+        let bare = |err: StoreError| code(anyhow::Error::new(err));
+        assert_eq!(
+            bare(StoreError::InvalidRequest("x".into())),
+            ExitCode::from(2)
+        );
+        assert_eq!(bare(StoreError::Internal("x".into())), ExitCode::from(5));
+        assert_eq!(
+            code(anyhow::Error::new(Error::NotFound("Note:a".into()))),
+            ExitCode::from(1)
+        );
     }
 }
