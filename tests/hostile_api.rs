@@ -212,9 +212,9 @@ fn cases() -> Vec<Case> {
             invalid_query,
         ),
         // Ids.
-        (Call::Allocate("Order", 0), invalid_key),
+        (Call::Allocate("Order", 0), invalid_argument),
         (Call::Allocate("", 1), invalid_key),
-        (Call::Allocate("Order", u64::MAX), invalid_key),
+        (Call::Allocate("Order", u64::MAX), invalid_argument),
         // The business operations: refused, and nothing written.
         (Call::Transfer(account("a"), account("b"), 6), refused),
         (Call::Transfer(account("a"), account("a"), 1), refused),

@@ -302,7 +302,7 @@ impl<T: Transport, L: Log> Model<T, L> {
         crate::key::check_namespace(namespace)?;
         crate::key::check_kind(kind)?;
         if count == 0 || count > MAX_ALLOCATE {
-            return Err(Error::InvalidKey(format!(
+            return Err(Error::InvalidArgument(format!(
                 "allocate between 1 and {MAX_ALLOCATE} ids at once, not {count}"
             )));
         }
