@@ -712,7 +712,20 @@ impl<T: Transport, L: Log> Transaction<'_, T, L> {
 
     fn commit(self) -> Result<(), Error> {
         if self.writes.is_empty() {
-            // Read-only: nothing to make atomic.
+            // Read-only. One read is a snapshot of its own; several must all still be what
+            // they were, checked at once, or the body saw a mix of before and after another
+            // commit (a transfer counted twice) and runs again.
+            if self.reads.len() > 1 {
+                let checks: Vec<Check> = self
+                    .reads
+                    .iter()
+                    .map(|(key, read)| Check {
+                        key: key.clone(),
+                        version: read.as_ref().map(|stored| stored.version),
+                    })
+                    .collect();
+                self.model.transport.commit(&checks, &[])?;
+            }
             return Ok(());
         }
         let mut reads = self.reads;
@@ -1054,6 +1067,84 @@ mod tests {
             }
             self.inner.commit(checks, writes)
         }
+    }
+
+    /// A transport on which a rival moves 10 from one box to the other just before the
+    /// transaction's second read, once.
+    struct Interleaved {
+        inner: MemoryTransport,
+        armed: bool,
+        gets: u32,
+        rival: Vec<Write>,
+    }
+
+    impl Transport for Interleaved {
+        fn get(&mut self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+            if self.armed {
+                self.gets += 1;
+                if self.gets == 2 {
+                    self.armed = false;
+                    let rival = core::mem::take(&mut self.rival);
+                    self.inner.commit(&[], &rival)?;
+                }
+            }
+            self.inner.get(key)
+        }
+        fn scan(
+            &mut self,
+            range: &KeyRange,
+            limit: u32,
+            d: Direction,
+        ) -> Result<Vec<crate::transport::Entry>, StoreError> {
+            self.inner.scan(range, limit, d)
+        }
+        fn commit(&mut self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+            self.inner.commit(checks, writes)
+        }
+    }
+
+    #[test]
+    fn a_read_only_transaction_sees_one_snapshot() {
+        let (a, b) = (Key::name("Box", "a"), Key::name("Box", "b"));
+        let boxes = |n_a: i64, n_b: i64| {
+            let mut scratch = model();
+            scratch
+                .put(&Entity::new(a.clone()).with("n", Value::Int(n_a)))
+                .unwrap();
+            scratch
+                .put(&Entity::new(b.clone()).with("n", Value::Int(n_b)))
+                .unwrap();
+            [&a, &b]
+                .map(|key| Write {
+                    key: key.encode(),
+                    value: scratch
+                        .transport_mut()
+                        .get(&key.encode())
+                        .unwrap()
+                        .map(|v| v.value),
+                })
+                .to_vec()
+        };
+        let mut inner = MemoryTransport::new();
+        inner.commit(&[], &boxes(100, 10)).unwrap();
+        let mut model = Model::new(
+            Interleaved {
+                inner,
+                armed: true,
+                gets: 0,
+                rival: boxes(90, 20),
+            },
+            NoLog,
+        );
+        let n = |entity: Option<Entity>| match entity.map(|e| e.properties["n"].clone()) {
+            Some(Value::Int(n)) => n,
+            other => panic!("{other:?}"),
+        };
+        let total = model
+            .transaction(|tx| Ok(n(tx.get(&a)?) + n(tx.get(&b)?)))
+            .unwrap();
+        assert_eq!(total, 110, "100 + 20 would count the moved 10 twice");
+        assert!(!model.transport().armed, "the rival did move it");
     }
 
     #[test]
