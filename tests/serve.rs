@@ -40,15 +40,20 @@ impl Server {
 
     /// `curl` a request; returns (status, JSON body).
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, body.map(|body| body.to_string()))
+    }
+
+    /// `curl` a request whose body is curl's `--data-binary` argument (`@FILE` reads a file).
+    fn call_with(&self, method: &str, path: &str, data: Option<String>) -> (u16, Value) {
         let url = format!("http://{}{path}", self.address);
         let mut curl = Command::new("curl");
         curl.args(["-sS", "-X", method, "-w", "\n%{http_code}", &url]);
-        if let Some(body) = body {
+        if let Some(data) = data {
             curl.args([
                 "-H",
                 "content-type: application/json",
                 "--data-binary",
-                &body.to_string(),
+                &data,
             ]);
         }
         let out = curl
@@ -223,6 +228,8 @@ fn every_route_and_every_error_status() {
             404,
             "not_found",
         ),
+        ("GET", "/v1/no-such-route", None, 404, "not_found"),
+        ("GET", "/v1/query", None, 405, "method_not_allowed"),
     ] {
         let (got, answer) = server.call(method, path, body);
         assert_eq!(got, status, "{method} {path}: {answer}");
@@ -233,6 +240,20 @@ fn every_route_and_every_error_status() {
                 .is_some_and(|m| !m.is_empty())
         );
     }
+
+    // A body past the limit: 413, in the same JSON shape, and nothing written.
+    let big = tempfile::NamedTempFile::new().unwrap();
+    let blob = "x".repeat(ads::serve::MAX_BODY_BYTES);
+    std::fs::write(big.path(), format!(r#"{{"blob": "{blob}"}}"#)).unwrap();
+    let data = format!("@{}", big.path().display());
+    let (got, answer) = server.call_with("PUT", "/v1/entities/Note:big", Some(data));
+    assert_eq!(
+        (got, &answer["error"]["kind"]),
+        (413, &json!("too_large")),
+        "{answer}"
+    );
+    let (got, _) = server.call("GET", "/v1/entities/Note:big", None);
+    assert_eq!(got, 404);
 }
 
 fn curl_status(address: std::net::SocketAddr, path: &str) -> (u16, Value) {

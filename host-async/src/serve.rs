@@ -15,8 +15,9 @@
 //!
 //! Keys are written as in the CLI (`Account:alice/Order:7`, percent-encoded where a URL
 //! needs it) or in their URL-safe form. Errors are `{"error": {"kind", "message"}}` with
-//! status 400 (bad key, entity, query or body, or past a store's limits), 404 (missing), 409 (a commit conflict after
-//! the retries), 422 (refused by a business rule), 503 (overloaded: no call slot within
+//! status 400 (bad key, entity, query or body, or past a store's limits), 404 (no such
+//! entity or route), 405 (another method), 409 (a commit conflict after the retries), 413
+//! (a body over [`MAX_BODY_BYTES`]), 422 (refused by a business rule), 503 (overloaded: no call slot within
 //! the queue timeout, or the store is unavailable), 504 (past the call deadline) or 500.
 //!
 //! Shutdown is graceful: after the signal, the listener closes and in-flight requests run
@@ -87,7 +88,56 @@ pub fn router(db: Datastore, options: ServeOptions) -> Router {
         .route("/v1/accounts/deposit", post(deposit))
         .route("/v1/accounts/transfer", post(transfer))
         .route("/v1/call/{name}", post(call))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
+}
+
+/// The largest request body: an entity is at most 1 MiB stored, and its JSON (escapes,
+/// base64 for bytes) may take several times that.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        kind: "not_found",
+        message: format!("no route {}: see the API table in the README", uri.path()),
+    }
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        kind: "method_not_allowed",
+        message: format!("{} does not take {method}", uri.path()),
+    }
+}
+
+/// A request body, read whole; past [`MAX_BODY_BYTES`] (or unreadable) it is an error in
+/// the API's JSON shape, not axum's plain text.
+struct Body(axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(rejection) => Err(ApiError {
+                status: rejection.status(),
+                kind: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "too_large"
+                } else {
+                    "bad_request"
+                },
+                message: format!(
+                    "{} (bodies hold at most {MAX_BODY_BYTES} bytes)",
+                    rejection.body_text()
+                ),
+            }),
+        }
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
@@ -206,11 +256,7 @@ async fn get_entity(State(app): State<App>, Path(text): Path<String>) -> Answer 
     }
 }
 
-async fn put_entity(
-    State(app): State<App>,
-    Path(text): Path<String>,
-    bytes: axum::body::Bytes,
-) -> Answer {
+async fn put_entity(State(app): State<App>, Path(text): Path<String>, Body(bytes): Body) -> Answer {
     let key = key(&text)?;
     let properties: serde_json::Map<String, Json> = body(&bytes)?;
     let entity = Entity::from_json_object(key, &properties).map_err(Error::from)?;
@@ -232,7 +278,7 @@ struct BatchGet {
     keys: Vec<String>,
 }
 
-async fn batch_get(State(app): State<App>, bytes: axum::body::Bytes) -> Answer {
+async fn batch_get(State(app): State<App>, Body(bytes): Body) -> Answer {
     let request: BatchGet = body(&bytes)?;
     let keys = request
         .keys
@@ -268,7 +314,7 @@ struct QueryRequest {
     keys_only: bool,
 }
 
-async fn query(State(app): State<App>, bytes: axum::body::Bytes) -> Answer {
+async fn query(State(app): State<App>, Body(bytes): Body) -> Answer {
     let request: QueryRequest = body(&bytes)?;
     let query = Query {
         namespace: request.namespace,
@@ -308,7 +354,7 @@ struct AllocateIds {
     namespace: String,
 }
 
-async fn allocate_ids(State(app): State<App>, bytes: axum::body::Bytes) -> Answer {
+async fn allocate_ids(State(app): State<App>, Body(bytes): Body) -> Answer {
     let request: AllocateIds = body(&bytes)?;
     let _slot = admit(&app).await?;
     let first = app
@@ -329,7 +375,7 @@ struct Deposit {
     amount: i64,
 }
 
-async fn deposit(State(app): State<App>, bytes: axum::body::Bytes) -> Answer {
+async fn deposit(State(app): State<App>, Body(bytes): Body) -> Answer {
     let request: Deposit = body(&bytes)?;
     let account = key(&request.account)?;
     let _slot = admit(&app).await?;
@@ -345,7 +391,7 @@ struct Transfer {
     amount: i64,
 }
 
-async fn transfer(State(app): State<App>, bytes: axum::body::Bytes) -> Answer {
+async fn transfer(State(app): State<App>, Body(bytes): Body) -> Answer {
     let request: Transfer = body(&bytes)?;
     let (source, destination) = (key(&request.source)?, key(&request.destination)?);
     let _slot = admit(&app).await?;
@@ -356,11 +402,7 @@ async fn transfer(State(app): State<App>, bytes: axum::body::Bytes) -> Answer {
     Ok(axum::Json(cli::receipt_json(&receipt)))
 }
 
-async fn call(
-    State(app): State<App>,
-    Path(name): Path<String>,
-    bytes: axum::body::Bytes,
-) -> Answer {
+async fn call(State(app): State<App>, Path(name): Path<String>, Body(bytes): Body) -> Answer {
     let input: Json = if bytes.is_empty() {
         json!({})
     } else {
