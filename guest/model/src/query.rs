@@ -459,7 +459,15 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
         match filter.op {
             Op::Eq => {
                 scalar(&filter.value)?;
-                equalities.push((filter.property.clone(), alloc::vec![filter.value.clone()]));
+                let equality = (filter.property.clone(), alloc::vec![filter.value.clone()]);
+                // The same filter twice means it once (and needs no index column twice).
+                if !equalities.iter().any(|(p, values)| {
+                    *p == equality.0
+                        && values.len() == 1
+                        && value::compare(&values[0], &equality.1[0]).is_eq()
+                }) {
+                    equalities.push(equality);
+                }
             }
             Op::In => {
                 let Value::Array(values) = &filter.value else {
@@ -711,12 +719,15 @@ fn composite_plan(
         .ok_or_else(needed)?;
     let index_prefix = index::composite_prefix(&query.namespace, kind, index);
     let mut prefix = index_prefix.clone();
+    // Each equality fills one column: `tags = "a" AND tags = "b"` is served by
+    // `(tags, tags, ...)` with "a" in one column and "b" in the other.
+    let mut unused: Vec<&(String, Vec<Value>)> = equalities.iter().collect();
     for (property, direction) in &index.columns[..eq_count] {
-        let values = &equalities
+        let at = unused
             .iter()
-            .find(|(p, _)| p == property)
-            .ok_or_else(needed)?
-            .1;
+            .position(|(p, _)| p == property)
+            .ok_or_else(needed)?;
+        let values = &unused.remove(at).1;
         let mut encoded = Vec::new();
         value::encode_index_value(&values[0], &mut encoded);
         if *direction == Direction::Descending {

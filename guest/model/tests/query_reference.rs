@@ -30,6 +30,11 @@ static SCHEMA: Schema = Schema::new(&[Kind::new(
     CompositeIndex::new(&[("b", Direction::Ascending), ("c", Direction::Ascending)]),
     CompositeIndex::new(&[("b", Direction::Ascending), ("c", Direction::Descending)]),
     CompositeIndex::new(&[("a", Direction::Ascending), ("c", Direction::Descending)]),
+    CompositeIndex::new(&[
+        ("a", Direction::Ascending),
+        ("a", Direction::Ascending),
+        ("c", Direction::Descending),
+    ]),
 ])]);
 
 const PARENTS: [&str; 2] = ["p", "q"];
@@ -579,4 +584,61 @@ fn queries_use_indexes_not_full_scans() {
         // A page reads at least a small batch of index rows; never the whole kind.
         assert!(read <= 20, "{query:?} read {read} rows");
     }
+}
+
+/// Two equality filters on one repeated property, sorted by another: each value fills a
+/// column of the `(a, a, -c)` index, so only entities holding both match. The same filter
+/// twice means it once, served by `(a, -c)`.
+#[test]
+fn repeated_equalities_on_one_property_use_each_value() {
+    let mut model = Model::new(MemoryTransport::new(), NoLog).with_schema(&SCHEMA);
+    let item = |id: u64, a: &[i64], c: i64| {
+        Entity::new(Key::id("Item", id))
+            .with(
+                "a",
+                Value::Array(a.iter().map(|&v| Value::Int(v)).collect()),
+            )
+            .with("b", Value::String("x".into()))
+            .with("c", Value::Int(c))
+    };
+    model
+        .put_many(&[
+            item(1, &[1], 5),
+            item(2, &[1, 2], 3),
+            item(3, &[2], 4),
+            item(4, &[2, 1], 6),
+        ])
+        .unwrap();
+    let ids = |model: &mut Model<MemoryTransport, NoLog>, filters: Vec<Filter>| -> Vec<u64> {
+        let query = Query {
+            kind: Some("Item".into()),
+            filters,
+            orders: vec![order("c", Direction::Descending)],
+            ..Query::default()
+        };
+        model
+            .query(&query)
+            .unwrap()
+            .hits
+            .iter()
+            .map(|hit| match hit.key.leaf().map(|leaf| &leaf.id) {
+                Some(ds_model::IdOrName::Id(id)) => *id,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let both = vec![
+        filter("a", Op::Eq, Value::Int(1)),
+        filter("a", Op::Eq, Value::Int(2)),
+    ];
+    assert_eq!(
+        ids(&mut model, both),
+        [4, 2],
+        "entities holding both 1 and 2, by -c"
+    );
+    let twice = vec![
+        filter("a", Op::Eq, Value::Int(1)),
+        filter("a", Op::Eq, Value::Int(1)),
+    ];
+    assert_eq!(ids(&mut model, twice), [4, 1, 2], "a = 1, by -c");
 }
