@@ -354,6 +354,26 @@ fn import_then_check_and_bad_lines_stop_the_import() {
             "{host}: second batch not written"
         );
 
+        // An entity its kind's declaration refuses (Account needs an owner) is found when
+        // its batch is written: the error names the batch's lines, and none is written.
+        let refused = "{\"key\": \"Late:1\"}\n{\"key\": \"Late:2\"}\n{\"key\": \"Late:3\"}\n\n{\"key\": \"Late:4\"}\n{\"key\": \"Account:x\", \"properties\": {\"balance\": 3}}\n{\"key\": \"Late:5\"}\n";
+        std::fs::write(dir.path().join("refused.jsonl"), refused).unwrap();
+        let import = run(
+            host,
+            dir.path(),
+            &["import", "refused.jsonl", "--batch", "3"],
+        );
+        assert_eq!(import.code, 2, "{host}: {}", import.stderr);
+        assert!(
+            import.stderr.contains("after 3 entities")
+                && import.stderr.contains("lines 5-7")
+                && import.stderr.contains("owner"),
+            "{host}: {}",
+            import.stderr
+        );
+        assert_eq!(run(host, dir.path(), &["get", "Late:3"]).code, 0, "{host}");
+        assert_eq!(run(host, dir.path(), &["get", "Late:4"]).code, 1, "{host}");
+
         for (line, message) in [
             ("[1]", "expected an object"),
             ("{\"key\": 5}", "key string"),

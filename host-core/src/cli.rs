@@ -95,8 +95,9 @@ pub enum Command {
         key: Key,
     },
     /// Import entities from JSON lines, {"key": "Kind:name", "properties": {...}} per line
-    /// (the output format of `get`), in atomic batches. A bad line stops the import with its
-    /// line number; the batches before it are written, nothing after.
+    /// (the output format of `get`), in atomic batches. A line that is not an entity stops
+    /// the import with its line number, an entity the model refuses with its batch's lines;
+    /// the batches before are written, nothing after.
     #[command(
         after_help = "Examples:\n  ds import entities.jsonl\n  ds export | ads --store sqlite:copy.db import -"
     )]
@@ -637,6 +638,8 @@ pub struct ImportReader {
     lines: std::io::Lines<Box<dyn std::io::BufRead + Send>>,
     line: u64,
     batch: usize,
+    /// The first and last line of the last batch read.
+    batch_lines: (u64, u64),
     /// Entities read so far.
     pub read: u64,
 }
@@ -666,6 +669,7 @@ impl ImportReader {
             lines: std::io::BufRead::lines(reader),
             line: 0,
             batch: batch as usize,
+            batch_lines: (0, 0),
             read: 0,
         })
     }
@@ -686,6 +690,10 @@ impl ImportReader {
                 continue;
             }
             bytes += line.len();
+            if batch.is_empty() {
+                self.batch_lines.0 = self.line;
+            }
+            self.batch_lines.1 = self.line;
             batch.push(parse_import_line(&line).map_err(|reason| ImportError {
                 line: self.line,
                 reason,
@@ -693,6 +701,17 @@ impl ImportReader {
         }
         self.read += batch.len() as u64;
         Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    /// What to say when the last batch read (`entities` long) could not be written: where
+    /// the import stopped, and the lines of the batch, none of which was written (the model
+    /// checks a whole batch before it writes any of it).
+    pub fn batch_failed(&self, entities: usize) -> String {
+        let (first, last) = self.batch_lines;
+        format!(
+            "import stopped after {} entities; the batch of lines {first}-{last} was not written",
+            self.read - entities as u64
+        )
     }
 }
 

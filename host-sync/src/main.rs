@@ -45,12 +45,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .next_batch()
                 .context("import stopped; the batches before were written")?
             {
-                db.put_many(&entities).with_context(|| {
-                    format!(
-                        "import stopped after {} entities",
-                        reader.read - entities.len() as u64
-                    )
-                })?;
+                db.put_many(&entities)
+                    .with_context(|| reader.batch_failed(entities.len()))?;
                 progress.inc(entities.len() as u64);
             }
             progress.finish_and_clear();
