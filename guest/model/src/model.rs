@@ -413,7 +413,7 @@ impl<T: Transport, L: Log> Model<T, L> {
         let mut report = CheckReport::default();
         // Rows each entity must have, and the entities index rows point at.
         let mut expected: Vec<(Key, index::Row)> = Vec::new();
-        let mut pointed: Vec<(Vec<u8>, Vec<u8>, Key)> = Vec::new();
+        let mut pointed: Vec<IndexRow> = Vec::new();
         for entry in &page.entries {
             let row = describe_kv_key(&entry.key);
             match entry.key.first() {
@@ -421,9 +421,12 @@ impl<T: Transport, L: Log> Model<T, L> {
                 Some(&(index::KIND_INDEX | index::PROPERTY_INDEX | index::COMPOSITE_INDEX)) => {
                     report.index_rows += 1;
                     match index::row_entity_key(&entry.value.value) {
-                        Ok(key) => {
-                            pointed.push((entry.key.clone(), entry.value.value.clone(), key))
-                        }
+                        Ok(key) => pointed.push(IndexRow {
+                            row: entry.key.clone(),
+                            value: entry.value.value.clone(),
+                            encoded: key.encode(),
+                            entity: key,
+                        }),
                         Err(err) => report.problems.push(format!("index row {row}: {err}")),
                     }
                     continue;
@@ -484,28 +487,35 @@ impl<T: Transport, L: Log> Model<T, L> {
         }
         // Every index row belongs to an entity that has it. The entities are read
         // [`SCAN_ROWS`] at a time (each may be 1 MiB), each once for all its index rows.
-        // Encoded entity key → the index rows the stored entity has (`None`: it is absent or
-        // unreadable).
-        let mut entity_rows: BTreeMap<Vec<u8>, Option<Vec<index::Row>>> = BTreeMap::new();
-        for (_, _, key) in &pointed {
-            entity_rows.entry(key.encode()).or_insert(None);
+        // Encoded entity key → the key, and the index rows the stored entity has (`None`: it
+        // is absent or unreadable).
+        let mut entities: BTreeMap<Vec<u8>, (&Key, Option<Vec<index::Row>>)> = BTreeMap::new();
+        for pointer in &pointed {
+            entities
+                .entry(pointer.encoded.clone())
+                .or_insert((&pointer.entity, None));
         }
-        let entity_keys: Vec<Vec<u8>> = entity_rows.keys().cloned().collect();
+        let entity_keys: Vec<Vec<u8>> = entities.keys().cloned().collect();
         for chunk in entity_keys.chunks(SCAN_ROWS as usize) {
             let found = self.transport.get_many(chunk)?;
             for (encoded, found) in chunk.iter().zip(found) {
-                let rows = found.and_then(|stored| {
-                    let key = Key::decode(encoded).ok()?;
-                    let entity = Entity::decode(key, &stored.value).ok()?;
-                    index::rows(self.schema, &entity).ok()
-                });
-                entity_rows.insert(encoded.clone(), rows);
+                if let (Some(stored), Some((key, rows))) = (found, entities.get_mut(encoded)) {
+                    *rows = Entity::decode((*key).clone(), &stored.value)
+                        .and_then(|entity| index::rows(self.schema, &entity))
+                        .ok();
+                }
             }
         }
-        for (row, value, key) in &pointed {
-            let has_it = entity_rows
-                .get(&key.encode())
-                .and_then(Option::as_ref)
+        for IndexRow {
+            row,
+            value,
+            entity: key,
+            encoded,
+        } in &pointed
+        {
+            let has_it = entities
+                .get(encoded)
+                .and_then(|(_, rows)| rows.as_ref())
                 .is_some_and(|rows| rows.iter().any(|(r, v)| r == row && v == value));
             if !has_it {
                 report.problems.push(format!(
@@ -517,6 +527,15 @@ impl<T: Transport, L: Log> Model<T, L> {
         report.next = page.next();
         Ok(report)
     }
+}
+
+/// An index row `check` read, and the entity it points at.
+struct IndexRow {
+    row: Vec<u8>,
+    value: Vec<u8>,
+    entity: Key,
+    /// `entity`, encoded: the transport key of its row.
+    encoded: Vec<u8>,
 }
 
 /// Rows of one `entities` or `check` page.
