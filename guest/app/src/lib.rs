@@ -17,9 +17,10 @@ use alloc::string::{String, ToString};
 
 use serde_json::{Value as Json, json};
 
+use ds_model::query::{self, Order, Query};
 use ds_model::schema::{CompositeIndex, Default, Direction, Kind, Property, Schema};
 use ds_model::value::{Type, Value};
-use ds_model::{Entity, Error, Key, Log, Model, PathElement, Transport};
+use ds_model::{Entity, Error, IdOrName, Key, Log, Model, PathElement, Transaction, Transport};
 
 /// The kind of accounts.
 pub const ACCOUNT: &str = "Account";
@@ -152,6 +153,8 @@ pub fn deposit<T: Transport, L: Log>(
 /// Moves `amount` from `from` to `to` in one transaction and records a `Transfer` under
 /// `from`, numbered by the source account's `transfers_out` count: a refused or failed
 /// transfer changes nothing at all, and the whole transfer is one get-many and one commit.
+/// If the count was reset (the account put again without it, or deleted and opened again)
+/// and its `Transfer` id is taken, the retry numbers the record past the highest id in use.
 pub fn transfer<T: Transport, L: Log>(
     model: &mut Model<T, L>,
     from: &Key,
@@ -170,6 +173,8 @@ pub fn transfer<T: Transport, L: Log>(
             "the amount must be positive, is {amount}"
         )));
     }
+    // Whether `body` runs again: a lost commit race, or a record id already taken.
+    let mut retry = false;
     model.transaction(|tx| {
         let read = tx.get_many(&[from.clone(), to.clone()])?;
         let [source, destination] = <[Option<Entity>; 2]>::try_from(read)
@@ -188,11 +193,17 @@ pub fn transfer<T: Transport, L: Log>(
             Error::FailedPrecondition(format!("the balance of {to} would overflow"))
         })?;
         let from_balance = from_balance - amount;
-        let sequence = match source.properties.get("transfers_out") {
+        let mut sequence = match source.properties.get("transfers_out") {
             Some(Value::Int(n)) => n.saturating_add(1),
             _ => 1,
         };
-        // A new child key (the count only grows): an insert, which needs no read.
+        // A retry may mean the count no longer matches the records: the account was put
+        // again without it, or deleted and opened again, and `Transfer:N` exists. Only then
+        // is the next id looked up; the first attempt inserts blind.
+        if core::mem::replace(&mut retry, true) {
+            sequence = free_transfer_id(tx, from, sequence)?;
+        }
+        // A new child key: an insert, which needs no read (a taken id conflicts at commit).
         let record = from
             .clone()
             .child(PathElement::id(TRANSFER, sequence as u64));
@@ -219,6 +230,55 @@ pub fn transfer<T: Transport, L: Log>(
             to_balance,
         })
     })
+}
+
+/// The first id from `sequence` on that no `Transfer` under `from` has: `sequence` itself
+/// when its record is absent (the usual case), else one past the highest id in use, found
+/// by one query of the records, newest first. Both reads join the transaction, so a rival
+/// record makes it retry.
+fn free_transfer_id<T: Transport, L: Log>(
+    tx: &mut Transaction<'_, T, L>,
+    from: &Key,
+    sequence: i64,
+) -> Result<i64, Error> {
+    let candidate = from
+        .clone()
+        .child(PathElement::id(TRANSFER, sequence as u64));
+    if tx.get(&candidate)?.is_none() {
+        return Ok(sequence);
+    }
+    // Newest first: ids sort before names, so named records come first and are skipped.
+    let records = tx.query(&Query {
+        namespace: from.namespace.clone(),
+        kind: Some(TRANSFER.into()),
+        ancestor: Some(from.clone()),
+        orders: alloc::vec![Order::parse("-__key__")?],
+        keys_only: true,
+        ..Query::default()
+    })?;
+    let newest_id = records
+        .iter()
+        .find_map(|record| match record.key.path.get(from.path.len()) {
+            Some(PathElement {
+                id: IdOrName::Id(id),
+                ..
+            }) => Some(*id),
+            _ => None,
+        });
+    match newest_id {
+        Some(id) => i64::try_from(id)
+            .ok()
+            .and_then(|id| id.checked_add(1))
+            .map(|next| next.max(sequence))
+            .ok_or_else(|| Error::FailedPrecondition(format!("{from} has no transfer ids left"))),
+        // The record a moment ago was a rival's, since deleted; or a page of named records
+        // hides the ids, which this application never writes.
+        None if records.len() < query::MAX_PAGE as usize => Ok(sequence),
+        None => Err(Error::FailedPrecondition(format!(
+            "{from} has over {} named Transfer records; transfers need numbered ones",
+            query::MAX_PAGE
+        ))),
+    }
 }
 
 // guide: functions
@@ -429,6 +489,46 @@ mod tests {
             .unwrap();
         let names: alloc::vec::Vec<_> = page.hits.iter().map(|h| h.key.to_string()).collect();
         assert_eq!(names, ["Account:alice-savings", "Account:alice"]);
+    }
+
+    /// `transfers_out` is an ordinary property: putting the account again without it, or
+    /// deleting and opening it again, resets it while its `Transfer` records stay. The next
+    /// transfer must find a free id rather than conflict with an old record forever.
+    #[test]
+    fn transfers_go_on_after_the_count_is_reset() {
+        let mut model = bank();
+        let alice = open(&mut model, "alice", "Alice", 100);
+        let bob = open(&mut model, "bob", "Bob", 0);
+        for _ in 0..3 {
+            transfer(&mut model, &alice, &bob, 1).unwrap();
+        }
+        // A named record sorts after every numbered one; it must not hide them.
+        model
+            .put(
+                &Entity::new(alice.clone().child(PathElement::name(TRANSFER, "gift")))
+                    .with("from", Value::Key(alice.clone()))
+                    .with("to", Value::Key(bob.clone()))
+                    .with("amount", Value::Int(1)),
+            )
+            .unwrap();
+        open(&mut model, "alice", "Alice", 97);
+        let receipt = transfer(&mut model, &alice, &bob, 1).unwrap();
+        assert_eq!(receipt.transfer.to_string(), "Account:alice/Transfer:4");
+        let account = model.get(&alice).unwrap().unwrap();
+        assert_eq!(account.properties["transfers_out"], Value::Int(4));
+        // The count is right again: the next transfer inserts blind, as usual.
+        let receipt = transfer(&mut model, &alice, &bob, 1).unwrap();
+        assert_eq!(receipt.transfer.to_string(), "Account:alice/Transfer:5");
+
+        model.delete(&alice).unwrap();
+        open(&mut model, "alice", "Alice", 10);
+        let receipt = transfer(&mut model, &alice, &bob, 1).unwrap();
+        assert_eq!(receipt.transfer.to_string(), "Account:alice/Transfer:6");
+        assert_eq!(
+            (receipt.from_balance, receipt.to_balance),
+            (9, 6),
+            "the retried transfer moved the money once"
+        );
     }
 
     #[test]
