@@ -212,6 +212,13 @@ fn hostile_inputs_are_clear_errors_and_change_nothing() {
                 "{host} {shown:?}: {:?} lacks {message:?}",
                 out.stderr
             );
+            if let Some(secret) = case.get("stderr_lacks").and_then(|s| s.as_str()) {
+                assert!(
+                    !out.stderr.contains(secret),
+                    "{host} {shown:?}: {:?} shows {secret:?}",
+                    out.stderr
+                );
+            }
             assert!(
                 out.stdout.is_empty(),
                 "{host} {shown:?} printed {:?}",
@@ -229,6 +236,16 @@ fn hostile_inputs_are_clear_errors_and_change_nothing() {
             "{host}: the corrupt file was not touched"
         );
     }
+}
+
+/// `ds serve` is a usage error, answered before the default store file is created.
+#[test]
+fn ds_serve_is_refused_without_creating_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run("ds", dir.path(), &["serve"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("ads serve"), "{}", out.stderr);
+    assert!(!dir.path().join("ds.db").exists(), "ds.db was created");
 }
 
 #[test]
@@ -339,7 +356,10 @@ fn import_then_check_and_bad_lines_stop_the_import() {
         let import = run(host, dir.path(), &["import", "bad.jsonl", "--batch", "3"]);
         assert_eq!(import.code, 2, "{host}: {}", import.stderr);
         assert!(
-            import.stderr.contains("line 5") && import.stderr.contains("id 0"),
+            import.stderr.contains("line 5")
+                && import.stderr.contains("id 0")
+                && import.stderr.contains("the 3 entities before line 4")
+                && import.stderr.contains("nothing from line 4 on"),
             "{host}: {}",
             import.stderr
         );

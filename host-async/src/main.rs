@@ -24,7 +24,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .transaction_retries(cli.retries)
         .build()
         .await
-        .with_context(|| format!("cannot open the datastore at {}", cli.store))?;
+        .with_context(|| {
+            format!(
+                "cannot open the datastore at {}",
+                host_core::store::redact(&cli.store)
+            )
+        })?;
     match cli.command {
         Command::Get { key } => {
             let entity = db.get(&key).await.with_context(|| format!("get {key}"))?;
@@ -50,7 +55,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let progress = cli::import_progress();
             while let Some(entities) = reader
                 .next_batch()
-                .context("import stopped; the batches before were written")?
+                .context("import stopped")?
             {
                 db.put_many(&entities)
                     .await

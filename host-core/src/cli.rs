@@ -239,7 +239,8 @@ pub enum Command {
         /// The destination account's key.
         #[arg(value_parser = parse_key)]
         destination: Key,
-        /// The amount (positive).
+        /// The amount (positive; a negative one is refused by the model, exit 7).
+        #[arg(allow_hyphen_values = true)]
         amount: i64,
     },
 }
@@ -644,14 +645,23 @@ pub struct ImportReader {
     pub read: u64,
 }
 
-/// A line of an import file that is not an entity.
+/// A line of an import file that is not an entity, and how far the import got: the batches
+/// before were written (when the caller writes each batch before reading the next), the
+/// batch this line was in was not.
 #[derive(Debug, thiserror::Error)]
-#[error("line {line}: {reason}")]
+#[error(
+    "line {line}: {reason} (written: the {written} entities before line {resume_line}; \
+     nothing from line {resume_line} on)"
+)]
 pub struct ImportError {
     /// The 1-based line number.
     pub line: u64,
     /// What is wrong with it.
     pub reason: String,
+    /// Entities in the batches before this line's batch.
+    pub written: u64,
+    /// The first line of this line's batch: where a corrected import resumes.
+    pub resume_line: u64,
 }
 
 impl ImportReader {
@@ -679,13 +689,19 @@ impl ImportReader {
     pub fn next_batch(&mut self) -> Result<Option<Vec<Entity>>, ImportError> {
         let mut batch = Vec::with_capacity(self.batch.min(64));
         let mut bytes = 0;
+        // The first line after the batches already handed out.
+        let resume_line = self.line + 1;
+        let written = self.read;
+        let error = |line: u64, reason: String| ImportError {
+            line,
+            reason,
+            written,
+            resume_line,
+        };
         while batch.len() < self.batch && bytes < IMPORT_BATCH_BYTES {
             let Some(line) = self.lines.next() else { break };
             self.line += 1;
-            let line = line.map_err(|err| ImportError {
-                line: self.line,
-                reason: format!("cannot read: {err}"),
-            })?;
+            let line = line.map_err(|err| error(self.line, format!("cannot read: {err}")))?;
             if line.trim().is_empty() {
                 continue;
             }
@@ -694,10 +710,7 @@ impl ImportReader {
                 self.batch_lines.0 = self.line;
             }
             self.batch_lines.1 = self.line;
-            batch.push(parse_import_line(&line).map_err(|reason| ImportError {
-                line: self.line,
-                reason,
-            })?);
+            batch.push(parse_import_line(&line).map_err(|reason| error(self.line, reason))?);
         }
         self.read += batch.len() as u64;
         Ok((!batch.is_empty()).then_some(batch))

@@ -16,13 +16,25 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Refused before the store is opened: nothing is created for a command that cannot run.
+    if let Command::Serve { .. } = cli.command {
+        return Err(cli::UsageError(
+            "`serve` is the async host's: run `ads serve --listen ADDR`".into(),
+        )
+        .into());
+    }
     let db = Datastore::builder()
         .store_url(&cli.store)
         .component(cli.component_source())
         .instance_options(cli.instance_options())
         .transaction_retries(cli.retries)
         .build()
-        .with_context(|| format!("cannot open the datastore at {}", cli.store))?;
+        .with_context(|| {
+            format!(
+                "cannot open the datastore at {}",
+                host_core::store::redact(&cli.store)
+            )
+        })?;
     match cli.command {
         Command::Get { key } => {
             let entity = db.get(&key).with_context(|| format!("get {key}"))?;
@@ -43,7 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let progress = cli::import_progress();
             while let Some(entities) = reader
                 .next_batch()
-                .context("import stopped; the batches before were written")?
+                .context("import stopped")?
             {
                 db.put_many(&entities)
                     .with_context(|| reader.batch_failed(entities.len()))?;
@@ -100,12 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("transfer {amount} from {source} to {destination}"))?;
             cli::print_receipt(&receipt);
         }
-        Command::Serve { .. } => {
-            return Err(cli::UsageError(
-                "`serve` is the async host's: run `ads serve --listen ADDR`".into(),
-            )
-            .into());
-        }
+        Command::Serve { .. } => unreachable!("refused before the store was opened"),
         Command::Call { name, input } => {
             let output = db
                 .call(&name, &input)

@@ -136,14 +136,14 @@ pub fn deposit<T: Transport, L: Log>(
         let Some(mut entity) = tx.get(account)? else {
             return Err(Error::NotFound(format!("no account {account}")));
         };
-        let new = balance(&entity)?
-            .checked_add(amount)
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                Error::FailedPrecondition(format!(
-                    "insufficient funds: {account} cannot take {amount}"
-                ))
-            })?;
+        let new = balance(&entity)?.checked_add(amount).ok_or_else(|| {
+            Error::FailedPrecondition(format!("the balance of {account} would overflow"))
+        })?;
+        if new < 0 {
+            return Err(Error::FailedPrecondition(format!(
+                "insufficient funds: {account} cannot take {amount}"
+            )));
+        }
         entity.properties.insert("balance".into(), Value::Int(new));
         tx.put(entity)?;
         Ok(new)

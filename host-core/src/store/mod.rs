@@ -25,7 +25,7 @@ pub use block_on::BlockOn;
 pub use memory::MemoryStore;
 pub use postgres::{BlockingPostgresStore, PostgresStore, PostgresUrl};
 pub use sqlite::SqliteStore;
-pub use url::{DEFAULT_STORE_URL, StoreUrl, StoreUrlError, open_async, open_blocking};
+pub use url::{DEFAULT_STORE_URL, StoreUrl, StoreUrlError, open_async, open_blocking, redact};
 
 /// Most entries one `scan` returns, whatever limit the model asks for.
 pub const MAX_SCAN_LIMIT: u32 = 1000;

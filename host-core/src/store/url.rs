@@ -26,9 +26,9 @@ pub enum StoreUrl {
 
 /// Why a store URL is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid store URL {url:?}: {reason}")]
+#[error("invalid store URL {:?}: {reason}", redact(url))]
 pub struct StoreUrlError {
-    /// The URL as given.
+    /// The URL as given (its message shows it with any password redacted).
     pub url: String,
     /// What is wrong with it.
     pub reason: String,
@@ -75,18 +75,42 @@ impl fmt::Display for StoreUrl {
     }
 }
 
-/// A URL with any password replaced by `***`, for messages.
+/// A URL with any password replaced by `***`, for messages: the one in the user info
+/// (`postgres://user:secret@host`) and `password=` query parameters (which libpq and
+/// tokio-postgres read too).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
+            let userinfo = &base[scheme_end + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_string(),
+                Some((user, _)) => {
+                    format!("{}{user}:***{}", &base[..scheme_end + 3], &base[at..])
+                }
+                None => base.to_string(),
             }
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                    out.push_str(name);
+                    out.push_str("=***");
+                }
+                _ => out.push_str(pair),
+            }
+        }
     }
+    out
 }
 
 /// Opens the store at `url` for the blocking host.
@@ -156,6 +180,25 @@ mod tests {
             "postgresql://localhost/db".parse(),
             Ok(StoreUrl::Postgres(_))
         ));
+    }
+
+    #[test]
+    fn messages_never_show_a_password() {
+        for (url, shown) in [
+            (
+                "postgres://u:hunter2@h:1/db?password=hunter2&Password=hunter2&sslmode=disable",
+                "postgres://u:***@h:1/db?password=***&Password=***&sslmode=disable",
+            ),
+            ("postgres://u@h/db?x=1", "postgres://u@h/db?x=1"),
+            ("postgres://h/db", "postgres://h/db"),
+            ("sqlite:a@b:c.db", "sqlite:a@b:c.db"),
+        ] {
+            assert_eq!(redact(url), shown);
+        }
+        let err = "postgres://u:hunter2@h/db?max_connections=0&password=hunter2"
+            .parse::<StoreUrl>()
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]
