@@ -90,9 +90,21 @@ pub trait AsyncStore: Send + Sync + 'static {
 
 /// Runs a blocking [`Store`] as an [`AsyncStore`] on tokio's blocking thread pool.
 ///
-/// Each call is one `spawn_blocking`. If the caller's future is dropped, the blocking call
-/// still runs to its end, so a commit is never cut in half.
+/// Each call is one `spawn_blocking`. If the caller's future is dropped (a deadline, a
+/// client that went away), a blocking call that has started still runs to its end, so a
+/// commit is never cut in half; one still queued for a blocking thread never starts, so
+/// abandoned calls cannot pile up behind a busy store and apply writes long after their
+/// callers were told they failed.
 pub struct Offload<S: ?Sized>(pub Arc<S>);
+
+/// Aborts its blocking task when dropped: a task that has not started yet then never does.
+struct AbortOnDrop<R>(tokio::task::JoinHandle<R>);
+
+impl<R> Drop for AbortOnDrop<R> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 impl<S: Store + ?Sized> Offload<S> {
     fn run<R: Send + 'static>(
@@ -101,7 +113,8 @@ impl<S: Store + ?Sized> Offload<S> {
     ) -> BoxFuture<'static, Result<R, StoreError>> {
         let store = Arc::clone(&self.0);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || call(&store))
+            let mut task = AbortOnDrop(tokio::task::spawn_blocking(move || call(&store)));
+            (&mut task.0)
                 .await
                 .map_err(|err| StoreError::Internal(format!("store task failed: {err}")))?
         })
@@ -181,5 +194,87 @@ impl ds_model::Transport for NativeTransport<'_> {
 
     fn commit(&mut self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
         self.0.commit(checks, writes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A memory store whose commits wait for `gate` and count how many started.
+    struct GatedCommits {
+        inner: MemoryStore,
+        gate: Mutex<()>,
+        started: AtomicUsize,
+    }
+
+    impl Store for GatedCommits {
+        fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+            Store::get(&self.inner, key)
+        }
+        fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
+            Store::get_many(&self.inner, keys)
+        }
+        fn scan(
+            &self,
+            range: &KeyRange,
+            limit: u32,
+            direction: Direction,
+        ) -> Result<Vec<Entry>, StoreError> {
+            Store::scan(&self.inner, range, limit, direction)
+        }
+        fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            let _open = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+            Store::commit(&self.inner, checks, writes)
+        }
+    }
+
+    fn put(key: &str) -> Vec<Write> {
+        vec![Write {
+            key: key.as_bytes().to_vec(),
+            value: Some(b"v".to_vec()),
+        }]
+    }
+
+    /// With the only blocking thread busy in a commit, a second commit waits in tokio's
+    /// queue; its caller gives up, and it must never run. The first, started, runs whole.
+    #[test]
+    fn a_queued_call_whose_caller_left_never_starts() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = Arc::new(GatedCommits {
+            inner: MemoryStore::new(),
+            gate: Mutex::new(()),
+            started: AtomicUsize::new(0),
+        });
+        let offload = Offload(store.clone());
+        let closed = store.gate.lock().unwrap();
+        runtime.block_on(async {
+            let other = Offload(store.clone());
+            let first =
+                tokio::spawn(async move { AsyncStore::commit(&other, vec![], put("a")).await });
+            while store.started.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            let second = tokio::time::timeout(
+                std::time::Duration::from_millis(50),
+                AsyncStore::commit(&offload, vec![], put("b")),
+            )
+            .await;
+            assert!(second.is_err(), "the second commit waited for a thread");
+            drop(closed);
+            first.await.unwrap().unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        });
+        assert_eq!(store.started.load(Ordering::SeqCst), 1, "the abandoned commit ran");
+        assert!(Store::get(&store.inner, b"a").unwrap().is_some());
+        assert!(Store::get(&store.inner, b"b").unwrap().is_none());
     }
 }
