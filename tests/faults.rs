@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ds_tests::with_guest_lines;
 use std::time::Duration;
 
-use host_core::instances::BoundExceeded;
+use host_core::instances::{BoundExceeded, Writes};
 use host_core::store::{
     AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, Offload, SqliteStore,
     Store, StoreError, Versioned, Write,
@@ -45,8 +45,9 @@ fn check_panic(result: Result<Option<host_core::Entity>, Error>, lines: &[String
 
 fn check_bounds(result: Result<Option<host_core::Entity>, Error>, kind: &str) {
     match (kind, result) {
-        ("Loop", Err(Error::Bound(BoundExceeded::Deadline { limit }))) => {
-            assert_eq!(limit, Duration::from_millis(300))
+        ("Loop", Err(Error::Bound(BoundExceeded::Deadline { limit, writes }))) => {
+            assert_eq!(limit, Duration::from_millis(300));
+            assert_eq!(writes, Writes::None);
         }
         ("Alloc", Err(Error::Bound(BoundExceeded::Memory { limit, requested }))) => {
             assert_eq!(limit, 16 << 20);
@@ -242,4 +243,97 @@ async fn a_dropped_sqlite_commit_is_whole_or_absent() {
             "round {round}: {found} of 3 writes"
         );
     }
+}
+
+/// A memory store whose commits take `delay` before they apply.
+struct SlowCommits {
+    inner: MemoryStore,
+    delay: Duration,
+}
+
+impl Store for SlowCommits {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        Store::get(&self.inner, key)
+    }
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        Store::get_many(&self.inner, keys)
+    }
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
+        Store::scan(&self.inner, range, limit, direction)
+    }
+    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        std::thread::sleep(self.delay);
+        Store::commit(&self.inner, checks, writes)
+    }
+}
+
+/// A call stopped at its deadline says whether it had written: a commit that returned before
+/// the deadline struck was applied (`ds`), one still in flight may be applied (`ads`: and
+/// over a blocking store it is, after the caller was told). Retrying blindly could apply
+/// either twice, so the error must say so.
+#[test]
+fn a_deadline_error_says_what_the_call_had_written() {
+    let slow = || {
+        Arc::new(SlowCommits {
+            inner: MemoryStore::new(),
+            delay: Duration::from_millis(700),
+        })
+    };
+    let key = Key::name("Commit", "a");
+
+    let store = slow();
+    let db = ds::Datastore::builder()
+        .store(store.clone())
+        .component(fault_guest())
+        .instance_options(options())
+        .build()
+        .unwrap();
+    let err = db.get(&key).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Bound(BoundExceeded::Deadline {
+                writes: Writes::Applied,
+                ..
+            })
+        ),
+        "ds: {err:?}"
+    );
+    assert!(err.to_string().contains("had been applied"), "{err}");
+    assert_eq!(commit_keys(&store.inner).len(), 3, "ds: the commit was applied");
+
+    let store = slow();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let db = ads::Datastore::builder()
+            .store(Arc::new(Offload(store.clone())))
+            .component(fault_guest())
+            .instance_options(options())
+            .build()
+            .await
+            .unwrap();
+        let err = db.get(&key).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Bound(BoundExceeded::Deadline {
+                    writes: Writes::Unknown,
+                    ..
+                })
+            ),
+            "ads: {err:?}"
+        );
+        assert!(err.to_string().contains("read before retrying"), "{err}");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    });
+    assert_eq!(
+        commit_keys(&store.inner).len(),
+        3,
+        "ads: the commit in flight was applied after the deadline"
+    );
 }

@@ -66,10 +66,11 @@ macro_rules! call_export {
         // a store that answers too late (the instance is then dropped, never reused).
         let result = match tokio::time::timeout(deadline, call).await {
             Ok(result) => result,
-            Err(_) => return Err(Error::Bound(host_core::instances::BoundExceeded::Deadline { limit: deadline })),
+            Err(_) => return Err($self.inner.pool.deadline_error(instance.writes())),
         };
+        let writes = instance.writes();
         $self.inner.pool.give_back(instance, result.is_err());
-        result.map_err(|err| $self.inner.pool.trap_error(err))
+        result.map_err(|err| $self.inner.pool.trap_error(err, writes))
     }};
 }
 
@@ -465,7 +466,10 @@ impl asynchronous::ds::datastore::transport::Host for HostState {
     ) -> Result<u64, wit::StoreError> {
         tracing::debug!(target: "ads::transport", checks = checks.len(), writes = writes.len(), "async commit()");
         let (checks, writes) = convert::commit_args_from_wit(checks, writes);
-        convert::commit_to_wit(self.store.commit(checks, writes).await)
+        self.ctx.writes.sent(writes.len());
+        let result = self.store.commit(checks, writes).await;
+        self.ctx.writes.answered(&result);
+        convert::commit_to_wit(result)
     }
 
     async fn backoff(&mut self, attempt: u32) -> bool {

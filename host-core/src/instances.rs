@@ -83,11 +83,14 @@ pub enum BoundExceeded {
         /// The size the guest asked for, in bytes.
         requested: usize,
     },
-    /// The call ran past its deadline.
-    #[error("the call ran past its deadline of {} ms", limit.as_millis())]
+    /// The call ran past its deadline. `writes` says whether it wrote before it was stopped:
+    /// a retry of a call whose commit was applied, or may have been, could apply it twice.
+    #[error("the call ran past its deadline of {} ms{writes}", limit.as_millis())]
     Deadline {
         /// The deadline.
         limit: std::time::Duration,
+        /// What the call had written when it was stopped.
+        writes: Writes,
     },
     /// Every instance slot of the process is in use (`ds` with more threads calling at once
     /// than the engine's `max_instances`; `ads` waits instead).
@@ -100,13 +103,86 @@ pub enum BoundExceeded {
     },
 }
 
-/// Per-instance host state both hosts keep: the guest's log and the memory meter.
+/// What a call that failed midway (a deadline, a trap) had written, as far as the host saw
+/// its commits: whether retrying it could apply its writes twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Writes {
+    /// No commit with writes was sent, or every one sent was refused: nothing was written.
+    #[default]
+    None,
+    /// A commit was sent and not answered (or answered with an internal error): it may have
+    /// been applied. Read before retrying.
+    Unknown,
+    /// A commit was applied before the call failed: only its result was lost.
+    Applied,
+}
+
+/// Shown after a failed call's message.
+impl std::fmt::Display for Writes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Writes::None => "; nothing was written",
+            Writes::Unknown => {
+                "; a commit it sent was not answered and may have been applied: read before retrying"
+            }
+            Writes::Applied => "; a commit it made had been applied (only the result was lost)",
+        })
+    }
+}
+
+/// The commits of the current call, as the transport imports see them.
+#[derive(Debug, Default)]
+pub struct WriteLog {
+    applied: bool,
+    unanswered: bool,
+}
+
+impl WriteLog {
+    /// A commit with `writes` writes is about to go to the store.
+    pub fn sent(&mut self, writes: usize) {
+        if writes > 0 {
+            self.unanswered = true;
+        }
+    }
+
+    /// The store answered the commit last [`sent`](Self::sent): an internal error may mean
+    /// it was applied (the store cannot tell), every other error means it was not.
+    pub fn answered<T>(&mut self, result: &Result<T, crate::store::StoreError>) {
+        if !self.unanswered {
+            return;
+        }
+        match result {
+            Ok(_) => {
+                self.applied = true;
+                self.unanswered = false;
+            }
+            Err(crate::store::StoreError::Internal(_)) => {}
+            Err(_) => self.unanswered = false,
+        }
+    }
+
+    /// What the call has written so far.
+    pub fn writes(&self) -> Writes {
+        if self.applied {
+            Writes::Applied
+        } else if self.unanswered {
+            Writes::Unknown
+        } else {
+            Writes::None
+        }
+    }
+}
+
+/// Per-instance host state both hosts keep: the guest's log, the memory meter, and the
+/// current call's commits.
 #[derive(Debug)]
 pub struct InstanceCtx {
     /// The `logging` import.
     pub log: GuestLog,
     /// The memory meter and limiter.
     pub meter: MemoryMeter,
+    /// The commits of the call running now (reset when a call is armed).
+    pub writes: WriteLog,
 }
 
 impl InstanceCtx {
@@ -120,6 +196,7 @@ impl InstanceCtx {
                     .min(crate::runtime::MAX_GUEST_MEMORY),
                 current: 0,
             },
+            writes: WriteLog::default(),
         }
     }
 }
@@ -199,13 +276,23 @@ impl<T: Send + 'static, M: Send + 'static> ReleaseIdle for AffinePool<Instance<T
     }
 }
 
+/// Held while idle instances are released, so that a caller that finds nothing left to
+/// release still waits until the slots another caller is freeing are free.
+static RELEASING: Mutex<()> = Mutex::new(());
+
 /// After a failed instantiation: when `err` says every slot of the process is taken, drops
-/// the idle warm instances of every datastore in the process, and returns whether any were
-/// dropped (then instantiating again may succeed). Calls in flight keep their instances.
+/// the idle warm instances of every datastore in the process and returns true: instantiating
+/// once more may succeed. Calls in flight keep their instances.
+///
+/// True even when this caller dropped none: a rival that failed at the same moment may have
+/// taken them all, and once this returns (after the rival's release, which holds
+/// [`RELEASING`]) their slots are free. The price is one more attempt when every slot is in
+/// use by calls in flight.
 pub fn release_idle_for(err: &crate::Error) -> bool {
     if !matches!(err, crate::Error::Bound(BoundExceeded::Instances { .. })) {
         return false;
     }
+    let _releasing = RELEASING.lock().unwrap_or_else(|p| p.into_inner());
     let pools: Vec<Arc<dyn ReleaseIdle>> = IDLE_POOLS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -217,7 +304,7 @@ pub fn release_idle_for(err: &crate::Error) -> bool {
     if released > 0 {
         tracing::debug!(target: "host_core::instances", released, "every instance slot was taken; released the idle instances of every datastore");
     }
-    released > 0
+    true
 }
 
 /// The epoch ticks that cover `deadline`: one more than the quotient, since the first tick
@@ -252,6 +339,13 @@ impl<T: 'static, M> Instance<T, M> {
             model,
             calls: 0,
         }
+    }
+}
+
+impl<T: HasInstanceCtx, M> Instance<T, M> {
+    /// What the current call has written so far.
+    pub fn writes(&mut self) -> Writes {
+        self.store.data_mut().ctx().writes.writes()
     }
 }
 
@@ -305,19 +399,32 @@ impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
         }
     }
 
-    /// Arms the deadline of the call about to run on `instance`.
+    /// Arms the deadline of the call about to run on `instance`, and starts its write log.
     pub fn arm(&self, instance: &mut Instance<T, M>) {
         instance.store.set_epoch_deadline(self.deadline_ticks);
+        instance.store.data_mut().ctx().writes = WriteLog::default();
     }
 
-    /// The error for a trapped call, naming the bound it hit if it hit one.
-    pub fn trap_error(&self, err: wasmtime::Error) -> crate::Error {
+    /// The error for a trapped call, naming the bound it hit if it hit one, and saying what
+    /// the call had written (`writes`, read from the instance before it was given back).
+    pub fn trap_error(&self, err: wasmtime::Error, writes: Writes) -> crate::Error {
         if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-            return crate::Error::Bound(BoundExceeded::Deadline {
-                limit: self.options.deadline,
-            });
+            return self.deadline_error(writes);
         }
-        crate::Error::from_wasmtime(err)
+        match crate::Error::from_wasmtime(err) {
+            crate::Error::Trap(message) if writes != Writes::None => {
+                crate::Error::Trap(format!("{message}{writes}"))
+            }
+            other => other,
+        }
+    }
+
+    /// The error for a call stopped at its deadline, having written `writes`.
+    pub fn deadline_error(&self, writes: Writes) -> crate::Error {
+        crate::Error::Bound(BoundExceeded::Deadline {
+            limit: self.options.deadline,
+            writes,
+        })
     }
 
     /// Returns `instance` after a call that completed (`trapped == false`) or trapped.

@@ -50,8 +50,9 @@ macro_rules! call_export {
         let mut instance = $self.lease()?;
         $self.inner.pool.arm(&mut instance);
         let result = instance.model.$method(&mut instance.store, $($arg),*);
+        let writes = instance.writes();
         $self.inner.pool.give_back(instance, result.is_err());
-        result.map_err(|err| $self.inner.pool.trap_error(err))
+        result.map_err(|err| $self.inner.pool.trap_error(err, writes))
     }};
 }
 
@@ -393,7 +394,10 @@ impl blocking::ds::datastore::transport::Host for HostState {
     ) -> Result<u64, wit::StoreError> {
         tracing::debug!(target: "ds::transport", checks = checks.len(), writes = writes.len(), "commit()");
         let (checks, writes) = convert::commit_args_from_wit(checks, writes);
-        convert::commit_to_wit(self.store.commit(&checks, &writes))
+        self.ctx.writes.sent(writes.len());
+        let result = self.store.commit(&checks, &writes);
+        self.ctx.writes.answered(&result);
+        convert::commit_to_wit(result)
     }
 
     fn backoff(&mut self, attempt: u32) -> bool {
