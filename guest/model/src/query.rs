@@ -361,20 +361,39 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
         None => None,
     };
     let mut orders: Vec<Order> = query.orders.clone();
-    // A trailing ascending key order is the default tie-break.
+    // A trailing ascending key order is the default tie-break, but only after an ascending
+    // order: ties follow the direction of the last order (the index rows are laid out so),
+    // and after a descending one an ascending key order stays, to be refused below.
     while orders
         .last()
         .is_some_and(|o| o.property == "__key__" && o.direction == Direction::Ascending)
+        && (orders.len() < 2 || orders[orders.len() - 2].direction == Direction::Ascending)
     {
         orders.pop();
     }
+    // `ORDER BY __key__` alone: what a range filter, which needs its own property sorted
+    // first, cannot give.
+    let key_order_only = orders.is_empty()
+        && query
+            .orders
+            .first()
+            .is_some_and(|o| o.property == "__key__");
     let key_descending = orders.len() == 1
         && orders[0].property == "__key__"
         && orders[0].direction == Direction::Descending;
     if key_descending {
         orders.clear();
     }
-    if let Some(order) = orders.iter().find(|o| o.property == "__key__") {
+    if let Some(at) = orders.iter().position(|o| o.property == "__key__") {
+        let order = &orders[at];
+        if order.direction == Direction::Ascending && at + 1 == orders.len() && at > 0 {
+            let previous = &orders[at - 1].property;
+            return Err(invalid(format!(
+                "an ascending key order after the descending order on {previous}: ties on \
+                 {previous} come in descending key order (the last order's direction); drop \
+                 the key order, or sort {previous} ascending"
+            )));
+        }
         return Err(invalid(format!(
             "sort order on __key__ {}: only a last ascending key order, or a descending key \
              order alone, is supported",
@@ -548,6 +567,12 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
             )));
         }
         match orders.first() {
+            None if key_order_only => {
+                return Err(invalid(format!(
+                    "the first sort order must be on {property}, the property with a range \
+                     filter (as in Cloud Datastore), not on __key__"
+                )));
+            }
             None => orders.push(Order {
                 property: property.clone(),
                 direction: Direction::Ascending,
@@ -1203,6 +1228,53 @@ fn decode_cursor(cursor: &str, fingerprint: u64) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ties follow the last order's direction; a key order that asks otherwise is refused,
+    /// never quietly served in another order. So is a key order with a range filter, which
+    /// needs its own property sorted first.
+    #[test]
+    fn key_orders_the_indexes_cannot_give_are_refused() {
+        use crate::transport::{MemoryTransport, NoLog};
+        let mut model = crate::Model::new(MemoryTransport::new(), NoLog);
+        for (id, p) in [(1u64, 5i64), (2, 5), (3, 7)] {
+            model
+                .put(&crate::Entity::new(Key::id("Thing", id)).with("p", Value::Int(p)))
+                .unwrap();
+        }
+        let ids = |page: Page| -> Vec<String> {
+            page.hits.iter().map(|h| h.key.to_string()).collect()
+        };
+        let query = |filters: &[&str], orders: &[&str]| Query {
+            kind: Some("Thing".into()),
+            filters: filters.iter().map(|f| Filter::parse(f).unwrap()).collect(),
+            orders: orders.iter().map(|o| Order::parse(o).unwrap()).collect(),
+            ..Query::default()
+        };
+        // Accepted: the default tie-breaks, spelled out.
+        assert_eq!(
+            ids(model.query(&query(&[], &["p", "__key__"])).unwrap()),
+            ["Thing:1", "Thing:2", "Thing:3"]
+        );
+        assert_eq!(
+            ids(model.query(&query(&[], &["-p"])).unwrap()),
+            ["Thing:3", "Thing:2", "Thing:1"]
+        );
+        assert_eq!(
+            ids(model.query(&query(&["p > 1"], &["p", "__key__"])).unwrap()),
+            ["Thing:1", "Thing:2", "Thing:3"]
+        );
+        // Refused: what the rows cannot give in the order asked.
+        for (filters, orders, want) in [
+            (&[][..], &["-p", "__key__"][..], "after the descending order on p"),
+            (&["p > 1"][..], &["__key__"][..], "must be on p"),
+        ] {
+            let err = model.query(&query(filters, orders)).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidQuery(m) if m.contains(want)),
+                "{filters:?} {orders:?}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn filters_parse_with_typed_values() {
