@@ -283,13 +283,7 @@ impl Cli {
 /// Parses a key as the command line and the HTTP API take it: the human syntax, or the
 /// URL-safe form.
 pub fn parse_key(text: &str) -> Result<Key, String> {
-    match text.parse::<Key>() {
-        Ok(key) => Ok(key),
-        // A URL-safe key has no ':', which every human-syntax key has.
-        Err(err) if !text.contains(':') => Key::from_urlsafe(text)
-            .map_err(|_| format!("{err} (and it is not a URL-safe key either)")),
-        Err(err) => Err(err.to_string()),
-    }
+    Key::parse_any(text).map_err(|err| err.to_string())
 }
 
 fn parse_json(text: &str) -> Result<Value, String> {

@@ -356,7 +356,7 @@ impl Args<'_> {
         let text = self.field(field)?.as_str().ok_or_else(|| {
             Error::InvalidArgument(format!("{}: {field} must be a key string", self.name))
         })?;
-        text.parse::<Key>()
+        Key::parse_any(text)
             .map_err(|err| Error::InvalidArgument(format!("{}: {field}: {err}", self.name)))
     }
 
@@ -554,6 +554,17 @@ mod tests {
             )
             .unwrap(),
             r#"{"account":"Account:b","balance":5}"#
+        );
+        // A key argument may be in the URL-safe form, as everywhere else.
+        let urlsafe = Key::name(ACCOUNT, "b").to_urlsafe();
+        assert_eq!(
+            call(
+                &mut model,
+                "deposit",
+                &format!(r#"{{"account":"{urlsafe}","amount":1}}"#)
+            )
+            .unwrap(),
+            r#"{"account":"Account:b","balance":6}"#
         );
         for (name, input, want) in [
             ("deposit", "{}", "needs the argument \"account\""),

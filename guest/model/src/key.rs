@@ -308,6 +308,19 @@ impl Key {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.encode())
     }
 
+    /// Reads a key in either form: the human syntax (`Account:alice`), or the URL-safe form
+    /// of [`Key::to_urlsafe`], which has no `:` where every human-syntax key has one. What
+    /// every place that takes a key from people or programs accepts.
+    pub fn parse_any(text: &str) -> Result<Key, KeyError> {
+        match text.parse::<Key>() {
+            Ok(key) => Ok(key),
+            Err(err) if !text.contains(':') => Key::from_urlsafe(text).map_err(|_| {
+                key_error(format_args!("{err} (and it is not a URL-safe key either)"))
+            }),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Reads a key written by [`Key::to_urlsafe`]; it must be valid and canonical.
     pub fn from_urlsafe(text: &str) -> Result<Key, KeyError> {
         use base64::Engine as _;
@@ -508,11 +521,16 @@ mod tests {
             text.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
-        assert_eq!(Key::from_urlsafe(&text), Ok(key));
+        assert_eq!(Key::from_urlsafe(&text), Ok(key.clone()));
         for bad in ["", "!!", "AAAA", "EAAB"] {
             assert!(Key::from_urlsafe(bad).is_err(), "{bad}");
         }
         assert!(Key::from_urlsafe(&Key::id("A", 0).to_urlsafe()).is_err());
+        // Either form, wherever a key is read.
+        assert_eq!(Key::parse_any(&text), Ok(key.clone()));
+        assert_eq!(Key::parse_any(&key.to_string()), Ok(key));
+        let err = Key::parse_any("nocolon").unwrap_err();
+        assert!(err.0.contains("not a URL-safe key either"), "{err}");
     }
 
     fn check(input: &str, expect: Result<Key, &str>) {

@@ -12,7 +12,7 @@
 //! | string | a string |
 //! | bytes | `{"$bytes": "<standard base64, padded>"}` |
 //! | timestamp | `{"$timestamp": "2024-05-01T12:00:00.123456Z"}` (RFC 3339, microseconds, years 1–9999) |
-//! | key | `{"$key": "Account:alice"}` (the key syntax of [`crate::key`]) |
+//! | key | `{"$key": "Account:alice"}` (the key syntax of [`crate::key`]; its URL-safe form is read too) |
 //! | array | an array of non-array values |
 //! | embedded entity | an object whose property names do not start with `$` |
 //!
@@ -300,8 +300,7 @@ fn typed_from_json(tag: &str, inner: &Json, path: &str) -> Result<Value, String>
             .map(Value::Timestamp)
             .map_err(|err| format!("property {path}: {err}")),
         "$key" => {
-            let key: Key = text("a key such as Account:alice")?
-                .parse()
+            let key = Key::parse_any(text("a key such as Account:alice")?)
                 .map_err(|err| format!("property {path}: $key is not a key: {err}"))?;
             key.validate()
                 .map_err(|err| format!("property {path}: $key is not a valid key: {err}"))?;
@@ -736,6 +735,15 @@ mod tests {
         );
         assert_eq!(
             round_trip(r#"{"$key":"ns@Account:alice/Order:7"}"#),
+            r#"{"$key":"ns@Account:alice/Order:7"}"#
+        );
+        // The URL-safe form is read too, and written back in the key syntax.
+        let urlsafe = "ns@Account:alice/Order:7"
+            .parse::<Key>()
+            .unwrap()
+            .to_urlsafe();
+        assert_eq!(
+            round_trip(&format!(r#"{{"$key":"{urlsafe}"}}"#)),
             r#"{"$key":"ns@Account:alice/Order:7"}"#
         );
         assert_eq!(
