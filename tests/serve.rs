@@ -180,6 +180,18 @@ fn every_route_and_every_error_status() {
         200
     );
 
+    // An integer with no int64 form is refused, not turned into a float.
+    for text in [r#"{"n": -0}"#, r#"{"n": 100000000000000000000}"#] {
+        let (got, answer) = server.call_with("PUT", "/v1/entities/Note:n", Some(text.into()));
+        assert_eq!(got, 400, "{text}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("int64")),
+            "{text}: {answer}"
+        );
+    }
+
     // Errors: status and a JSON body naming the kind.
     for (method, path, body, status, kind) in [
         ("GET", "/v1/entities/Account:nobody", None, 404, "not_found"),

@@ -43,7 +43,7 @@ impl Guest for Component {
 
     fn put(entity: wit::Entity) -> Result<wit::Key, wit::Error> {
         let key = key_from_wit(entity.key);
-        let entity = Entity::from_json(key, &entity.properties).map_err(error_to_wit)?;
+        let entity = Entity::from_json_input(key, &entity.properties).map_err(error_to_wit)?;
         model().put(&entity).map(key_to_wit).map_err(error_to_wit)
     }
 
@@ -59,7 +59,7 @@ impl Guest for Component {
     fn put_many(entities: Vec<wit::Entity>) -> Result<Vec<wit::Key>, wit::Error> {
         let entities = entities
             .into_iter()
-            .map(|entity| Entity::from_json(key_from_wit(entity.key), &entity.properties))
+            .map(|entity| Entity::from_json_input(key_from_wit(entity.key), &entity.properties))
             .collect::<Result<Vec<_>, _>>()
             .map_err(error_to_wit)?;
         let keys = model().put_many(&entities).map_err(error_to_wit)?;
@@ -161,6 +161,9 @@ fn query_from_wit(query: wit::QuerySpec) -> Result<Query, Error> {
                     "filter on {}: the value is not JSON: {err}",
                     filter.property
                 ))
+            })?;
+            ds_model::json::check_integer_literals(&filter.value).map_err(|err| {
+                Error::InvalidQuery(alloc::format!("filter on {}: {err}", filter.property))
             })?;
             let value = Value::from_json(&json, &filter.property).map_err(Error::InvalidQuery)?;
             let op = match filter.op {

@@ -239,8 +239,14 @@ fn key(text: &str) -> Result<Key, ApiError> {
 
 /// A JSON body, with a 400 that says what is wrong (axum's own rejection is plain text).
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|err| ApiError::bad_request(format!("bad JSON body: {err}")))
+    let value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::bad_request(format!("bad JSON body: {err}")))?;
+    // Parsed, so UTF-8: integer literals serde_json would turn into floats are refused.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        cli::check_integer_literals(text)
+            .map_err(|err| ApiError::bad_request(format!("bad JSON body: {err}")))?;
+    }
+    Ok(value)
 }
 
 async fn get_entity(State(app): State<App>, Path(text): Path<String>) -> Answer {

@@ -286,8 +286,14 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
     Key::parse_any(text).map_err(|err| err.to_string())
 }
 
+/// Refuses integer literals that have no int64 form in JSON text a user gave: the check
+/// every command and HTTP body applies after parsing.
+pub use ds_model::json::check_integer_literals;
+
 fn parse_json(text: &str) -> Result<Value, String> {
-    serde_json::from_str(text).map_err(|err| format!("invalid JSON: {err}"))
+    let value = serde_json::from_str(text).map_err(|err| format!("invalid JSON: {err}"))?;
+    check_integer_literals(text)?;
+    Ok(value)
 }
 
 fn parse_filter(text: &str) -> Result<Filter, String> {
@@ -539,10 +545,9 @@ pub fn query_rows(page: &crate::QueryPage) -> Vec<Value> {
 }
 
 fn parse_properties(text: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err("properties must be a JSON object, e.g. '{\"name\": \"Alice\"}'".into()),
-        Err(err) => Err(format!("invalid JSON: {err}")),
+    match parse_json(text)? {
+        Value::Object(map) => Ok(map),
+        _ => Err("properties must be a JSON object, e.g. '{\"name\": \"Alice\"}'".into()),
     }
 }
 
@@ -723,7 +728,7 @@ impl ImportReader {
 }
 
 fn parse_import_line(line: &str) -> Result<Entity, String> {
-    let value: Value = serde_json::from_str(line).map_err(|err| format!("invalid JSON: {err}"))?;
+    let value = parse_json(line)?;
     let Value::Object(mut object) = value else {
         return Err("expected an object {\"key\": ..., \"properties\": {...}}".into());
     };

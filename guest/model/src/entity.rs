@@ -66,6 +66,16 @@ impl Entity {
         }
     }
 
+    /// Like [`Entity::from_json`], for properties written by people or other programs:
+    /// also refuses integer literals that have no int64 form (`-0`, or out of range), which
+    /// JSON parsing would otherwise turn into floats without a word
+    /// ([`crate::json::check_integer_literals`]). Text the model wrote never holds them.
+    pub fn from_json_input(key: Key, properties: &str) -> Result<Entity, Error> {
+        let entity = Entity::from_json(key, properties)?;
+        crate::json::check_integer_literals(properties).map_err(Error::InvalidEntity)?;
+        Ok(entity)
+    }
+
     /// An entity from a key and a typed-JSON object of properties.
     pub fn from_json_object(key: Key, object: &Map<String, Json>) -> Result<Entity, Error> {
         let mut entity = Entity::new(key);

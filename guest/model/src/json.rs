@@ -12,10 +12,73 @@
 //! (never `Json::to_string`, `{}` on a `Json`, or a typed `Deserialize` whose error could
 //! print a float), so serde_json's float formatter is never linked.
 
+use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
 use serde_json::{Number, Value as Json};
+
+/// Checks the integer literals of JSON `text` (already parsed, so valid JSON): each must
+/// have an int64 form, since serde_json would otherwise read it as a float without a word
+/// and the int64 the writer meant would be lost. Refused: `-0`, and integers below
+/// `i64::MIN` or above `u64::MAX`. (Those between `i64::MAX` and `u64::MAX` are refused
+/// later, with the property's name, when the value is read.)
+pub fn check_integer_literals(text: &str) -> Result<(), String> {
+    const I64_MIN_DIGITS: &str = "9223372036854775808";
+    const U64_MAX_DIGITS: &str = "18446744073709551615";
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                let negative = bytes[i] == b'-';
+                if negative {
+                    i += 1;
+                }
+                let digits_start = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let digits = &text[digits_start..i];
+                let is_float = i < bytes.len() && matches!(bytes[i], b'.' | b'e' | b'E');
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                if is_float {
+                    continue;
+                }
+                // Digit strings of one length compare as their numbers (no leading zeros).
+                let beyond = |limit: &str| {
+                    digits.len() > limit.len() || (digits.len() == limit.len() && digits > limit)
+                };
+                let literal = &text[start..i];
+                if negative && digits == "0" {
+                    return Err(format!(
+                        "the integer {literal} is not an int64 (write 0, or -0.0 for the float)"
+                    ));
+                }
+                if (negative && beyond(I64_MIN_DIGITS)) || (!negative && beyond(U64_MAX_DIGITS)) {
+                    return Err(format!(
+                        "the integer {literal} is outside the int64 range (write it as a \
+                         float, e.g. {literal}.0)"
+                    ));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
 
 /// `value` as compact JSON text.
 pub fn to_string(value: &Json) -> String {
@@ -161,6 +224,28 @@ mod tests {
             let text = to_string(&Json::from(f));
             let back: f64 = serde_json::from_str(&text).unwrap();
             prop_assert_eq!(back.to_bits(), f.to_bits(), "{}", text);
+        }
+    }
+
+    #[test]
+    fn integer_literals_without_an_int64_form_are_refused() {
+        for ok in [
+            r#"{"a": 0, "b": -9223372036854775808, "c": 18446744073709551615}"#,
+            r#"{"a": -0.0, "b": 1e400, "c": 123456789012345678901234.5, "d": -1E2}"#,
+            r#"{"s": "-0 and 99999999999999999999999 in a string \" -0"}"#,
+            r#"[1, -2, 3]"#,
+        ] {
+            assert_eq!(check_integer_literals(ok), Ok(()), "{ok}");
+        }
+        for (bad, shown) in [
+            (r#"{"a": -0}"#, "the integer -0 is not an int64"),
+            (r#"[1,-0]"#, "-0 is not"),
+            (r#"{"a": 18446744073709551616}"#, "18446744073709551616 is outside"),
+            (r#"{"a": -9223372036854775809}"#, "-9223372036854775809 is outside"),
+            (r#"{"\"": 1, "b": [123456789012345678901234]}"#, "123456789012345678901234.0"),
+        ] {
+            let err = check_integer_literals(bad).unwrap_err();
+            assert!(err.contains(shown), "{bad}: {err}");
         }
     }
 

@@ -142,6 +142,7 @@ impl Filter {
         .ok_or_else(|| bad("no operator"))?;
         let json: serde_json::Value = serde_json::from_str(rest.trim())
             .map_err(|err| bad(&format!("the value is not JSON ({err})")))?;
+        crate::json::check_integer_literals(rest).map_err(|err| bad(&err))?;
         let value = Value::from_json(&json, &property).map_err(|err| bad(&err))?;
         Ok(Filter {
             property,
