@@ -337,3 +337,62 @@ fn a_deadline_error_says_what_the_call_had_written() {
         "ads: the commit in flight was applied after the deadline"
     );
 }
+
+/// A memory store whose every commit loses its race.
+struct AlwaysConflicts(MemoryStore);
+
+impl Store for AlwaysConflicts {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        Store::get(&self.0, key)
+    }
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        Store::get_many(&self.0, keys)
+    }
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
+        Store::scan(&self.0, range, limit, direction)
+    }
+    fn commit(&self, _checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        Err(StoreError::Conflict(writes[0].key.clone()))
+    }
+}
+
+/// `ds` backs off by sleeping the calling thread: never past the call's deadline, so a long
+/// retry policy cannot hold a caller beyond it.
+#[test]
+fn a_blocking_backoff_ends_at_the_deadline() {
+    let db = ds::Datastore::builder()
+        .store(Arc::new(AlwaysConflicts(MemoryStore::new())))
+        .instance_options(options())
+        .retry_policy(host_core::RetryPolicy {
+            retries: 3,
+            base_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(5),
+        })
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = db
+        .put(&host_core::Entity::new(Key::name("Note", "a")))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Bound(BoundExceeded::Deadline {
+                writes: Writes::None,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    // The first wait alone would be 2.5 s or more; the deadline is 300 ms.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -183,6 +183,20 @@ pub struct InstanceCtx {
     pub meter: MemoryMeter,
     /// The commits of the call running now (reset when a call is armed).
     pub writes: WriteLog,
+    /// The epoch tick ([`crate::runtime::current_epoch`]) at which the call running now
+    /// reaches its deadline.
+    deadline_epoch: u64,
+}
+
+impl InstanceCtx {
+    /// How long the call running now has left before its deadline (zero once past it): the
+    /// most a blocking wait inside the call may take. Precise to one epoch tick.
+    pub fn time_left(&self) -> std::time::Duration {
+        let ticks = self
+            .deadline_epoch
+            .saturating_sub(crate::runtime::current_epoch());
+        crate::runtime::EPOCH_TICK.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
+    }
 }
 
 impl InstanceCtx {
@@ -197,6 +211,7 @@ impl InstanceCtx {
                 current: 0,
             },
             writes: WriteLog::default(),
+            deadline_epoch: u64::MAX,
         }
     }
 }
@@ -402,7 +417,9 @@ impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
     /// Arms the deadline of the call about to run on `instance`, and starts its write log.
     pub fn arm(&self, instance: &mut Instance<T, M>) {
         instance.store.set_epoch_deadline(self.deadline_ticks);
-        instance.store.data_mut().ctx().writes = WriteLog::default();
+        let ctx = instance.store.data_mut().ctx();
+        ctx.writes = WriteLog::default();
+        ctx.deadline_epoch = crate::runtime::current_epoch().saturating_add(self.deadline_ticks);
     }
 
     /// The error for a trapped call, naming the bound it hit if it hit one, and saying what

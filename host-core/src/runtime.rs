@@ -86,32 +86,60 @@ pub fn engine_options() -> &'static EngineOptions {
 /// How often the engine's epoch advances: the granularity of call deadlines.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// Epoch ticks since the epoch thread started: the engine's epoch, readable by the host
+/// (wasmtime does not expose its own), so a call's deadline is known without a clock read.
+static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The current epoch tick (see [`EPOCH_TICK`]).
+pub fn current_epoch() -> u64 {
+    EPOCHS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether the epoch thread of [`ENGINE`] runs. Set only once it was spawned: if spawning
+/// fails, the next [`engine`] call tries again, so no datastore ever runs without deadlines.
+static TICKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Held while the epoch thread is being started, so that it starts once.
+static STARTING_TICKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The process-wide engine, created on first use, with the thread that ticks its epoch.
 pub fn engine() -> Result<&'static Engine, Error> {
-    if let Some(engine) = ENGINE.get() {
-        return Ok(engine);
-    }
-    let engine = Engine::new(&engine_config()).map_err(|err| Error::Engine(format!("{err:#}")))?;
-    let mut started = false;
-    let engine = ENGINE.get_or_init(|| {
-        started = true;
-        engine
-    });
-    if started {
-        // Deadlines are counted in epochs; one small thread advances them for the process.
-        let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("ds-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = ticker.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
-            .map_err(|err| Error::Engine(format!("cannot start the epoch thread: {err}")))?;
-    }
+    let engine = match ENGINE.get() {
+        Some(engine) => engine,
+        None => {
+            let engine = Engine::new(&engine_config())
+                .map_err(|err| Error::Engine(format!("{err:#}")))?;
+            ENGINE.get_or_init(|| engine)
+        }
+    };
+    start_ticker(engine)?;
     Ok(engine)
+}
+
+/// Starts the thread that advances `engine`'s epoch (deadlines are counted in epochs), unless
+/// it runs already.
+fn start_ticker(engine: &'static Engine) -> Result<(), Error> {
+    use std::sync::atomic::Ordering;
+    if TICKING.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let _starting = STARTING_TICKER.lock().unwrap_or_else(|p| p.into_inner());
+    if TICKING.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("ds-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map_err(|err| Error::Engine(format!("cannot start the epoch thread: {err}")))?;
+    TICKING.store(true, Ordering::Release);
+    Ok(())
 }
 
 /// How a pool slot is made clean for its next instance when an instance is dropped.

@@ -404,7 +404,9 @@ impl blocking::ds::datastore::transport::Host for HostState {
         tracing::debug!(target: "ds::transport", attempt, "backoff()");
         match self.retry.delay(attempt) {
             Some(delay) => {
-                std::thread::sleep(delay);
+                // No longer than the call has left: past its deadline the guest traps as
+                // soon as it runs again, and the caller hears so on time.
+                std::thread::sleep(delay.min(self.ctx.time_left()));
                 true
             }
             None => false,
