@@ -196,6 +196,7 @@ fn every_route_and_every_error_status() {
     for (method, path, body, status, kind) in [
         ("GET", "/v1/entities/Account:nobody", None, 404, "not_found"),
         ("GET", "/v1/entities/Account:0", None, 400, "invalid_key"),
+        ("GET", "/v1/entities/Note:%FF", None, 400, "bad_request"),
         (
             "PUT",
             "/v1/entities/Account:x",

@@ -22,7 +22,8 @@
 //! ```
 //!
 //! Blocking stores (SQLite) run on tokio's blocking pool ([`store::Offload`]), never on a
-//! worker thread. Calls need a tokio runtime (any flavour).
+//! worker thread. Calls need a tokio runtime (any flavour) with its timers enabled
+//! (`enable_time` or `enable_all`): each call runs under a tokio timeout.
 
 use std::sync::Arc;
 

@@ -44,7 +44,9 @@ use crate::{Datastore, Entity, Error, Filter, Key, Order, Query};
 /// How the service admits requests.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
-    /// Requests served at once; more wait for a slot.
+    /// Requests served at once; more wait for a slot. At most the process's instance slots
+    /// (`DS_MAX_INSTANCES`, default 1024) count: requests beyond them could only wait behind
+    /// the slots, past the queue timeout that answers them 503.
     pub max_in_flight: usize,
     /// Longest a request waits for a slot before it is answered 503.
     pub queue_timeout: Duration,
@@ -70,7 +72,10 @@ struct App {
 pub fn router(db: Datastore, options: ServeOptions) -> Router {
     let app = App {
         db,
-        slots: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+        slots: Arc::new(Semaphore::new(options.max_in_flight.clamp(
+            1,
+            host_core::runtime::engine_options().max_instances as usize,
+        ))),
         queue_timeout: options.queue_timeout,
     };
     Router::new()
@@ -135,6 +140,28 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
                     "{} (bodies hold at most {MAX_BODY_BYTES} bytes)",
                     rejection.body_text()
                 ),
+            }),
+        }
+    }
+}
+
+/// The one path parameter of a route (a key, an operation name), decoded; one that is not
+/// UTF-8 after percent-decoding is an error in the API's JSON shape, not axum's plain text.
+struct Segment(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Segment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(text)) => Ok(Segment(text)),
+            Err(rejection) => Err(ApiError {
+                status: rejection.status(),
+                kind: "bad_request",
+                message: rejection.body_text(),
             }),
         }
     }
@@ -249,7 +276,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-async fn get_entity(State(app): State<App>, Path(text): Path<String>) -> Answer {
+async fn get_entity(State(app): State<App>, Segment(text): Segment) -> Answer {
     let key = key(&text)?;
     let _slot = admit(&app).await?;
     match app.db.get(&key).await? {
@@ -262,7 +289,7 @@ async fn get_entity(State(app): State<App>, Path(text): Path<String>) -> Answer 
     }
 }
 
-async fn put_entity(State(app): State<App>, Path(text): Path<String>, Body(bytes): Body) -> Answer {
+async fn put_entity(State(app): State<App>, Segment(text): Segment, Body(bytes): Body) -> Answer {
     let key = key(&text)?;
     let properties: serde_json::Map<String, Json> = body(&bytes)?;
     let entity = Entity::from_json_object(key, &properties).map_err(Error::from)?;
@@ -271,7 +298,7 @@ async fn put_entity(State(app): State<App>, Path(text): Path<String>, Body(bytes
     Ok(axum::Json(cli::key_json(&key)))
 }
 
-async fn delete_entity(State(app): State<App>, Path(text): Path<String>) -> Answer {
+async fn delete_entity(State(app): State<App>, Segment(text): Segment) -> Answer {
     let key = key(&text)?;
     let _slot = admit(&app).await?;
     app.db.delete(&key).await?;
@@ -408,7 +435,7 @@ async fn transfer(State(app): State<App>, Body(bytes): Body) -> Answer {
     Ok(axum::Json(cli::receipt_json(&receipt)))
 }
 
-async fn call(State(app): State<App>, Path(name): Path<String>, Body(bytes): Body) -> Answer {
+async fn call(State(app): State<App>, Segment(name): Segment, Body(bytes): Body) -> Answer {
     let input: Json = if bytes.is_empty() {
         json!({})
     } else {
