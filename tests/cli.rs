@@ -238,6 +238,45 @@ fn hostile_inputs_are_clear_errors_and_change_nothing() {
     }
 }
 
+/// `--output table`: one table (one header) for all the pages of a command, and a property
+/// named like a field of the row (`key`) shown in a column of its own.
+#[test]
+fn table_output_is_one_table_and_hides_no_property() {
+    for host in HOSTS {
+        let dir = tempfile::tempdir().unwrap();
+        let put = run(
+            host,
+            dir.path(),
+            &["put", "Note:a", r#"{"key": "x", "n": 1}"#],
+        );
+        assert_eq!(put.code, 0, "{host}: {}", put.stderr);
+        let get = run(host, dir.path(), &["get", "Note:a", "--output", "table"]);
+        assert_eq!(get.code, 0, "{host}: {}", get.stderr);
+        let lines: Vec<&str> = get.stdout.lines().collect();
+        assert_eq!(lines.len(), 2, "{host}: {}", get.stdout);
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(header, ["key", "properties.key", "n"], "{host}");
+        assert_eq!(row, ["Note:a", "x", "1"], "{host}");
+
+        // Export pages hold 500 entities: 600 entities are two pages, one table.
+        let lines: String = (1..=600)
+            .map(|i| format!("{{\"key\": \"Item:{i}\", \"properties\": {{\"n\": {i}}}}}\n"))
+            .collect();
+        std::fs::write(dir.path().join("items.jsonl"), lines).unwrap();
+        let import = run(host, dir.path(), &["import", "items.jsonl"]);
+        assert_eq!(import.code, 0, "{host}: {}", import.stderr);
+        let export = run(host, dir.path(), &["export", "Item", "--output", "table"]);
+        assert_eq!(export.code, 0, "{host}: {}", export.stderr);
+        let headers = export
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("key"))
+            .count();
+        assert_eq!((headers, export.stdout.lines().count()), (1, 601), "{host}");
+    }
+}
+
 /// `ds serve` is a usage error, answered before the default store file is created.
 #[test]
 fn ds_serve_is_refused_without_creating_a_store() {

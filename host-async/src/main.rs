@@ -10,10 +10,7 @@ use host_core::cli::{self, Cli, Command, NotFound};
 async fn main() -> ExitCode {
     let cli = Cli::parse_for("ads", "ads: the datastore model, run by the async host");
     host_core::logging::init_cli_tracing(cli.trace);
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => cli::fail(&err),
-    }
+    cli::finish(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -53,10 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { file, batch } => {
             let mut reader = cli::ImportReader::open(&file, batch)?;
             let progress = cli::import_progress();
-            while let Some(entities) = reader
-                .next_batch()
-                .context("import stopped")?
-            {
+            while let Some(entities) = reader.next_batch().context("import stopped")? {
                 db.put_many(&entities)
                     .await
                     .with_context(|| reader.batch_failed(entities.len()))?;

@@ -337,18 +337,60 @@ impl Command {
     }
 }
 
-/// Prints one result in the `--output` format.
+/// Prints one result in the `--output` format, now: in a table, after the rows held back
+/// and as a table of its own (a query's cursor is not a row of its results).
 pub fn emit(row: Value) {
+    flush_table();
     emit_rows(std::slice::from_ref(&row));
+    flush_table();
 }
 
-/// Prints results in the `--output` format: one JSON object per line, or one table.
+/// Rows of `--output table` not printed yet. Pages of one command (`export`, an unlimited
+/// `query`) make one table with one header: rows are printed together, [`TABLE_ROWS`] at a
+/// time and the rest by [`finish`].
+static TABLE: std::sync::Mutex<Vec<Value>> = std::sync::Mutex::new(Vec::new());
+
+/// Most rows held back for one table.
+const TABLE_ROWS: usize = 1000;
+
+/// Prints results in the `--output` format: one JSON object per line, or table rows.
 pub fn emit_rows(rows: &[Value]) {
-    let text = match OUTPUT.get().copied().unwrap_or(OutputFormat::Json) {
-        OutputFormat::Json => rows.iter().map(|row| format!("{row}\n")).collect(),
-        OutputFormat::Table => table(rows),
-    };
-    write_stdout(&text);
+    match OUTPUT.get().copied().unwrap_or(OutputFormat::Json) {
+        OutputFormat::Json => write_stdout(
+            &rows
+                .iter()
+                .map(|row| format!("{row}\n"))
+                .collect::<String>(),
+        ),
+        OutputFormat::Table => {
+            let mut pending = TABLE.lock().unwrap_or_else(|p| p.into_inner());
+            pending.extend_from_slice(rows);
+            if pending.len() >= TABLE_ROWS {
+                let text = table(&pending);
+                pending.clear();
+                drop(pending);
+                write_stdout(&text);
+            }
+        }
+    }
+}
+
+/// Prints the table rows held back, if any, as one table.
+fn flush_table() {
+    let pending = std::mem::take(&mut *TABLE.lock().unwrap_or_else(|p| p.into_inner()));
+    if !pending.is_empty() {
+        write_stdout(&table(&pending));
+    }
+}
+
+/// Prints any table rows still held back, then ends the command: exit code 0, or the
+/// error's message and code ([`fail`]). What both binaries' `main` returns.
+pub fn finish(result: anyhow::Result<()>) -> ExitCode {
+    flush_table();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
 }
 
 /// Writes to standard output. When the reader has gone (`ds export | head -1`) the process
@@ -370,16 +412,28 @@ fn write_stdout(text: &str) {
 /// the members of a `properties` object become columns of their own. Strings print bare,
 /// other values as compact JSON.
 pub fn table(rows: &[Value]) -> String {
+    // A property named like a field of the row (`key`) gets a column of its own.
+    let fields: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter_map(Value::as_object)
+        .flat_map(|fields| fields.keys().map(String::as_str))
+        .filter(|name| *name != "properties")
+        .collect();
     let flat: Vec<Vec<(String, String)>> = rows
         .iter()
         .map(|row| {
             let mut cells = Vec::new();
-            if let Value::Object(fields) = row {
-                for (name, value) in fields {
+            if let Value::Object(fields_of_row) = row {
+                for (name, value) in fields_of_row {
                     match (name.as_str(), value) {
                         ("properties", Value::Object(properties)) => {
                             for (property, value) in properties {
-                                cells.push((property.clone(), cell(value)));
+                                let column = if fields.contains(property.as_str()) {
+                                    format!("properties.{property}")
+                                } else {
+                                    property.clone()
+                                };
+                                cells.push((column, cell(value)));
                             }
                         }
                         _ => cells.push((name.clone(), cell(value))),

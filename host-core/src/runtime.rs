@@ -106,8 +106,8 @@ pub fn engine() -> Result<&'static Engine, Error> {
     let engine = match ENGINE.get() {
         Some(engine) => engine,
         None => {
-            let engine = Engine::new(&engine_config())
-                .map_err(|err| Error::Engine(format!("{err:#}")))?;
+            let engine =
+                Engine::new(&engine_config()).map_err(|err| Error::Engine(format!("{err:#}")))?;
             ENGINE.get_or_init(|| engine)
         }
     };

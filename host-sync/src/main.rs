@@ -9,10 +9,7 @@ use host_core::cli::{self, Cli, Command, NotFound};
 fn main() -> ExitCode {
     let cli = Cli::parse_for("ds", "ds: the datastore model, run by the blocking host");
     host_core::logging::init_cli_tracing(cli.trace);
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => cli::fail(&err),
-    }
+    cli::finish(run(cli))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -53,10 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { file, batch } => {
             let mut reader = cli::ImportReader::open(&file, batch)?;
             let progress = cli::import_progress();
-            while let Some(entities) = reader
-                .next_batch()
-                .context("import stopped")?
-            {
+            while let Some(entities) = reader.next_batch().context("import stopped")? {
                 db.put_many(&entities)
                     .with_context(|| reader.batch_failed(entities.len()))?;
                 progress.inc(entities.len() as u64);

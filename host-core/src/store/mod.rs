@@ -273,7 +273,11 @@ mod tests {
             first.await.unwrap().unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         });
-        assert_eq!(store.started.load(Ordering::SeqCst), 1, "the abandoned commit ran");
+        assert_eq!(
+            store.started.load(Ordering::SeqCst),
+            1,
+            "the abandoned commit ran"
+        );
         assert!(Store::get(&store.inner, b"a").unwrap().is_some());
         assert!(Store::get(&store.inner, b"b").unwrap().is_none());
     }
