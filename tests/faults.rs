@@ -305,7 +305,11 @@ fn a_deadline_error_says_what_the_call_had_written() {
         "ds: {err:?}"
     );
     assert!(err.to_string().contains("had been applied"), "{err}");
-    assert_eq!(commit_keys(&store.inner).len(), 3, "ds: the commit was applied");
+    assert_eq!(
+        commit_keys(&store.inner).len(),
+        3,
+        "ds: the commit was applied"
+    );
 
     let store = slow();
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -1242,9 +1242,8 @@ mod tests {
                 .put(&crate::Entity::new(Key::id("Thing", id)).with("p", Value::Int(p)))
                 .unwrap();
         }
-        let ids = |page: Page| -> Vec<String> {
-            page.hits.iter().map(|h| h.key.to_string()).collect()
-        };
+        let ids =
+            |page: Page| -> Vec<String> { page.hits.iter().map(|h| h.key.to_string()).collect() };
         let query = |filters: &[&str], orders: &[&str]| Query {
             kind: Some("Thing".into()),
             filters: filters.iter().map(|f| Filter::parse(f).unwrap()).collect(),
@@ -1266,7 +1265,11 @@ mod tests {
         );
         // Refused: what the rows cannot give in the order asked.
         for (filters, orders, want) in [
-            (&[][..], &["-p", "__key__"][..], "after the descending order on p"),
+            (
+                &[][..],
+                &["-p", "__key__"][..],
+                "after the descending order on p",
+            ),
             (&["p > 1"][..], &["__key__"][..], "must be on p"),
         ] {
             let err = model.query(&query(filters, orders)).unwrap_err();
