@@ -66,6 +66,19 @@ fn blocking_host_contains_guest_faults() {
         .build()
         .unwrap();
     assert_eq!(db.get(&Key::name("Fine", "a")).unwrap(), None);
+    // The fault guest is of world `model`, without the example's `accounts`: it runs, and
+    // only the two calls it lacks fail, saying why.
+    let account = Key::name("Account", "a");
+    for result in [
+        db.deposit(&account, 1).map(|_| ()),
+        db.transfer(&account, &Key::name("Account", "b"), 1)
+            .map(|_| ()),
+    ] {
+        assert!(
+            matches!(&result, Err(Error::NotFound(m)) if m.contains("`accounts` interface")),
+            "{result:?}"
+        );
+    }
     let (result, lines) = with_guest_lines(|| db.get(&Key::name("Panic", "a")));
     check_panic(result, &lines);
     for kind in ["Loop", "Alloc"] {
@@ -100,6 +113,12 @@ fn async_host_contains_guest_faults() {
             .await
             .unwrap();
         assert_eq!(db.get(&Key::name("Fine", "a")).await.unwrap(), None);
+        let account = Key::name("Account", "a");
+        let result = db.deposit(&account, 1).await;
+        assert!(
+            matches!(&result, Err(Error::NotFound(m)) if m.contains("`accounts` interface")),
+            "{result:?}"
+        );
         let (result, lines) =
             with_guest_lines(|| futures::executor::block_on(db.get(&Key::name("Panic", "a"))));
         check_panic(result, &lines);

@@ -19,12 +19,13 @@ use ds_model::schema::Direction as SortDirection;
 use ds_model::transport::{self as t, Direction, KeyRange, Level, Log, Transport};
 use ds_model::{Entity, Error, IdOrName, Key, Model, PathElement, Value};
 
-/// The bindings of the `model` world (generated; exempt from the docs lint).
+/// The bindings of the `bank` world: the model plus the example's `accounts` (generated;
+/// exempt from the docs lint).
 #[allow(missing_docs)]
 mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "model",
+        world: "bank",
     });
 }
 

@@ -319,6 +319,9 @@ impl Datastore {
     /// ```
     pub async fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         tracing::debug!(target: "ads::api", "Model async deposit()");
+        if !self.inner.exports.has_accounts() {
+            return Err(Error::NotFound(host_core::exports::NO_ACCOUNTS.into()));
+        }
         let account = convert::key_ref(account);
         let result = call_export!(self, deposit_async(&account, amount));
         convert::call_result(result, Ok)
@@ -343,6 +346,9 @@ impl Datastore {
         amount: i64,
     ) -> Result<Receipt, Error> {
         tracing::debug!(target: "ads::api", "Model async transfer()");
+        if !self.inner.exports.has_accounts() {
+            return Err(Error::NotFound(host_core::exports::NO_ACCOUNTS.into()));
+        }
         let (source, destination) = (convert::key_ref(source), convert::key_ref(destination));
         let result = call_export!(self, transfer_async(&source, &destination, amount));
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))

@@ -35,17 +35,16 @@ macro_rules! model_exports {
         /// Every export: its interface and function name.
         const EXPORTS: &[(Export, &str, &str)] = &[$((Export::$variant, $interface, $name),)*];
 
-        /// Checks every export of `instance` against the signatures the calls use.
+        /// Checks every export `instance` has against the signatures the calls use.
         fn typecheck(
             store: &mut impl wasmtime::AsContextMut,
             instance: &Instance,
-            indices: &[ComponentExportIndex],
+            indices: &[Option<ComponentExportIndex>],
         ) -> wasmtime::Result<()> {
             $(
-                instance.get_typed_func::<($($arg_ty,)*), ($ret,)>(
-                    &mut *store,
-                    &indices[Export::$variant as usize],
-                )?;
+                if let Some(index) = &indices[Export::$variant as usize] {
+                    instance.get_typed_func::<($($arg_ty,)*), ($ret,)>(&mut *store, index)?;
+                }
             )*
             Ok(())
         }
@@ -122,36 +121,58 @@ model_exports! {
         transfer / transfer_async(source: &KeyRef<'_>, destination: &KeyRef<'_>, amount: i64) -> Result<Receipt, Error>;
 }
 
+/// The interface a component may lack: the example application's `accounts` (world `bank`).
+/// A component of world `model` runs without it; only `deposit` and `transfer` then fail.
+const OPTIONAL_INTERFACE: &str = "ds:datastore/accounts@0.1.0";
+
+/// What `deposit` and `transfer` answer (as `not-found`) on a component without `accounts`.
+pub const NO_ACCOUNTS: &str = "the component does not export the example application's \
+    `accounts` interface (world `bank`), so deposit and transfer are not there; its own \
+    operations are reached with `call`";
+
 /// Where each export sits in a component, resolved once per datastore.
 #[derive(Debug)]
 pub struct ExportIndices {
-    indices: Vec<ComponentExportIndex>,
+    /// `None` for an export of [`OPTIONAL_INTERFACE`] the component lacks.
+    indices: Vec<Option<ComponentExportIndex>>,
     /// Set once an instance of the component passed [`typecheck`].
     checked: OnceLock<()>,
 }
 
 impl ExportIndices {
-    /// Resolves every export of the model world in `pre`'s component; fails naming the first
-    /// one the component lacks.
+    /// Resolves every export of the `model` world, and of `accounts` if the component has
+    /// it, in `pre`'s component; fails naming the first one the component lacks.
     pub fn new<T>(pre: &InstancePre<T>) -> wasmtime::Result<Arc<Self>> {
         let component = pre.component();
         let mut indices = Vec::with_capacity(EXPORTS.len());
         for (position, (export, interface, name)) in EXPORTS.iter().enumerate() {
             debug_assert_eq!(*export as usize, position);
-            let instance = component.get_export_index(None, interface).ok_or_else(|| {
-                wasmtime::format_err!("the component does not export `{interface}`")
-            })?;
+            let Some(instance) = component.get_export_index(None, interface) else {
+                if *interface == OPTIONAL_INTERFACE {
+                    indices.push(None);
+                    continue;
+                }
+                return Err(wasmtime::format_err!(
+                    "the component does not export `{interface}`"
+                ));
+            };
             let func = component
                 .get_export_index(Some(&instance), name)
                 .ok_or_else(|| {
                     wasmtime::format_err!("the component's `{interface}` has no function `{name}`")
                 })?;
-            indices.push(func);
+            indices.push(Some(func));
         }
         Ok(Arc::new(ExportIndices {
             indices,
             checked: OnceLock::new(),
         }))
+    }
+
+    /// Whether the component exports the example application's `accounts` (`deposit` and
+    /// `transfer`).
+    pub fn has_accounts(&self) -> bool {
+        self.indices[Export::Deposit as usize].is_some()
     }
 }
 
@@ -211,10 +232,9 @@ impl Exports {
         if let Some(func) = *slot {
             return Ok(func);
         }
-        let index = &self.indices.indices[export as usize];
-        let func = self
-            .instance
-            .get_func(&mut *store, index)
+        let func = self.indices.indices[export as usize]
+            .as_ref()
+            .and_then(|index| self.instance.get_func(&mut *store, index))
             .ok_or_else(|| wasmtime::format_err!("the instance lacks the export {export:?}"))?;
         *slot = Some(func);
         Ok(func)

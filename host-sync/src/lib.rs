@@ -256,6 +256,9 @@ impl Datastore {
     /// ```
     pub fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         tracing::debug!(target: "ds::api", "Model sync deposit()");
+        if !self.inner.exports.has_accounts() {
+            return Err(Error::NotFound(host_core::exports::NO_ACCOUNTS.into()));
+        }
         let account = convert::key_ref(account);
         let result = call_export!(self, deposit(&account, amount));
         convert::call_result(result, Ok)
@@ -275,6 +278,9 @@ impl Datastore {
     /// ```
     pub fn transfer(&self, source: &Key, destination: &Key, amount: i64) -> Result<Receipt, Error> {
         tracing::debug!(target: "ds::api", "Model sync transfer()");
+        if !self.inner.exports.has_accounts() {
+            return Err(Error::NotFound(host_core::exports::NO_ACCOUNTS.into()));
+        }
         let (source, destination) = (convert::key_ref(source), convert::key_ref(destination));
         let result = call_export!(self, transfer(&source, &destination, amount));
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))

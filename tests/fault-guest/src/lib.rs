@@ -4,7 +4,8 @@
 //! `get` looks at the kind of the key's first path element:
 //! `Panic` panics, `Loop` spins forever, `Alloc` allocates until it is stopped,
 //! `Scan` scans the transport, `Commit` commits three writes, and anything else does one
-//! transport `get`. The other exports do nothing useful.
+//! transport `get`. The other exports do nothing useful. Its world is `model`, without the
+//! example's `accounts`: the hosts run such a component too.
 #![cfg_attr(target_arch = "wasm32", no_std)]
 #![cfg(target_arch = "wasm32")]
 
@@ -138,15 +139,5 @@ impl Guest for FaultGuest {
             problems: Vec::new(),
             next: None,
         })
-    }
-}
-
-impl bindings::exports::ds::datastore::accounts::Guest for FaultGuest {
-    fn deposit(_: wit::Key, _: i64) -> Result<i64, wit::Error> {
-        refuse()
-    }
-
-    fn transfer(_: wit::Key, _: wit::Key, _: i64) -> Result<wit::Receipt, wit::Error> {
-        refuse()
     }
 }

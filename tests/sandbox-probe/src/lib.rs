@@ -80,12 +80,3 @@ impl Guest for Probe {
     }
 }
 
-impl bindings::exports::ds::datastore::accounts::Guest for Probe {
-    fn deposit(_: wit::Key, _: i64) -> Result<i64, wit::Error> {
-        refuse()
-    }
-
-    fn transfer(_: wit::Key, _: wit::Key, _: i64) -> Result<wit::Receipt, wit::Error> {
-        refuse()
-    }
-}
