@@ -79,4 +79,3 @@ impl Guest for Probe {
         refuse()
     }
 }
-
