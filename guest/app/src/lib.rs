@@ -173,8 +173,6 @@ pub fn transfer<T: Transport, L: Log>(
             "the amount must be positive, is {amount}"
         )));
     }
-    // Whether `body` runs again: a lost commit race, or a record id already taken.
-    let mut retry = false;
     model.transaction(|tx| {
         let read = tx.get_many(&[from.clone(), to.clone()])?;
         let [source, destination] = <[Option<Entity>; 2]>::try_from(read)
@@ -197,16 +195,19 @@ pub fn transfer<T: Transport, L: Log>(
             Some(Value::Int(n)) => n.saturating_add(1),
             _ => 1,
         };
-        // A retry may mean the count no longer matches the records: the account was put
-        // again without it, or deleted and opened again, and `Transfer:N` exists. Only then
-        // is the next id looked up; the first attempt inserts blind.
-        if core::mem::replace(&mut retry, true) {
-            sequence = free_transfer_id(tx, from, sequence)?;
-        }
         // A new child key: an insert, which needs no read (a taken id conflicts at commit).
-        let record = from
+        let mut record = from
             .clone()
             .child(PathElement::id(TRANSFER, sequence as u64));
+        // The last attempt found `Transfer:N` taken: the count no longer matches the records
+        // (the account was put again without it, or deleted and opened again). Only then is
+        // a free id looked up.
+        if tx.lost_race_on(&record) {
+            sequence = free_transfer_id(tx, from)?.max(sequence);
+            record = from
+                .clone()
+                .child(PathElement::id(TRANSFER, sequence as u64));
+        }
         source
             .properties
             .insert("balance".into(), Value::Int(from_balance));
@@ -232,21 +233,12 @@ pub fn transfer<T: Transport, L: Log>(
     })
 }
 
-/// The first id from `sequence` on that no `Transfer` under `from` has: `sequence` itself
-/// when its record is absent (the usual case), else one past the highest id in use, found
-/// by one query of the records, newest first. Both reads join the transaction, so a rival
-/// record makes it retry.
+/// One past the highest id of a `Transfer` under `from`, found by one query of the records,
+/// newest first; it joins the transaction, so a rival record makes it retry.
 fn free_transfer_id<T: Transport, L: Log>(
     tx: &mut Transaction<'_, T, L>,
     from: &Key,
-    sequence: i64,
 ) -> Result<i64, Error> {
-    let candidate = from
-        .clone()
-        .child(PathElement::id(TRANSFER, sequence as u64));
-    if tx.get(&candidate)?.is_none() {
-        return Ok(sequence);
-    }
     // Newest first: ids sort before names, so named records come first and are skipped.
     let records = tx.query(&Query {
         namespace: from.namespace.clone(),
@@ -269,11 +261,10 @@ fn free_transfer_id<T: Transport, L: Log>(
         Some(id) => i64::try_from(id)
             .ok()
             .and_then(|id| id.checked_add(1))
-            .map(|next| next.max(sequence))
             .ok_or_else(|| Error::FailedPrecondition(format!("{from} has no transfer ids left"))),
         // The record a moment ago was a rival's, since deleted; or a page of named records
         // hides the ids, which this application never writes.
-        None if records.len() < query::MAX_PAGE as usize => Ok(sequence),
+        None if records.len() < query::MAX_PAGE as usize => Ok(1),
         None => Err(Error::FailedPrecondition(format!(
             "{from} has over {} named Transfer records; transfers need numbered ones",
             query::MAX_PAGE

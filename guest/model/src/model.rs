@@ -255,14 +255,22 @@ impl<T: Transport, L: Log> Model<T, L> {
         &mut self,
         mut body: impl FnMut(&mut Transaction<'_, T, L>) -> Result<R, Error>,
     ) -> Result<R, Error> {
+        // The transport key the last attempt's commit lost on, for the next attempt.
+        let mut lost_on: Option<Vec<u8>> = None;
         self.retrying(|model| {
             let mut tx = Transaction {
                 model,
                 reads: BTreeMap::new(),
                 writes: BTreeMap::new(),
+                lost_on: lost_on.take(),
             };
             let result = body(&mut tx)?;
-            tx.commit()?;
+            if let Err(err) = tx.commit() {
+                if let Error::Store(StoreError::Conflict(key)) = &err {
+                    lost_on = Some(key.clone());
+                }
+                return Err(err);
+            }
             Ok(result)
         })
     }
@@ -624,9 +632,20 @@ pub struct Transaction<'m, T, L> {
     reads: BTreeMap<Vec<u8>, Option<Versioned>>,
     /// Buffered writes, by transport key.
     writes: BTreeMap<Vec<u8>, Mutation>,
+    /// The transport key the previous attempt's commit lost its race on, if it did.
+    lost_on: Option<Vec<u8>>,
 }
 
 impl<T: Transport, L: Log> Transaction<'_, T, L> {
+    /// Whether this is a retry whose previous attempt lost its commit race on the entity
+    /// at `key`: someone else wrote it, or (for [`Transaction::insert`]) it exists. Lets a
+    /// body that inserts a computed key look for a free one only when it has to.
+    pub fn lost_race_on(&self, key: &Key) -> bool {
+        self.lost_on
+            .as_deref()
+            .is_some_and(|lost| lost == key.encode().as_slice())
+    }
+
     /// Reads an entity; sees this transaction's own buffered writes.
     pub fn get(&mut self, key: &Key) -> Result<Option<Entity>, Error> {
         Ok(self.get_many(core::slice::from_ref(key))?.pop().flatten())
