@@ -264,13 +264,16 @@ async fn a_dropped_sqlite_commit_is_whole_or_absent() {
     }
 }
 
-/// A memory store whose commits take `delay` before they apply.
-struct SlowCommits {
+/// How a [`CommitHook`] commits: given the inner store, the checks and the writes.
+type CommitFn = fn(&MemoryStore, &[Check], &[Write]) -> Result<u64, StoreError>;
+
+/// A memory store whose commits go through `commit` (which may wait first, or refuse).
+struct CommitHook {
     inner: MemoryStore,
-    delay: Duration,
+    commit: CommitFn,
 }
 
-impl Store for SlowCommits {
+impl Store for CommitHook {
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
         Store::get(&self.inner, key)
     }
@@ -286,8 +289,7 @@ impl Store for SlowCommits {
         Store::scan(&self.inner, range, limit, direction)
     }
     fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
-        std::thread::sleep(self.delay);
-        Store::commit(&self.inner, checks, writes)
+        (self.commit)(&self.inner, checks, writes)
     }
 }
 
@@ -298,9 +300,12 @@ impl Store for SlowCommits {
 #[test]
 fn a_deadline_error_says_what_the_call_had_written() {
     let slow = || {
-        Arc::new(SlowCommits {
+        Arc::new(CommitHook {
             inner: MemoryStore::new(),
-            delay: Duration::from_millis(700),
+            commit: |inner, checks, writes| {
+                std::thread::sleep(Duration::from_millis(700));
+                Store::commit(inner, checks, writes)
+            },
         })
     };
     let key = Key::name("Commit", "a");
@@ -361,35 +366,16 @@ fn a_deadline_error_says_what_the_call_had_written() {
     );
 }
 
-/// A memory store whose every commit loses its race.
-struct AlwaysConflicts(MemoryStore);
-
-impl Store for AlwaysConflicts {
-    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
-        Store::get(&self.0, key)
-    }
-    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Versioned>>, StoreError> {
-        Store::get_many(&self.0, keys)
-    }
-    fn scan(
-        &self,
-        range: &KeyRange,
-        limit: u32,
-        direction: Direction,
-    ) -> Result<Vec<Entry>, StoreError> {
-        Store::scan(&self.0, range, limit, direction)
-    }
-    fn commit(&self, _checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
-        Err(StoreError::Conflict(writes[0].key.clone()))
-    }
-}
-
 /// `ds` backs off by sleeping the calling thread: never past the call's deadline, so a long
 /// retry policy cannot hold a caller beyond it.
 #[test]
 fn a_blocking_backoff_ends_at_the_deadline() {
     let db = ds::Datastore::builder()
-        .store(Arc::new(AlwaysConflicts(MemoryStore::new())))
+        .store(Arc::new(CommitHook {
+            inner: MemoryStore::new(),
+            // Every commit loses its race.
+            commit: |_, _, writes| Err(StoreError::Conflict(writes[0].key.clone())),
+        }))
         .instance_options(options())
         .retry_policy(host_core::RetryPolicy {
             retries: 3,

@@ -139,49 +139,48 @@ fn the_guest_authoring_guide_works_as_written() {
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
-    let (code, _, err) = run(
-        "ds",
-        &[
-            "put",
-            "Stock:widget",
-            r#"{"item": "widget", "available": 10}"#,
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let (code, out, err) = run(
-        "ds",
-        &[
-            "call",
-            "reserve",
-            r#"{"stock": "Stock:widget", "quantity": 3}"#,
-        ],
-    );
-    assert_eq!(
-        (code, out.as_str()),
-        (0, r#"{"available":7,"stock":"Stock:widget"}"#),
-        "{err}"
-    );
-    let (code, out, err) = run(
-        "ads",
-        &[
-            "call",
-            "reserve",
-            r#"{"stock": "Stock:widget", "quantity": 3}"#,
-        ],
-    );
-    assert_eq!(
-        (code, out.as_str()),
-        (0, r#"{"available":4,"stock":"Stock:widget"}"#),
-        "{err}"
-    );
-    let (code, _, err) = run(
-        "ads",
-        &[
-            "call",
-            "reserve",
-            r#"{"stock": "Stock:widget", "quantity": 5}"#,
-        ],
-    );
+    let stock_up = || {
+        let (code, _, err) = run(
+            "ds",
+            &[
+                "put",
+                "Stock:widget",
+                r#"{"item": "widget", "available": 10}"#,
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    let reserve = |host: &str, quantity: u32| {
+        let input = format!(r#"{{"stock": "Stock:widget", "quantity": {quantity}}}"#);
+        run(host, &["call", "reserve", &input])
+    };
+    let reservations = || {
+        let (code, out, err) = run(
+            "ds",
+            &[
+                "query",
+                "Reservation",
+                "--ancestor",
+                "Stock:widget",
+                "--keys-only",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        out.lines().count()
+    };
+    stock_up();
+    for (host, left) in [("ds", 7), ("ads", 4)] {
+        let (code, out, err) = reserve(host, 3);
+        assert_eq!(
+            (code, out),
+            (
+                0,
+                format!(r#"{{"available":{left},"stock":"Stock:widget"}}"#)
+            ),
+            "{host}: {err}"
+        );
+    }
+    let (code, _, err) = reserve("ads", 5);
     assert_eq!(code, 7, "more than is left is refused: {err}");
     assert!(err.contains("only 4 of Stock:widget left"), "{err}");
     // The declared kind validates: a negative count is refused, naming the property.
@@ -191,54 +190,17 @@ fn the_guest_authoring_guide_works_as_written() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("available: must not be negative"), "{err}");
-    let (code, out, _) = run(
-        "ds",
-        &[
-            "query",
-            "Reservation",
-            "--ancestor",
-            "Stock:widget",
-            "--keys-only",
-        ],
-    );
-    assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(reservations(), 2);
     // Restocked by putting the stock again (its `reserved` count starts over): the next
     // reservation still gets a record of its own.
-    let (code, _, err) = run(
-        "ds",
-        &[
-            "put",
-            "Stock:widget",
-            r#"{"item": "widget", "available": 10}"#,
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let (code, out, err) = run(
-        "ads",
-        &[
-            "call",
-            "reserve",
-            r#"{"stock": "Stock:widget", "quantity": 1}"#,
-        ],
-    );
+    stock_up();
+    let (code, out, err) = reserve("ads", 1);
     assert_eq!(
         (code, out.as_str()),
         (0, r#"{"available":9,"stock":"Stock:widget"}"#),
         "{err}"
     );
-    let (code, out, _) = run(
-        "ds",
-        &[
-            "query",
-            "Reservation",
-            "--ancestor",
-            "Stock:widget",
-            "--keys-only",
-        ],
-    );
-    assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(reservations(), 3);
     let (code, out, _) = run("ads", &["check"]);
     assert_eq!(code, 0, "{out}");
 }
