@@ -265,7 +265,8 @@ async fn a_dropped_sqlite_commit_is_whole_or_absent() {
 }
 
 /// How a [`CommitHook`] commits: given the inner store, the checks and the writes.
-type CommitFn = fn(&MemoryStore, &[Check], &[Write]) -> Result<u64, StoreError>;
+type CommitFn =
+    Box<dyn Fn(&MemoryStore, &[Check], &[Write]) -> Result<u64, StoreError> + Send + Sync>;
 
 /// A memory store whose commits go through `commit` (which may wait first, or refuse).
 struct CommitHook {
@@ -302,10 +303,10 @@ fn a_deadline_error_says_what_the_call_had_written() {
     let slow = || {
         Arc::new(CommitHook {
             inner: MemoryStore::new(),
-            commit: |inner, checks, writes| {
+            commit: Box::new(|inner, checks, writes| {
                 std::thread::sleep(Duration::from_millis(700));
                 Store::commit(inner, checks, writes)
-            },
+            }),
         })
     };
     let key = Key::name("Commit", "a");
@@ -374,7 +375,7 @@ fn a_blocking_backoff_ends_at_the_deadline() {
         .store(Arc::new(CommitHook {
             inner: MemoryStore::new(),
             // Every commit loses its race.
-            commit: |_, _, writes| Err(StoreError::Conflict(writes[0].key.clone())),
+            commit: Box::new(|_, _, writes| Err(StoreError::Conflict(writes[0].key.clone()))),
         }))
         .instance_options(options())
         .retry_policy(host_core::RetryPolicy {
@@ -404,4 +405,62 @@ fn a_blocking_backoff_ends_at_the_deadline() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// `Offload`: with the only blocking thread busy in a commit, a second commit waits in
+/// tokio's queue; its caller gives up, and it must never run. The first, started, runs whole.
+#[test]
+fn a_queued_blocking_call_whose_caller_left_never_starts() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let gate = Arc::new(Mutex::new(()));
+    let started = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(CommitHook {
+        inner: MemoryStore::new(),
+        commit: Box::new({
+            let (gate, started) = (gate.clone(), started.clone());
+            move |inner, checks, writes| {
+                started.fetch_add(1, Ordering::SeqCst);
+                let _open = gate.lock().unwrap_or_else(|p| p.into_inner());
+                Store::commit(inner, checks, writes)
+            }
+        }),
+    });
+    let put = |key: &str| {
+        vec![Write {
+            key: key.as_bytes().to_vec(),
+            value: Some(b"v".to_vec()),
+        }]
+    };
+    let offload = Offload(store.clone());
+    let closed = gate.lock().unwrap();
+    runtime.block_on(async {
+        let other = Offload(store.clone());
+        let first = tokio::spawn(async move { AsyncStore::commit(&other, vec![], put("a")).await });
+        while started.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let second = tokio::time::timeout(
+            Duration::from_millis(50),
+            AsyncStore::commit(&offload, vec![], put("b")),
+        )
+        .await;
+        assert!(second.is_err(), "the second commit waited for a thread");
+        drop(closed);
+        first.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        1,
+        "the abandoned commit ran"
+    );
+    assert!(Store::get(&store.inner, b"a").unwrap().is_some());
+    assert!(Store::get(&store.inner, b"b").unwrap().is_none());
 }

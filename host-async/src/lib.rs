@@ -69,7 +69,8 @@ macro_rules! call_export {
             Ok(result) => result,
             Err(_) => return Err($self.inner.pool.deadline_error(instance.writes())),
         };
-        let writes = instance.writes();
+        // Read only when it is needed: for a failed call's error.
+        let writes = if result.is_err() { instance.writes() } else { Default::default() };
         $self.inner.pool.give_back(instance, result.is_err());
         result.map_err(|err| $self.inner.pool.trap_error(err, writes))
     }};
@@ -319,9 +320,7 @@ impl Datastore {
     /// ```
     pub async fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         tracing::debug!(target: "ads::api", "Model async deposit()");
-        if !self.inner.exports.has_accounts() {
-            return Err(Error::NotFound(host_core::exports::NO_ACCOUNTS.into()));
-        }
+        self.inner.exports.require_accounts()?;
         let account = convert::key_ref(account);
         let result = call_export!(self, deposit_async(&account, amount));
         convert::call_result(result, Ok)
@@ -346,9 +345,7 @@ impl Datastore {
         amount: i64,
     ) -> Result<Receipt, Error> {
         tracing::debug!(target: "ads::api", "Model async transfer()");
-        if !self.inner.exports.has_accounts() {
-            return Err(Error::NotFound(host_core::exports::NO_ACCOUNTS.into()));
-        }
+        self.inner.exports.require_accounts()?;
         let (source, destination) = (convert::key_ref(source), convert::key_ref(destination));
         let result = call_export!(self, transfer_async(&source, &destination, amount));
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))

@@ -126,7 +126,7 @@ model_exports! {
 const OPTIONAL_INTERFACE: &str = "ds:datastore/accounts@0.1.0";
 
 /// What `deposit` and `transfer` answer (as `not-found`) on a component without `accounts`.
-pub const NO_ACCOUNTS: &str = "the component does not export the example application's \
+const NO_ACCOUNTS: &str = "the component does not export the example application's \
     `accounts` interface (world `bank`), so deposit and transfer are not there; its own \
     operations are reached with `call`";
 
@@ -169,10 +169,13 @@ impl ExportIndices {
         }))
     }
 
-    /// Whether the component exports the example application's `accounts` (`deposit` and
-    /// `transfer`).
-    pub fn has_accounts(&self) -> bool {
-        self.indices[Export::Deposit as usize].is_some()
+    /// `Ok` if the component exports the example application's `accounts` (`deposit` and
+    /// `transfer`), else the `not-found` error both hosts answer those calls with.
+    pub fn require_accounts(&self) -> Result<(), crate::Error> {
+        match self.indices[Export::Deposit as usize] {
+            Some(_) => Ok(()),
+            None => Err(crate::Error::NotFound(NO_ACCOUNTS.into())),
+        }
     }
 }
 

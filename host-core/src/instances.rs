@@ -189,17 +189,6 @@ pub struct InstanceCtx {
 }
 
 impl InstanceCtx {
-    /// How long the call running now has left before its deadline (zero once past it): the
-    /// most a blocking wait inside the call may take. Precise to one epoch tick.
-    pub fn time_left(&self) -> std::time::Duration {
-        let ticks = self
-            .deadline_epoch
-            .saturating_sub(crate::runtime::current_epoch());
-        crate::runtime::EPOCH_TICK.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
-    }
-}
-
-impl InstanceCtx {
     /// A context whose instance may grow its memory to `memory_limit_bytes`.
     pub fn new(options: &InstanceOptions) -> Self {
         InstanceCtx {
@@ -213,6 +202,15 @@ impl InstanceCtx {
             writes: WriteLog::default(),
             deadline_epoch: u64::MAX,
         }
+    }
+
+    /// How long the call running now has left before its deadline (zero once past it): the
+    /// most a blocking wait inside the call may take. Precise to one epoch tick.
+    pub fn time_left(&self) -> std::time::Duration {
+        let ticks = self
+            .deadline_epoch
+            .saturating_sub(crate::runtime::current_epoch());
+        crate::runtime::EPOCH_TICK.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
     }
 }
 

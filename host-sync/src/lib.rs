@@ -50,7 +50,8 @@ macro_rules! call_export {
         let mut instance = $self.lease()?;
         $self.inner.pool.arm(&mut instance);
         let result = instance.model.$method(&mut instance.store, $($arg),*);
-        let writes = instance.writes();
+        // Read only when it is needed: for a failed call's error.
+        let writes = if result.is_err() { instance.writes() } else { Default::default() };
         $self.inner.pool.give_back(instance, result.is_err());
         result.map_err(|err| $self.inner.pool.trap_error(err, writes))
     }};
@@ -256,9 +257,7 @@ impl Datastore {
     /// ```
     pub fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         tracing::debug!(target: "ds::api", "Model sync deposit()");
-        if !self.inner.exports.has_accounts() {
-            return Err(Error::NotFound(host_core::exports::NO_ACCOUNTS.into()));
-        }
+        self.inner.exports.require_accounts()?;
         let account = convert::key_ref(account);
         let result = call_export!(self, deposit(&account, amount));
         convert::call_result(result, Ok)
@@ -278,9 +277,7 @@ impl Datastore {
     /// ```
     pub fn transfer(&self, source: &Key, destination: &Key, amount: i64) -> Result<Receipt, Error> {
         tracing::debug!(target: "ds::api", "Model sync transfer()");
-        if !self.inner.exports.has_accounts() {
-            return Err(Error::NotFound(host_core::exports::NO_ACCOUNTS.into()));
-        }
+        self.inner.exports.require_accounts()?;
         let (source, destination) = (convert::key_ref(source), convert::key_ref(destination));
         let result = call_export!(self, transfer(&source, &destination, amount));
         convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
