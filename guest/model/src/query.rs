@@ -346,6 +346,24 @@ fn invalid(message: String) -> Error {
     Error::InvalidQuery(message)
 }
 
+/// Whether a filter of `query` fixes `property` to one value: an `=`, or an `IN` whose
+/// values are all the same one. (A repeated property may have several such filters; each
+/// still fixes the order on it, since every matching entity holds each value.)
+fn fixed_by_equality(query: &Query, property: &str) -> bool {
+    query.filters.iter().any(|f| {
+        f.property == property
+            && match (&f.op, &f.value) {
+                (Op::Eq, _) => true,
+                (Op::In, Value::Array(values)) => {
+                    values.split_first().is_some_and(|(first, rest)| {
+                        rest.iter().all(|v| value::compare(v, first).is_eq())
+                    })
+                }
+                _ => false,
+            }
+    })
+}
+
 fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
     crate::key::check_namespace(&query.namespace)?;
     let ancestor = match &query.ancestor {
@@ -361,24 +379,32 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
         }
         None => None,
     };
-    let mut orders: Vec<Order> = query.orders.clone();
-    // A trailing ascending key order is the default tie-break, but only after an ascending
-    // order: ties follow the direction of the last order (the index rows are laid out so),
-    // and after a descending one an ascending key order stays, to be refused below.
-    while orders
-        .last()
-        .is_some_and(|o| o.property == "__key__" && o.direction == Direction::Ascending)
-        && (orders.len() < 2 || orders[orders.len() - 2].direction == Direction::Ascending)
-    {
-        orders.pop();
-    }
+    // An order on a property that an equality filter fixes to one value changes nothing: it
+    // is dropped before anything else looks at the orders (a range filter's "sort it
+    // first", the key order's place).
+    let mut orders: Vec<Order> = query
+        .orders
+        .iter()
+        .filter(|o| !fixed_by_equality(query, &o.property))
+        .cloned()
+        .collect();
     // `ORDER BY __key__` alone: what a range filter, which needs its own property sorted
     // first, cannot give.
-    let key_order_only = orders.is_empty()
-        && query
-            .orders
-            .first()
-            .is_some_and(|o| o.property == "__key__");
+    let key_order_only = orders.first().is_some_and(|o| o.property == "__key__");
+    // A trailing key order in the direction of the order before it (ascending when alone)
+    // is the default tie-break: ties follow the direction of the last order (the index rows
+    // are laid out so). Any other key order stays, to be refused below.
+    while orders.last().is_some_and(|o| {
+        o.property == "__key__"
+            && o.direction
+                == orders
+                    .len()
+                    .checked_sub(2)
+                    .map_or(Direction::Ascending, |before| orders[before].direction)
+    }) {
+        orders.pop();
+    }
+    let key_order_only = key_order_only && orders.is_empty();
     let key_descending = orders.len() == 1
         && orders[0].property == "__key__"
         && orders[0].direction == Direction::Descending;
@@ -604,12 +630,6 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
             )));
         }
     }
-    // An order on a property fixed by one equality value changes nothing.
-    orders.retain(|o| {
-        !equalities
-            .iter()
-            .any(|(p, values)| *p == o.property && values.len() == 1)
-    });
     // The columns of the sort properties, in order; an IN property that is sorted on is
     // served as points of its own column.
     let mut sort: Vec<(String, Direction, Column)> = Vec::new();
@@ -649,8 +669,22 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
         }));
     }
     if key_descending {
+        // One property fixed to one value: its index rows for that value, read backwards,
+        // are in descending key order.
+        if let [(property, values)] = equalities.as_slice()
+            && sort.is_empty()
+            && values.len() == 1
+        {
+            let prefix = index::property_prefix(ns, kind, property);
+            return Ok(Plan::Scan(Scan {
+                ranges: column_ranges(&prefix, false, &Column::Points(values.clone())),
+                reverse: true,
+                index: Some(prefix),
+                ancestor,
+            }));
+        }
         return Err(invalid(
-            "a descending key order cannot be combined with filters".into(),
+            "a descending key order can be combined only with one equality filter".into(),
         ));
     }
     if sort.is_empty() {
@@ -708,7 +742,7 @@ fn composite_plan(
              in any order and direction)"
         ))
     };
-    if let Some((property, values)) = equalities.iter().find(|(_, values)| values.len() != 1) {
+    if let Some((property, values)) = equalities.iter().find(|(_, values)| values.len() > 1) {
         return Err(invalid(format!(
             "IN on {property} ({} values) combined with a sort order on another property is \
              not supported; run one query per value",
@@ -718,13 +752,17 @@ fn composite_plan(
     let declared = schema.kind(kind).ok_or_else(needed)?;
     let eq_count = equalities.len();
     let matches = |index: &CompositeIndex, flip: bool| {
+        // The equality columns are the equality properties as a multiset: `(t, t, u)`
+        // serves `t = 1 AND t = 2 AND u = 3`, and `(t, u, u)` does not.
+        let mut unfilled: Vec<&str> = equalities.iter().map(|(p, _)| p.as_str()).collect();
         index.columns.len() == eq_count + sort.len()
-            && index.columns[..eq_count]
-                .iter()
-                .all(|(p, _)| equalities.iter().any(|(e, _)| e == p))
-            && equalities
-                .iter()
-                .all(|(e, _)| index.columns[..eq_count].iter().any(|(p, _)| p == e))
+            && index.columns[..eq_count].iter().all(|(p, _)| {
+                unfilled
+                    .iter()
+                    .position(|u| u == p)
+                    .map(|at| unfilled.swap_remove(at))
+                    .is_some()
+            })
             && index.columns[eq_count..]
                 .iter()
                 .zip(sort)
@@ -743,6 +781,15 @@ fn composite_plan(
             }
         })
         .ok_or_else(needed)?;
+    // `p IN []` matches nothing: an empty page, from the index the query would use.
+    if equalities.iter().any(|(_, values)| values.is_empty()) {
+        return Ok(Plan::Scan(Scan {
+            ranges: Vec::new(),
+            reverse,
+            index: Some(index::composite_prefix(&query.namespace, kind, index)),
+            ancestor,
+        }));
+    }
     let index_prefix = index::composite_prefix(&query.namespace, kind, index);
     let mut prefix = index_prefix.clone();
     // Each equality fills one column: `tags = "a" AND tags = "b"` is served by
@@ -1262,6 +1309,20 @@ mod tests {
         assert_eq!(
             ids(model.query(&query(&["p > 1"], &["p", "__key__"])).unwrap()),
             ["Thing:1", "Thing:2", "Thing:3"]
+        );
+        // Accepted: a key order in the last order's direction is the default tie-break;
+        // an order on a property an equality fixes is moot, wherever it stands.
+        assert_eq!(
+            ids(model.query(&query(&[], &["-p", "-__key__"])).unwrap()),
+            ["Thing:3", "Thing:2", "Thing:1"]
+        );
+        assert_eq!(
+            ids(model.query(&query(&["p = 5"], &["-p", "__key__"])).unwrap()),
+            ["Thing:1", "Thing:2"]
+        );
+        assert_eq!(
+            ids(model.query(&query(&["p = 5"], &["-p"])).unwrap()),
+            ["Thing:1", "Thing:2"]
         );
         // Refused: what the rows cannot give in the order asked.
         for (filters, orders, want) in [

@@ -208,30 +208,49 @@ fn query() -> impl Strategy<Value = Query> {
                     dir.map(|d| vec![order(p, d)]).unwrap_or_default(),
                 )
             }),
-        // A sort order alone; IN on the sorted property.
+        // A sort order alone; IN on the sorted property; the key tie-break spelled out.
         (
             thing_prop.clone(),
             direction(),
-            prop::option::of(prop::collection::vec(scalar(), 1..3))
+            prop::option::of(prop::collection::vec(scalar(), 1..3)),
+            any::<bool>()
         )
-            .prop_map(|(p, d, list)| (
-                "Thing",
-                list.map(|l| vec![filter(p, Op::In, Value::Array(l))])
-                    .unwrap_or_default(),
-                vec![order(p, d)]
-            )),
-        // Composite: equality on b, sort (or range) on c, either direction.
+            .prop_map(|(p, d, list, spell_key)| {
+                let mut orders = vec![order(p, d)];
+                if spell_key {
+                    orders.push(order("__key__", d));
+                }
+                (
+                    "Thing",
+                    list.map(|l| vec![filter(p, Op::In, Value::Array(l))])
+                        .unwrap_or_default(),
+                    orders,
+                )
+            }),
+        // Composite: b fixed (`=`, a one-value IN, or an empty IN), sort (or range) on c,
+        // either direction; maybe an order on b first, which the equality makes moot.
         (
             prop::sample::select(vec!["x", "y"]),
+            0..3,
             direction(),
-            prop::option::of((range_op(), 0i64..4))
+            prop::option::of((range_op(), 0i64..4)),
+            prop::option::of(direction())
         )
-            .prop_map(|(b, d, range)| {
-                let mut filters = vec![filter("b", Op::Eq, Value::String(b.into()))];
+            .prop_map(|(b, how, d, range, b_order)| {
+                let b = Value::String(b.into());
+                let mut filters = vec![match how {
+                    0 => filter("b", Op::Eq, b),
+                    1 => filter("b", Op::In, Value::Array(vec![b.clone(), b])),
+                    _ => filter("b", Op::In, Value::Array(Vec::new())),
+                }];
                 if let Some((op, c)) = range {
                     filters.push(filter("c", op, Value::Int(c)));
                 }
-                ("Item", filters, vec![order("c", d)])
+                let orders = match b_order {
+                    Some(db) if how != 2 => vec![order("b", db), order("c", d)],
+                    _ => vec![order("c", d)],
+                };
+                ("Item", filters, orders)
             }),
         // Composite over a repeated property: sort a, then c (and the flipped directions).
         (any::<bool>(), prop::option::of((range_op(), 0i64..4))).prop_map(|(flip, range)| {
@@ -297,15 +316,6 @@ fn reference(entities: &BTreeMap<Key, Entity>, query: &Query) -> Vec<Key> {
         .find(|f| is_range(f.op))
         .map(|f| f.property.clone());
     let mut orders: Vec<Order> = query.orders.clone();
-    let key_descending = orders.len() == 1 && orders[0].property == "__key__";
-    if key_descending {
-        orders.clear();
-    }
-    if orders.is_empty()
-        && let Some(p) = &range_property
-    {
-        orders.push(order(p, Direction::Ascending));
-    }
     orders.retain(|o| {
         !query.filters.iter().any(|f| {
             f.property == o.property
@@ -315,6 +325,25 @@ fn reference(entities: &BTreeMap<Key, Entity>, query: &Query) -> Vec<Key> {
                         && !l.is_empty()))
         })
     });
+    // A last key order in the last order's direction is the tie-break below, spelled out;
+    // a key order alone is the tie-break's direction.
+    if orders.len() > 1
+        && orders.last().is_some_and(|o| {
+            o.property == "__key__" && o.direction == orders[orders.len() - 2].direction
+        })
+    {
+        orders.pop();
+    }
+    let key_alone = orders.len() == 1 && orders[0].property == "__key__";
+    let key_descending = key_alone && orders[0].direction == Direction::Descending;
+    if key_alone {
+        orders.clear();
+    }
+    if orders.is_empty()
+        && let Some(p) = &range_property
+    {
+        orders.push(order(p, Direction::Ascending));
+    }
     // Values of `property` that pass every filter on it (range bounds on one element).
     let eligible = |entity: &Entity, property: &str| -> Vec<Value> {
         indexed_values(entity, property)
@@ -641,4 +670,67 @@ fn repeated_equalities_on_one_property_use_each_value() {
         filter("a", Op::Eq, Value::Int(1)),
     ];
     assert_eq!(ids(&mut model, twice), [4, 1, 2], "a = 1, by -c");
+}
+
+/// An index's equality columns must hold the query's equality properties as many times as
+/// the filters name them: with `(t, u, u, -c)` declared before `(t, t, u, -c)`, the query
+/// `t = 1 AND t = 2 AND u = 3` by `-c` is served by the second, not refused for the first.
+#[test]
+fn the_index_chosen_has_a_column_for_every_equality() {
+    static TWO_INDEXES: Schema = Schema::new(&[Kind::new(
+        "T",
+        &[
+            Property::new("t", Type::Int)
+                .repeated()
+                .default(PropertyDefault::Empty),
+            Property::new("u", Type::Int)
+                .repeated()
+                .default(PropertyDefault::Empty),
+            Property::new("c", Type::Int),
+        ],
+    )
+    .indexes(&[
+        CompositeIndex::new(&[
+            ("t", Direction::Ascending),
+            ("u", Direction::Ascending),
+            ("u", Direction::Ascending),
+            ("c", Direction::Descending),
+        ]),
+        CompositeIndex::new(&[
+            ("t", Direction::Ascending),
+            ("t", Direction::Ascending),
+            ("u", Direction::Ascending),
+            ("c", Direction::Descending),
+        ]),
+    ])]);
+    let mut model = Model::new(MemoryTransport::new(), NoLog).with_schema(&TWO_INDEXES);
+    let ints = |values: &[i64]| Value::Array(values.iter().map(|&v| Value::Int(v)).collect());
+    for (id, t, u, c) in [
+        (1u64, &[1, 2][..], &[3][..], 5),
+        (2, &[1][..], &[3][..], 6),
+        (3, &[2, 1][..], &[3, 4][..], 7),
+    ] {
+        model
+            .put(
+                &Entity::new(Key::id("T", id))
+                    .with("t", ints(t))
+                    .with("u", ints(u))
+                    .with("c", Value::Int(c)),
+            )
+            .unwrap();
+    }
+    let page = model
+        .query(&Query {
+            kind: Some("T".into()),
+            filters: vec![
+                filter("t", Op::Eq, Value::Int(1)),
+                filter("t", Op::Eq, Value::Int(2)),
+                filter("u", Op::Eq, Value::Int(3)),
+            ],
+            orders: vec![order("c", Direction::Descending)],
+            ..Query::default()
+        })
+        .unwrap();
+    let keys: Vec<String> = page.hits.iter().map(|h| h.key.to_string()).collect();
+    assert_eq!(keys, ["T:3", "T:1"]);
 }
