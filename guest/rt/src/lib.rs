@@ -14,4 +14,4 @@ mod size_classes;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-pub use size_classes::SizeClasses;
+pub use size_classes::{Reset, SizeClasses};

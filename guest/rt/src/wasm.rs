@@ -2,19 +2,83 @@
 //! handler, `memcmp` and `bcmp`.
 
 use alloc::string::String;
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::SizeClasses;
+use crate::{Reset, SizeClasses};
 
 /// The global allocator: small blocks from size classes ([`SizeClasses`]), the rest from
 /// talc (smaller and faster than dlmalloc in wasm), whose heap starts in the free tail of
-/// the initial memory. See [`TailThenGrow`].
+/// the initial memory. See [`TailThenGrow`]. When no block is live (between two export
+/// calls) and memory had to grow, the whole heap is forgotten and the next call starts it
+/// over ([`ResettableTalc`]).
 #[global_allocator]
 // SAFETY: components built for wasm32-wasip2 run on one thread with no interrupts.
-static ALLOCATOR: SizeClasses<talc::cell::TalcSyncCell<TailThenGrow, talc::wasm::WasmBinning>> = unsafe {
-    SizeClasses::new(talc::cell::TalcSyncCell::new_wasm(TailThenGrow {
-        end: None,
-    }))
-};
+static ALLOCATOR: SizeClasses<ResettableTalc> = unsafe { SizeClasses::new(ResettableTalc::new()) };
+
+type Talc = talc::cell::TalcCell<TailThenGrow, talc::wasm::WasmBinning>;
+
+/// talc over [`TailThenGrow`], made anew on [`Reset::reset`]: the new one claims all of
+/// linear memory after the statics as one free span on its first allocation.
+pub struct ResettableTalc(UnsafeCell<Talc>);
+
+// SAFETY: used only as the global allocator of single-threaded WebAssembly (no threads, no
+// interrupts), so it is never entered from two places at once.
+unsafe impl Sync for ResettableTalc {}
+
+impl ResettableTalc {
+    const fn new() -> Self {
+        ResettableTalc(UnsafeCell::new(Talc::new(TailThenGrow { end: None })))
+    }
+
+    /// The talc in use.
+    ///
+    /// # Safety
+    /// No `reset` runs while the reference is live (single-threaded, and `reset` is only
+    /// called from the allocator's own free path, never during an allocation).
+    unsafe fn talc(&self) -> &Talc {
+        // SAFETY: the caller's contract.
+        unsafe { &*self.0.get() }
+    }
+}
+
+// SAFETY: every call goes to the talc in use, with the caller's layout.
+unsafe impl GlobalAlloc for ResettableTalc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: `GlobalAlloc`'s contract, passed on.
+        unsafe { self.talc().alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        // SAFETY: `block` came from this talc (a reset happens only with no block live).
+        unsafe { self.talc().dealloc(block, layout) }
+    }
+
+    unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as `dealloc`.
+        unsafe { self.talc().realloc(block, layout, new_size) }
+    }
+}
+
+/// Set when [`TailThenGrow`] grows linear memory, cleared by a reset. (wasm32 without the
+/// atomics feature has one thread: these are plain loads and stores.)
+static GREW: AtomicBool = AtomicBool::new(false);
+
+// SAFETY: the new talc claims the heap afresh on its first allocation and never reads the
+// old one's bookkeeping, which lived in the memory it now claims.
+unsafe impl Reset for ResettableTalc {
+    fn grew_since_reset(&self) -> bool {
+        GREW.load(Ordering::Relaxed)
+    }
+
+    unsafe fn reset(&self) {
+        GREW.store(false, Ordering::Relaxed);
+        // SAFETY: single-threaded, no reference to the old talc is live (the caller's
+        // contract: no block is live and no allocator call is under way).
+        unsafe { *self.0.get() = Talc::new(TailThenGrow { end: None }) };
+    }
+}
 
 /// Where the allocator gets memory: first the free tail of the initial linear memory (from
 /// `__heap_base`, right after the static data, to the end of the initial pages), then pages
@@ -80,6 +144,7 @@ fn grow<B: talc::base::binning::Binning>(
     if previous == usize::MAX {
         return Err(());
     }
+    GREW.store(true, Ordering::Relaxed);
     let base = (previous * WASM_PAGE) as *mut u8;
     let size = pages * WASM_PAGE;
     let new_end = match end {
