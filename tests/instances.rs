@@ -290,3 +290,25 @@ fn a_warm_instance_gives_each_call_its_whole_memory_limit() {
     db.put(&big).unwrap();
     assert_eq!(db.get(&big.key).unwrap(), Some(big));
 }
+
+/// A put holds few copies of a large property at once: one of 900 KB (near the 1 MiB entity
+/// limit) fits a 4.5 MiB memory limit. It peaks near 3.7 MiB; when the guest copied the
+/// entity, kept the argument text, and grew the encoding by doubling, it needed 6.4 MiB.
+#[test]
+fn a_put_of_a_large_property_holds_few_copies_of_it() {
+    for isolation in [Isolation::PerCall, Isolation::Warm] {
+        let db = ds::Datastore::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .instance_options(InstanceOptions {
+                isolation,
+                memory_limit_bytes: 4608 << 10,
+                ..InstanceOptions::default()
+            })
+            .build()
+            .unwrap();
+        let big = entity(&Key::name("Item", "big"), 900_000);
+        db.put(&big)
+            .unwrap_or_else(|err| panic!("{isolation:?}: {err}"));
+        assert_eq!(db.get(&big.key).unwrap(), Some(big), "{isolation:?}");
+    }
+}

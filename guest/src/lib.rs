@@ -26,6 +26,9 @@ mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
         world: "bank",
+        // Import arguments borrow: `commit` and `scan` pass the model's keys and values
+        // without copying them first.
+        ownership: Borrowing { duplicate_if_necessary: false },
     });
 }
 
@@ -43,9 +46,16 @@ impl Guest for Component {
     }
 
     fn put(entity: wit::Entity) -> Result<wit::Key, wit::Error> {
-        let key = key_from_wit(entity.key);
-        let entity = Entity::from_json_input(key, &entity.properties).map_err(error_to_wit)?;
-        model().put(&entity).map(key_to_wit).map_err(error_to_wit)
+        let wit::Entity { key, properties } = entity;
+        let entity =
+            Entity::from_json_input(key_from_wit(key), &properties).map_err(error_to_wit)?;
+        // Parsed: free the text before the write, which holds the entity and its encoding
+        // (for a large property, one copy less at the call's peak).
+        drop(properties);
+        model()
+            .put_owned(entity)
+            .map(key_to_wit)
+            .map_err(error_to_wit)
     }
 
     fn delete(key: wit::Key) -> Result<(), wit::Error> {
@@ -58,12 +68,15 @@ impl Guest for Component {
     }
 
     fn put_many(entities: Vec<wit::Entity>) -> Result<Vec<wit::Key>, wit::Error> {
+        // Each text is freed once parsed, as in `put`.
         let entities = entities
             .into_iter()
-            .map(|entity| Entity::from_json_input(key_from_wit(entity.key), &entity.properties))
+            .map(|wit::Entity { key, properties }| {
+                Entity::from_json_input(key_from_wit(key), &properties)
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(error_to_wit)?;
-        let keys = model().put_many(&entities).map_err(error_to_wit)?;
+        let keys = model().put_many_owned(entities).map_err(error_to_wit)?;
         Ok(keys.into_iter().map(key_to_wit).collect())
     }
 
@@ -218,7 +231,8 @@ impl Transport for ImportedTransport {
     }
 
     fn get_many(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<t::Versioned>>, t::StoreError> {
-        ds::datastore::transport::get_many(keys)
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        ds::datastore::transport::get_many(&keys)
             .map(|values| {
                 values
                     .into_iter()
@@ -235,14 +249,14 @@ impl Transport for ImportedTransport {
         direction: Direction,
     ) -> Result<Vec<t::Entry>, t::StoreError> {
         let range = wit::KeyRange {
-            start: range.start.clone(),
-            end: range.end.clone(),
+            start: &range.start,
+            end: range.end.as_deref(),
         };
         let direction = match direction {
             Direction::Forward => wit::Direction::Forward,
             Direction::Reverse => wit::Direction::Reverse,
         };
-        ds::datastore::transport::scan(&range, limit, direction)
+        ds::datastore::transport::scan(range, limit, direction)
             .map(|entries| {
                 entries
                     .into_iter()
@@ -259,15 +273,15 @@ impl Transport for ImportedTransport {
         let checks: Vec<wit::Check> = checks
             .iter()
             .map(|c| wit::Check {
-                key: c.key.clone(),
+                key: &c.key,
                 version: c.version,
             })
             .collect();
         let writes: Vec<wit::Write> = writes
             .iter()
             .map(|w| wit::Write {
-                key: w.key.clone(),
-                value: w.value.clone(),
+                key: &w.key,
+                value: w.value.as_deref(),
             })
             .collect();
         ds::datastore::transport::commit(&checks, &writes).map_err(store_error_from_wit)

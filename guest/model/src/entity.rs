@@ -22,6 +22,8 @@ pub const MAX_ENTITY_BYTES: usize = 1024 * 1024 - 4;
 
 /// The format byte of values written by this model: canonical typed JSON.
 pub const FORMAT_TYPED_JSON: u8 = 0x02;
+/// [`FORMAT_TYPED_JSON`] as text (it is ASCII), to start the encoded buffer with.
+const FORMAT_TYPED_JSON_TEXT: &str = "\u{2}";
 /// The format byte of plain-JSON values written before typed values; still read.
 pub const FORMAT_JSON_V1: u8 = 0x01;
 
@@ -182,10 +184,11 @@ impl Entity {
                 }
             }
         }
-        let json = self.properties_json();
-        let mut out = Vec::with_capacity(1 + json.len());
-        out.push(FORMAT_TYPED_JSON);
-        out.extend_from_slice(json.as_bytes());
+        let out = crate::json::to_string_after(
+            FORMAT_TYPED_JSON_TEXT,
+            &Json::Object(self.to_json_object()),
+        )
+        .into_bytes();
         if out.len() > MAX_ENTITY_BYTES {
             return Err(Error::InvalidEntity(format!(
                 "entity is {} bytes encoded; at most {MAX_ENTITY_BYTES} are allowed",
@@ -272,6 +275,7 @@ mod tests {
         assert!(entity.unindexed.contains("e"));
         let stored = entity.prepare(&Schema::EMPTY).unwrap();
         assert_eq!(stored[0], FORMAT_TYPED_JSON);
+        assert_eq!(FORMAT_TYPED_JSON_TEXT.as_bytes(), [FORMAT_TYPED_JSON]);
         assert_eq!(Entity::decode(key(), &stored).unwrap(), entity);
         assert_eq!(
             decode_json(&key(), &stored).unwrap(),

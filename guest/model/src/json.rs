@@ -88,6 +88,27 @@ pub fn to_string(value: &Json) -> String {
     out
 }
 
+/// `prefix`, then `value` as compact JSON text, in a buffer of exactly that length: a first
+/// pass counts the bytes, so a large value is written once and never moved by a growing
+/// buffer (which would hold it twice, and three times its size at the move).
+pub fn to_string_after(prefix: &str, value: &Json) -> String {
+    /// Counts what would be written.
+    struct Count(usize);
+    impl fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut count = Count(prefix.len());
+    // Counting and writing into a `String` cannot fail.
+    let _ = write_value(&mut count, value);
+    let mut out = String::with_capacity(count.0);
+    out.push_str(prefix);
+    let _ = write_value(&mut out, value);
+    out
+}
+
 /// Displays a JSON value as compact JSON text (for `format!` and `write!`).
 pub struct Text<'a>(pub &'a Json);
 
@@ -211,6 +232,9 @@ mod tests {
         #[test]
         fn writes_what_serde_json_reads_back(value in json()) {
             let text = to_string(&value);
+            let after = to_string_after("\u{2}", &value);
+            prop_assert_eq!(after.len(), after.capacity(), "counted exactly");
+            prop_assert_eq!(&after[1..], &text[..]);
             let back: Json = serde_json::from_str(&text).unwrap();
             prop_assert_eq!(&back, &value, "{}", text);
             if !has_float(&value) {

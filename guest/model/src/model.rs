@@ -154,8 +154,12 @@ impl<T: Transport, L: Log> Model<T, L> {
     /// Validates `entity` against its kind, then writes it and its index rows in one atomic
     /// commit; returns its key.
     pub fn put(&mut self, entity: &Entity) -> Result<Key, Error> {
+        self.put_owned(entity.clone())
+    }
+
+    /// [`Model::put`] of an entity the caller gives up: no copy of it is made.
+    pub fn put_owned(&mut self, mut entity: Entity) -> Result<Key, Error> {
         self.log.log(Level::Debug, "model", "Model base _put()");
-        let mut entity = entity.clone();
         let stored = entity.prepare(self.schema)?;
         let key = entity.key.clone();
         self.write(alloc::vec![Mutation::Put(entity, stored)])?;
@@ -166,21 +170,28 @@ impl<T: Transport, L: Log> Model<T, L> {
     /// commit (a later entity with the same key wins). If any entity is invalid nothing is
     /// written, and the error names the entity.
     pub fn put_many(&mut self, entities: &[Entity]) -> Result<Vec<Key>, Error> {
+        self.put_many_owned(entities.to_vec())
+    }
+
+    /// [`Model::put_many`] of entities the caller gives up: no copy of them is made.
+    pub fn put_many_owned(&mut self, entities: Vec<Entity>) -> Result<Vec<Key>, Error> {
         self.log
             .log(Level::Debug, "model", "Model base _put_many()");
+        let several = entities.len() > 1;
+        let mut keys = Vec::with_capacity(entities.len());
         let mut mutations = Vec::with_capacity(entities.len());
-        for entity in entities {
-            let mut entity = entity.clone();
+        for mut entity in entities {
             let stored = entity.prepare(self.schema).map_err(|err| match err {
-                Error::InvalidEntity(msg) if entities.len() > 1 => {
+                Error::InvalidEntity(msg) if several => {
                     Error::InvalidEntity(format!("{}: {msg}", entity.key))
                 }
                 other => other,
             })?;
+            keys.push(entity.key.clone());
             mutations.push(Mutation::Put(entity, stored));
         }
         self.write(mutations)?;
-        Ok(entities.iter().map(|e| e.key.clone()).collect())
+        Ok(keys)
     }
 
     /// Deletes the entity at `key` and its index rows in one commit; deleting an absent
