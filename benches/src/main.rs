@@ -11,6 +11,7 @@
 //!
 //! ```text
 //! ds-bench op VARIANT N                  # N gets: native, ds-warm, ads-per-call, sqlite-ds, ...
+//!                                        # (or puts: native-put, ds-put)
 //! ds-bench overlap CONCURRENCY [ROUNDS] [native]   # (c): rounds of 10,000 delayed gets
 //! ds-bench sqlite-gets VARIANT THREADS N # (f): statement, native or ds gets on SQLite
 //! ```
@@ -575,6 +576,19 @@ fn op_loop(variant: &str, count: u64) -> Result<()> {
                 }
                 anyhow::Ok(())
             })?;
+        }
+        "native-put" => {
+            let entity = entity();
+            for _ in 0..count {
+                let mut model = Model::new(NativeTransport(store.as_ref()), NoLog);
+                std::hint::black_box(model.put(&entity)?);
+            }
+        }
+        "ds-put" => {
+            let (db, entity) = (sync_db(store, Isolation::Warm)?, entity());
+            for _ in 0..count {
+                std::hint::black_box(db.put(&entity)?);
+            }
         }
         "native-query" | "ds-query" => {
             let seed = seed_models(store.as_ref())?;
