@@ -538,7 +538,7 @@ fn instantiate_ns(config: &wasmtime::Config, iters: u64) -> Result<f64> {
 // ---------------------------------------------------------------------------------------
 // Instruction counts under callgrind
 
-/// Runs `count` gets of one variant: what callgrind measures.
+/// Runs `count` gets (or puts) of one variant: what callgrind measures.
 fn op_loop(variant: &str, count: u64) -> Result<()> {
     // Valgrind cannot reserve the address space of a large instance pool.
     host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: 2 });

@@ -12,6 +12,8 @@
 //!   key order (as Datastore's merge join), each restricted to the ancestor's range;
 //! - one sort property (with its range or `IN` filter): its single-property index,
 //!   scanned backwards for a descending order;
+//! - a descending key order with one property fixed to one value: that property's index
+//!   rows for the value, scanned backwards;
 //! - anything else (equality filters with a sort order on another property, or several
 //!   sort orders): a composite index the kind declares, with the equality properties
 //!   first and the sort properties after it, in order (all directions flipped works too).
@@ -422,8 +424,8 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
             )));
         }
         return Err(invalid(format!(
-            "sort order on __key__ {}: only a last ascending key order, or a descending key \
-             order alone, is supported",
+            "sort order on __key__ {}: only a last key order in the direction of the order \
+             before it, or a key order alone, is supported",
             if order.direction == Direction::Descending {
                 "descending"
             } else {
@@ -670,10 +672,10 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
     }
     if key_descending {
         // One property fixed to one value: its index rows for that value, read backwards,
-        // are in descending key order.
+        // are in descending key order. (`p IN []` gives no rows at all.)
         if let [(property, values)] = equalities.as_slice()
             && sort.is_empty()
-            && values.len() == 1
+            && values.len() <= 1
         {
             let prefix = index::property_prefix(ns, kind, property);
             return Ok(Plan::Scan(Scan {
@@ -684,7 +686,9 @@ fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
             }));
         }
         return Err(invalid(
-            "a descending key order can be combined only with one equality filter".into(),
+            "a descending key order can be combined only with one `=` filter (or a one-value \
+             IN)"
+            .into(),
         ));
     }
     if sort.is_empty() {
@@ -1324,6 +1328,11 @@ mod tests {
             ids(model.query(&query(&["p = 5"], &["-p"])).unwrap()),
             ["Thing:1", "Thing:2"]
         );
+        assert_eq!(
+            ids(model.query(&query(&["p = 5"], &["-__key__"])).unwrap()),
+            ["Thing:2", "Thing:1"]
+        );
+        assert!(ids(model.query(&query(&["p IN []"], &["-__key__"])).unwrap()).is_empty());
         // Refused: what the rows cannot give in the order asked.
         for (filters, orders, want) in [
             (

@@ -314,7 +314,10 @@ mod tests {
     /// out with a poison byte before starting over: a reset while any block is live shows as
     /// that block's bytes changing.
     struct PoisoningArena {
+        /// Owns the memory; written only through `base`.
         buffer: Vec<u8>,
+        /// The buffer's start, taken once as a pointer that may write.
+        base: *mut u8,
         used: Cell<usize>,
         resets: Cell<usize>,
         /// What `grew_since_reset` answers: tests set it.
@@ -325,8 +328,10 @@ mod tests {
 
     impl PoisoningArena {
         fn new() -> Self {
+            let mut buffer = std::vec![0; 16 << 20];
             PoisoningArena {
-                buffer: std::vec![0; 16 << 20],
+                base: buffer.as_mut_ptr(),
+                buffer,
                 used: Cell::new(0),
                 resets: Cell::new(0),
                 grows: Cell::new(true),
@@ -334,7 +339,7 @@ mod tests {
         }
 
         fn base(&self) -> *mut u8 {
-            self.buffer.as_ptr().cast_mut()
+            self.base
         }
     }
 
