@@ -404,7 +404,9 @@ fn execute(server: &str, sql: &str) {
 
 /// A pooled connection that the server closed while it sat idle (a restart, an idle timeout,
 /// an administrator) is noticed and replaced: the next calls succeed, in both PostgreSQL
-/// pools. The blocking pool finds out at checkout, since nothing polls its idle connections.
+/// pools. Nothing polls the blocking pool's idle connections, so it finds out when an op
+/// fails on one, and runs the op again on another; the async pool may too, in the moment
+/// before its connection task sees the close.
 #[test]
 fn postgres_stores_replace_connections_the_server_closed() {
     let Some(server) = postgres_server() else {
@@ -418,18 +420,22 @@ fn postgres_stores_replace_connections_the_server_closed() {
         ("blocking", postgres_pool(&url, true)),
         ("async", postgres_pool(&url, false)),
     ];
-    for (name, store) in &stores {
-        let key = name.as_bytes();
-        let version = store.commit(&[], &[put(key, b"before")]).unwrap();
-        // `pg_terminate_backend` with a timeout waits until the backends are gone.
+    // `pg_terminate_backend` with a timeout waits until the backends are gone.
+    let terminate = || {
         execute(
             &server,
             &format!(
                 "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
                  WHERE application_name = '{app}'"
             ),
-        );
-        // The async pool's connection tasks notice the close in the background.
+        )
+    };
+    for (name, store) in &stores {
+        let key = name.as_bytes();
+        let version = store.commit(&[], &[put(key, b"before")]).unwrap();
+        terminate();
+        // The async pool's connection tasks notice the close in the background; the
+        // blocking pool's get fails on its closed connection and runs again on a new one.
         std::thread::sleep(std::time::Duration::from_millis(200));
         let read = store.get(key).unwrap().expect("present");
         assert_eq!(
@@ -437,6 +443,8 @@ fn postgres_stores_replace_connections_the_server_closed() {
             (&b"before"[..], version),
             "{name}"
         );
+        // A commit on a closed connection fails before anything is written, and runs again.
+        terminate();
         store
             .commit(&[check(key, Some(version))], &[put(key, b"after")])
             .unwrap();

@@ -277,6 +277,53 @@ fn main() -> Result<()> {
             }
             return Ok(());
         }
+        Some("pg-gets") => {
+            // A diagnostic: one blocking variant of the (f) PostgreSQL get row, with this
+            // process's CPU per get (the client's share; the server's is not counted).
+            let variant = args.get(2).context("variant")?.clone();
+            let concurrency: usize = args.get(3).context("concurrency")?.parse()?;
+            let per: usize = args.get(4).context("gets per thread")?.parse()?;
+            // Room for valgrind, which cannot reserve the address space of a large pool.
+            host_core::runtime::configure(host_core::runtime::EngineOptions {
+                max_instances: u32::try_from(concurrency)?.saturating_add(2),
+            });
+            let server = std::env::var("DS_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let schema = format!("ds_pg_gets_{}", std::process::id());
+            let url = format!("{server}?schema={schema}&max_connections={concurrency}");
+            let store = open_store(&url)?;
+            Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
+            let db = sync_db(store, Isolation::Warm)?;
+            ds_gets_rate(&db, concurrency, 1);
+            for _ in 0..3 {
+                let ops = concurrency * per;
+                let before = process_ticks()?;
+                let rate = match variant.as_str() {
+                    "postgres" => threads_rate(concurrency, per, || {
+                        let read_key = key().encode();
+                        let mut client =
+                            postgres::Client::connect(&server, postgres::NoTls).expect("connect");
+                        client
+                            .batch_execute(&format!("SET search_path TO {schema}"))
+                            .expect("schema");
+                        let get = client.prepare(PG_GET).expect("prepare");
+                        move || {
+                            let row = client.query_opt(&get, &[&read_key]).expect("get");
+                            std::hint::black_box(row.map(|row| {
+                                Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
+                            }));
+                        }
+                    }),
+                    _ => ds_gets_rate(&db, concurrency, per),
+                };
+                // Clock ticks of 10 ms: whole runs of a second or more read well enough.
+                let cpu = (process_ticks()? - before) as f64 * 1e4 / ops as f64;
+                eprintln!("{variant} at {concurrency}: {rate:.0} gets/s, {cpu:.1} µs CPU per get");
+            }
+            let mut client = postgres::Client::connect(&server, postgres::NoTls)?;
+            client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
+            return Ok(());
+        }
         Some("rss") => {
             return rss_child(
                 args.get(2).context("mode")?,
@@ -977,6 +1024,21 @@ fn cpu_per_op<R>(ops: usize, run: impl FnOnce() -> R) -> Result<(R, f64)> {
     let result = run();
     let used = process_cpu()?.saturating_sub(before);
     Ok((result, used.as_secs_f64() * 1e6 / ops as f64))
+}
+
+/// The user and system clock ticks this process has used, its ended threads included
+/// (`/proc/self/stat`'s `utime` and `stime`).
+fn process_ticks() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name, which ends with the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("a stat line")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| -> Result<u64> { Ok(fields.get(i).context("a stat field")?.parse()?) };
+    Ok(ticks(11)? + ticks(12)?)
 }
 
 /// The CPU time all of this process's threads have used so far (the kernel's per-thread

@@ -428,6 +428,15 @@ fn reusable<R>(result: &Result<R, tokio_postgres::Error>, client: &Client) -> bo
     }
 }
 
+/// Whether an op that ended in `result` on a connection taken idle from the pool failed
+/// because that connection had been closed meanwhile (by a restart, an idle timeout, an
+/// administrator). Such an op wrote nothing, since a commit that sent its `COMMIT` reports
+/// its unknown outcome as a result instead of failing, so it may run again on another
+/// connection.
+fn stale<R>(result: &Result<R, tokio_postgres::Error>, client: &Client, was_idle: bool) -> bool {
+    was_idle && result.is_err() && client.is_closed()
+}
+
 /// The connection settings of `url`.
 fn config(url: &PostgresUrl) -> Result<tokio_postgres::Config, StoreError> {
     url.url

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_postgres::NoTls;
 
-use super::{Conn, PostgresUrl, config, connect_error, map_error, reusable};
+use super::{Conn, PostgresUrl, config, connect_error, map_error, reusable, stale};
 use crate::store::{
     AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
 };
@@ -53,28 +53,34 @@ impl PostgresStore {
     }
 
     /// Runs `op` on a pooled connection (opening one if none is idle); the connection goes
-    /// back to the pool unless the op broke it or was cancelled mid-request.
+    /// back to the pool unless the op broke it or was cancelled mid-request. An idle
+    /// connection's task sees the server close it, but only once the runtime gets to it:
+    /// an op that fails on one closed meanwhile ([`stale`]) runs again on the next.
     async fn with_conn<R>(
         &self,
-        op: impl AsyncFnOnce(&mut Conn) -> Result<R, tokio_postgres::Error>,
+        op: impl AsyncFnOnce(&mut Conn) -> Result<R, tokio_postgres::Error> + Clone,
     ) -> Result<R, StoreError> {
         let _permit = self
             .slots
             .acquire()
             .await
             .map_err(|_| StoreError::Unavailable("store closed".into()))?;
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match idle {
-            Some(conn) if !conn.client.is_closed() => conn,
-            _ => self.connect().await?,
-        };
-        // Dropped here with `conn` if the future is cancelled mid-request: a connection in
-        // an unknown protocol state is never reused.
-        let result = op(&mut conn).await;
-        if reusable(&result, &conn.client) {
-            self.release(conn);
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let (mut conn, was_idle) = match idle {
+                Some(conn) if !conn.client.is_closed() => (conn, true),
+                _ => (self.connect().await?, false),
+            };
+            // Dropped here with `conn` if the future is cancelled mid-request: a connection
+            // in an unknown protocol state is never reused.
+            let result = op.clone()(&mut conn).await;
+            if reusable(&result, &conn.client) {
+                self.release(conn);
+            } else if stale(&result, &conn.client, was_idle) {
+                continue;
+            }
+            return result.map_err(|err| map_error(&err));
         }
-        result.map_err(|err| map_error(&err))
     }
 
     fn release(&self, conn: Conn) {
