@@ -278,8 +278,9 @@ fn main() -> Result<()> {
             return Ok(());
         }
         Some("pg-gets") => {
-            // A diagnostic: one blocking variant of the (f) PostgreSQL get row, with this
-            // process's CPU per get (the client's share; the server's is not counted).
+            // A diagnostic: one variant of the (f) PostgreSQL get row (postgres, ds,
+            // tokio-postgres, ads), with this process's CPU per get (the client's share; the
+            // server's is not counted).
             let variant = args.get(2).context("variant")?.clone();
             let concurrency: usize = args.get(3).context("concurrency")?.parse()?;
             let per: usize = args.get(4).context("gets per thread")?.parse()?;
@@ -290,8 +291,9 @@ fn main() -> Result<()> {
             let server = std::env::var("DS_TEST_POSTGRES")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
             let schema = format!("ds_pg_gets_{}", std::process::id());
-            let url = format!("{server}?schema={schema}&max_connections={concurrency}");
-            let store = open_store(&url)?;
+            let base_url = format!("{server}?schema={schema}");
+            let store = open_store(&format!("{base_url}&max_connections={concurrency}"))?;
+            let rt = multi_thread();
             Model::new(NativeTransport(store.as_ref()), NoLog).put(&entity())?;
             let db = sync_db(store, Isolation::Warm)?;
             ds_gets_rate(&db, concurrency, 1);
@@ -299,21 +301,11 @@ fn main() -> Result<()> {
                 let ops = concurrency * per;
                 let before = process_ticks()?;
                 let rate = match variant.as_str() {
-                    "postgres" => threads_rate(concurrency, per, || {
-                        let read_key = key().encode();
-                        let mut client =
-                            postgres::Client::connect(&server, postgres::NoTls).expect("connect");
-                        client
-                            .batch_execute(&format!("SET search_path TO {schema}"))
-                            .expect("schema");
-                        let get = client.prepare(PG_GET).expect("prepare");
-                        move || {
-                            let row = client.query_opt(&get, &[&read_key]).expect("get");
-                            std::hint::black_box(row.map(|row| {
-                                Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
-                            }));
-                        }
-                    }),
+                    "postgres" => postgres_gets_rate(&server, &schema, concurrency, per),
+                    "tokio-postgres" => {
+                        tokio_postgres_gets_rate(&rt, &server, &schema, concurrency, per)?
+                    }
+                    "ads" => ads_pg_gets_rate(&rt, &base_url, concurrency, per)?,
                     _ => ds_gets_rate(&db, concurrency, per),
                 };
                 // Clock ticks of 10 ms: whole runs of a second or more read well enough.
@@ -1815,23 +1807,7 @@ fn postgres(report: &mut Report) -> Result<()> {
         let [native, ds_rate, native_async, ads_rate] = take_turns(
             TURNS,
             [
-                &mut || {
-                    Ok(threads_rate(concurrency, per, || {
-                        let read_key = key().encode();
-                        let mut client =
-                            postgres::Client::connect(&server, postgres::NoTls).expect("connect");
-                        client
-                            .batch_execute(&format!("SET search_path TO {schema}"))
-                            .expect("schema");
-                        let get = client.prepare(PG_GET).expect("prepare");
-                        move || {
-                            let row = client.query_opt(&get, &[&read_key]).expect("get");
-                            std::hint::black_box(row.map(|row| {
-                                Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
-                            }));
-                        }
-                    }))
-                },
+                &mut || Ok(postgres_gets_rate(&server, &schema, concurrency, per)),
                 // A connection per thread, as the native loop has: a store of its own per
                 // turn with `max_connections` = N, warmed up first, then closed (the server's
                 // 100 connections do not hold 64 native ones beside 64 idle ones).
@@ -1841,60 +1817,9 @@ fn postgres(report: &mut Report) -> Result<()> {
                     ds_gets_rate(&db, concurrency, 1);
                     Ok(ds_gets_rate(&db, concurrency, per))
                 },
-                &mut || {
-                    let mut clients = rt
-                        .block_on(async {
-                            let mut clients = Vec::new();
-                            for _ in 0..concurrency {
-                                let (client, connection) =
-                                    tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
-                                tokio::spawn(connection);
-                                client
-                                    .batch_execute(&format!("SET search_path TO {schema}"))
-                                    .await?;
-                                let get = client.prepare(PG_GET).await?;
-                                clients.push(Arc::new((client, get, key().encode())));
-                            }
-                            anyhow::Ok(clients)
-                        })?
-                        .into_iter();
-                    Ok(tasks_rate(&rt, concurrency, per, || {
-                        let client = clients.next().expect("a client per task");
-                        move || {
-                            let client = client.clone();
-                            async move {
-                                let (client, get, read_key) = &*client;
-                                let row = client.query_opt(get, &[read_key]).await.expect("get");
-                                std::hint::black_box(row.map(|row| {
-                                    Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")
-                                }));
-                            }
-                        }
-                    }))
-                },
+                &mut || tokio_postgres_gets_rate(&rt, &server, &schema, concurrency, per),
                 // Likewise a store of its own per turn, with a connection per task.
-                &mut || {
-                    let adb = rt.block_on(async {
-                        ads::Datastore::builder()
-                            .store_url(&format!("{url}&max_connections={concurrency}"))
-                            .isolation(Isolation::Warm)
-                            .build()
-                            .await
-                    })?;
-                    let gets = |count: usize| {
-                        tasks_rate(&rt, concurrency, count, || {
-                            let adb = adb.clone();
-                            move || {
-                                let adb = adb.clone();
-                                async move {
-                                    std::hint::black_box(adb.get(&key()).await.expect("get"));
-                                }
-                            }
-                        })
-                    };
-                    gets(1);
-                    Ok(gets(per))
-                },
+                &mut || ads_pg_gets_rate(&rt, &url, concurrency, per),
             ],
         )?;
         rows.push(vec![
@@ -1934,6 +1859,95 @@ fn postgres(report: &mut Report) -> Result<()> {
     let mut client = postgres::Client::connect(&server, postgres::NoTls)?;
     client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
     Ok(())
+}
+
+/// Gets of the (f) key per second from `concurrency` threads, each with a `postgres` client
+/// of its own running the statement `per_thread` times.
+fn postgres_gets_rate(server: &str, schema: &str, concurrency: usize, per_thread: usize) -> f64 {
+    threads_rate(concurrency, per_thread, || {
+        let read_key = key().encode();
+        let mut client = postgres::Client::connect(server, postgres::NoTls).expect("connect");
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .expect("schema");
+        let get = client.prepare(PG_GET).expect("prepare");
+        move || {
+            let row = client.query_opt(&get, &[&read_key]).expect("get");
+            std::hint::black_box(
+                row.map(|row| Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")),
+            );
+        }
+    })
+}
+
+/// Gets of the (f) key per second from `concurrency` tasks on `rt`, each with a
+/// `tokio-postgres` client of its own running the statement `per_task` times.
+fn tokio_postgres_gets_rate(
+    rt: &tokio::runtime::Runtime,
+    server: &str,
+    schema: &str,
+    concurrency: usize,
+    per_task: usize,
+) -> Result<f64> {
+    let mut clients = rt
+        .block_on(async {
+            let mut clients = Vec::new();
+            for _ in 0..concurrency {
+                let (client, connection) =
+                    tokio_postgres::connect(server, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("SET search_path TO {schema}"))
+                    .await?;
+                let get = client.prepare(PG_GET).await?;
+                clients.push(Arc::new((client, get, key().encode())));
+            }
+            anyhow::Ok(clients)
+        })?
+        .into_iter();
+    Ok(tasks_rate(rt, concurrency, per_task, || {
+        let client = clients.next().expect("a client per task");
+        move || {
+            let client = client.clone();
+            async move {
+                let (client, get, read_key) = &*client;
+                let row = client.query_opt(get, &[read_key]).await.expect("get");
+                std::hint::black_box(
+                    row.map(|row| Entity::decode(key(), row.get::<_, &[u8]>(0)).expect("decode")),
+                );
+            }
+        }
+    }))
+}
+
+/// `ads` gets of the (f) key per second from `concurrency` tasks on `rt`, `per_task` each,
+/// through a datastore of its own over `url` with a connection per task, warmed up first.
+fn ads_pg_gets_rate(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    concurrency: usize,
+    per_task: usize,
+) -> Result<f64> {
+    let adb = rt.block_on(async {
+        ads::Datastore::builder()
+            .store_url(&format!("{url}&max_connections={concurrency}"))
+            .isolation(Isolation::Warm)
+            .build()
+            .await
+    })?;
+    let gets = |count: usize| {
+        tasks_rate(rt, concurrency, count, || {
+            let adb = adb.clone();
+            move || {
+                let adb = adb.clone();
+                async move {
+                    std::hint::black_box(adb.get(&key()).await.expect("get"));
+                }
+            }
+        })
+    };
+    gets(1);
+    Ok(gets(per_task))
 }
 
 /// The entity the next writer puts: its own key, one per thread or task.
