@@ -29,7 +29,8 @@ pub struct BlockingPostgresStore {
     /// The most connections open at once (the URL's `max_connections`).
     max_connections: usize,
     pool: Mutex<Pool>,
-    /// Signalled whenever a connection goes back to the pool or a slot frees up.
+    /// Signalled when a connection goes back to the pool or a slot frees up while a caller
+    /// waits for one.
     released: Condvar,
 }
 
@@ -86,25 +87,19 @@ impl BlockingPostgresStore {
         })
     }
 
-    /// A connection for one operation: an idle one that has not been seen closed, else a
-    /// new one once fewer than `max_connections` are open (waiting for one otherwise).
+    /// A connection for one operation: an idle one, else a new one once fewer than
+    /// `max_connections` are open (waiting for one otherwise). An idle connection is never
+    /// seen closed here: only `drive` notices a close, and such a connection is not reused.
     fn checkout(&self) -> Result<Lease<'_>, StoreError> {
         let mut pool = self.lock();
         loop {
             if let Some(conn) = pool.idle.pop() {
-                if !conn.conn.client.is_closed() {
-                    return Ok(Lease {
-                        store: self,
-                        conn: Some(conn),
-                        was_idle: true,
-                        reusable: false,
-                    });
-                }
-                pool.open -= 1;
-                drop(pool);
-                drop(conn);
-                pool = self.lock();
-                continue;
+                return Ok(Lease {
+                    store: self,
+                    conn: Some(conn),
+                    was_idle: true,
+                    reusable: false,
+                });
             }
             if pool.open < self.max_connections {
                 pool.open += 1;

@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use tokio_postgres::error::SqlState;
+use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::{Client, Statement};
 
 use super::{Check, Direction, Entry, KeyRange, StoreError, Versioned, Write};
@@ -338,7 +338,8 @@ impl Conn {
     }
 
     /// One attempt at a commit. An error is one from before `COMMIT` was sent (nothing was
-    /// written) or the server's refusal of the `COMMIT` (it rolled back).
+    /// written) or the server's refusal of the `COMMIT` (it rolled back); a `COMMIT` whose
+    /// outcome the server cannot vouch for ([`outcome_unknown`]) is an outcome instead.
     async fn commit_once(
         &mut self,
         checks: &[Check],
@@ -392,7 +393,7 @@ impl Conn {
         }
         match tx.commit().await {
             Ok(()) => Ok(Attempt::Committed(version as u64)),
-            Err(err) if lost_connection(&err) => Ok(Attempt::OutcomeUnknown(err)),
+            Err(err) if outcome_unknown(&err) => Ok(Attempt::OutcomeUnknown(err)),
             Err(err) => Err(err),
         }
     }
@@ -418,6 +419,22 @@ fn lost_connection(err: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// Whether `err`, the answer to a `COMMIT`, leaves the commit's outcome unknown: the
+/// connection failed, CockroachDB's "result is ambiguous" (SQLSTATE 40003), or the server
+/// ended the session (a `FATAL` or `PANIC`, as on an fsync failure once the commit record
+/// may be written). Any other error is a refusal, and the transaction rolled back.
+fn outcome_unknown(err: &tokio_postgres::Error) -> bool {
+    lost_connection(err)
+        || err.code() == Some(&SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN)
+        || err.as_db_error().is_some_and(|db| {
+            // The parsed severity is not translated; older servers send only the other.
+            match db.parsed_severity() {
+                Some(severity) => matches!(severity, Severity::Fatal | Severity::Panic),
+                None => matches!(db.severity(), "FATAL" | "PANIC"),
+            }
+        })
+}
+
 /// Whether a connection is fit for the next request after one that ended in `result`: a
 /// server-side error leaves it usable, a broken connection does not (even when the request
 /// itself ended in an outcome, as a commit whose reply was lost does).
@@ -429,9 +446,10 @@ fn reusable<R>(result: &Result<R, tokio_postgres::Error>, client: &Client) -> bo
 }
 
 /// Whether an op that ended in `result` on a connection taken idle from the pool failed
-/// because that connection had been closed meanwhile (by a restart, an idle timeout, an
-/// administrator). Such an op wrote nothing, since a commit that sent its `COMMIT` reports
-/// its unknown outcome as a result instead of failing, so it may run again on another
+/// with that connection closed (by a restart, an idle timeout, an administrator: the op
+/// then sees tokio-postgres's "closed" error or the server's `FATAL`, such as 57P01). Such
+/// an op wrote nothing, since a commit whose `COMMIT` went out reports an unknown outcome
+/// ([`outcome_unknown`]) as a result instead of failing, so it may run again on another
 /// connection.
 fn stale<R>(result: &Result<R, tokio_postgres::Error>, client: &Client, was_idle: bool) -> bool {
     was_idle && result.is_err() && client.is_closed()
