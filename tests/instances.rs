@@ -292,8 +292,10 @@ fn a_warm_instance_gives_each_call_its_whole_memory_limit() {
 }
 
 /// A put holds few copies of a large property at once: one of 900 KB (near the 1 MiB entity
-/// limit) fits a 4.5 MiB memory limit. It peaks near 3.7 MiB; when the guest copied the
-/// entity, kept the argument text, and grew the encoding by doubling, it needed 6.4 MiB.
+/// limit) fits a 4.5 MiB memory limit, and so does its overwrite. Both peak near 3.7 MiB;
+/// when the guest copied the entity, kept the argument text, and grew the encoding by
+/// doubling, the put needed 6.4 MiB, and when an overwrite decoded the whole old value and
+/// held it to the commit, the overwrite needed 5.4 MiB.
 #[test]
 fn a_put_of_a_large_property_holds_few_copies_of_it() {
     for isolation in [Isolation::PerCall, Isolation::Warm] {
@@ -306,9 +308,31 @@ fn a_put_of_a_large_property_holds_few_copies_of_it() {
             })
             .build()
             .unwrap();
-        let big = entity(&Key::name("Item", "big"), 900_000);
+        let big = entity(&Key::name("Item", "big"), 900_000)
+            .with("tag", host_core::Value::String("old".into()));
         db.put(&big)
             .unwrap_or_else(|err| panic!("{isolation:?}: {err}"));
-        assert_eq!(db.get(&big.key).unwrap(), Some(big), "{isolation:?}");
+        assert_eq!(
+            db.get(&big.key).unwrap(),
+            Some(big.clone()),
+            "{isolation:?}"
+        );
+        // An overwrite reads the old value too, but decodes only its indexed properties and
+        // frees it before the commit: it fits where the put fits (it needed 5.4 MiB before),
+        // and the old value's index row (`tag`) is still found and deleted.
+        let mut bigger = big.clone();
+        bigger.properties.remove("tag");
+        bigger
+            .properties
+            .insert("extra".into(), host_core::Value::String("more".into()));
+        db.put(&bigger)
+            .unwrap_or_else(|err| panic!("{isolation:?}, overwrite: {err}"));
+        assert_eq!(db.get(&big.key).unwrap(), Some(bigger), "{isolation:?}");
+        let report = db.check().unwrap();
+        assert!(
+            report.problems.is_empty(),
+            "{isolation:?}: {:?}",
+            report.problems
+        );
     }
 }

@@ -5,11 +5,12 @@
 //! typed values) is still read. The format byte lets a later model read old values and
 //! refuse unknown ones.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 
 use crate::error::Error;
@@ -212,6 +213,40 @@ impl Entity {
             Err(err) => Err(corrupt(format!("invalid JSON: {err}"))),
         }
     }
+
+    /// Decodes, of a stored value for `key`, only the properties its index rows come from:
+    /// those `schema` declares indexed for the key's kind, or for a kind without a
+    /// declaration every property not written `{"$unindexed": …}`. An overwrite needs only
+    /// the old entity's rows, and the parser steps over the other values without copying
+    /// them: a large unindexed property is held once (the stored bytes), not three times.
+    /// Its rows equal those of the whole entity ([`crate::index::rows`]).
+    pub fn decode_indexed(key: Key, stored: &[u8], schema: &Schema) -> Result<Entity, Error> {
+        let json = decode_json(&key, stored)?;
+        let corrupt = |what: String| Error::Corrupt(format!("entity {key} holds {what}"));
+        let raw: BTreeMap<String, &RawValue> = serde_json::from_str(json)
+            .map_err(|err| corrupt(format!("invalid JSON (an object expected): {err}")))?;
+        let kind = key.leaf().and_then(|leaf| schema.kind(&leaf.kind));
+        let mut object = Map::new();
+        for (name, raw) in raw {
+            let indexed = match kind {
+                Some(kind) => kind.property(&name).is_some_and(|p| p.indexed),
+                None => !is_unindexed_wrapper(raw),
+            };
+            if indexed {
+                let json = serde_json::from_str(raw.get())
+                    .map_err(|err| corrupt(format!("invalid JSON: {err}")))?;
+                object.insert(name, json);
+            }
+        }
+        Entity::from_json_object(key.clone(), &object).map_err(|err| corrupt(format!("{err}")))
+    }
+}
+
+/// Whether `raw` is `{"$unindexed": …}`, read without copying what it wraps.
+fn is_unindexed_wrapper(raw: &RawValue) -> bool {
+    raw.get().starts_with('{')
+        && serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get())
+            .is_ok_and(|object| object.len() == 1 && object.contains_key("$unindexed"))
 }
 
 /// The properties' JSON text of a stored value for `key`, checked for its format byte and

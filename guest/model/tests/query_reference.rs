@@ -24,6 +24,8 @@ static SCHEMA: Schema = Schema::new(&[Kind::new(
             .default(PropertyDefault::Empty),
         Property::new("b", Type::String),
         Property::new("c", Type::Int),
+        // Never indexed: an overwrite reads the old value without it.
+        Property::new("d", Type::String).unindexed(),
     ],
 )
 .indexes(&[
@@ -93,8 +95,13 @@ fn item() -> impl Strategy<Value = Entity> {
         prop::collection::vec(0i64..4, 0..3),
         prop::option::of(prop::sample::select(vec!["x", "y"])),
         prop::option::of(0i64..4),
+        prop::option::of(prop::sample::select(vec![
+            "",
+            "d",
+            "a long text, never indexed",
+        ])),
     )
-        .prop_map(|(key, a, b, c)| {
+        .prop_map(|(key, a, b, c, d)| {
             let mut entity =
                 Entity::new(key).with("a", Value::Array(a.into_iter().map(Value::Int).collect()));
             if let Some(b) = b {
@@ -104,6 +111,11 @@ fn item() -> impl Strategy<Value = Entity> {
             }
             if let Some(c) = c {
                 entity.properties.insert("c".into(), Value::Int(c));
+            }
+            if let Some(d) = d {
+                entity
+                    .properties
+                    .insert("d".into(), Value::String(d.into()));
             }
             entity
         })
@@ -733,4 +745,24 @@ fn the_index_chosen_has_a_column_for_every_equality() {
         .unwrap();
     let keys: Vec<String> = page.hits.iter().map(|h| h.key.to_string()).collect();
     assert_eq!(keys, ["T:3", "T:1"]);
+}
+
+proptest! {
+    /// An overwrite decodes only the old value's indexed properties to learn its index rows
+    /// (`Entity::decode_indexed`): they are the rows of the whole entity.
+    #[test]
+    fn the_indexed_properties_give_the_rows_of_the_whole_entity(
+        mut entity in prop_oneof![thing(), item()],
+    ) {
+        let Ok(stored) = entity.prepare(&SCHEMA) else {
+            return Ok(());
+        };
+        let whole = Entity::decode(entity.key.clone(), &stored).unwrap();
+        let indexed = Entity::decode_indexed(entity.key.clone(), &stored, &SCHEMA).unwrap();
+        prop_assert!(indexed.properties.len() <= whole.properties.len());
+        prop_assert_eq!(
+            ds_model::index::rows(&SCHEMA, &indexed).unwrap(),
+            ds_model::index::rows(&SCHEMA, &whole).unwrap()
+        );
+    }
 }
