@@ -5,17 +5,22 @@
 //! typed values) is still read. The format byte lets a later model read old values and
 //! refuse unknown ones.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use serde_json::value::RawValue;
+use core::fmt;
+
+use serde::Deserialize;
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::{Map, Value as Json};
 
 use crate::error::Error;
 use crate::key::Key;
-use crate::schema::Schema;
+use crate::schema::{Kind, Schema};
 use crate::value::{self, MAX_INDEXED_BYTES, Properties, Value};
 
 /// Largest stored entity (format byte plus JSON), in bytes: Cloud Datastore's 1 MiB limit.
@@ -218,35 +223,159 @@ impl Entity {
     /// those `schema` declares indexed for the key's kind, or for a kind without a
     /// declaration every property not written `{"$unindexed": …}`. An overwrite needs only
     /// the old entity's rows, and the parser steps over the other values without copying
-    /// them: a large unindexed property is held once (the stored bytes), not three times.
-    /// Its rows equal those of the whole entity ([`crate::index::rows`]).
+    /// them, checking their JSON syntax only (so a skipped value that `decode` would refuse,
+    /// such as bad base64, does not stop its overwrite; `check` still reports it). Its rows
+    /// equal those of the whole entity ([`crate::index::rows`]) for every value
+    /// [`Entity::decode`] reads.
     pub fn decode_indexed(key: Key, stored: &[u8], schema: &Schema) -> Result<Entity, Error> {
         let json = decode_json(&key, stored)?;
         let corrupt = |what: String| Error::Corrupt(format!("entity {key} holds {what}"));
-        let raw: BTreeMap<String, &RawValue> = serde_json::from_str(json)
-            .map_err(|err| corrupt(format!("invalid JSON (an object expected): {err}")))?;
         let kind = key.leaf().and_then(|leaf| schema.kind(&leaf.kind));
-        let mut object = Map::new();
-        for (name, raw) in raw {
-            let indexed = match kind {
-                Some(kind) => kind.property(&name).is_some_and(|p| p.indexed),
-                None => !is_unindexed_wrapper(raw),
-            };
-            if indexed {
-                let json = serde_json::from_str(raw.get())
-                    .map_err(|err| corrupt(format!("invalid JSON: {err}")))?;
-                object.insert(name, json);
-            }
-        }
+        let mut parser = serde_json::Deserializer::from_str(json);
+        let object = IndexedProperties { kind }
+            .deserialize(&mut parser)
+            .and_then(|object| parser.end().map(|()| object))
+            .map_err(|err| corrupt(format!("invalid JSON: {err}")))?;
         Entity::from_json_object(key.clone(), &object).map_err(|err| corrupt(format!("{err}")))
     }
 }
 
-/// Whether `raw` is `{"$unindexed": …}`, read without copying what it wraps.
-fn is_unindexed_wrapper(raw: &RawValue) -> bool {
-    raw.get().starts_with('{')
-        && serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get())
-            .is_ok_and(|object| object.len() == 1 && object.contains_key("$unindexed"))
+/// Reads a stored properties object keeping only what [`Entity::decode_indexed`] needs.
+struct IndexedProperties<'a> {
+    /// The declaration of the entity's kind, if it has one.
+    kind: Option<&'a Kind>,
+}
+
+impl<'de> DeserializeSeed<'de> for IndexedProperties<'_> {
+    type Value = Map<String, Json>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IndexedProperties<'_> {
+    type Value = Map<String, Json>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an object of properties")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            // A repeated name: the last one wins, as in a parsed `Map`.
+            let value = match self.kind {
+                // A declared kind follows its declaration, whether or not a value is wrapped
+                // (a wrapper left from before the declaration is read as `decode` reads it).
+                Some(kind) if kind.property(&name).is_some_and(|p| p.indexed) => {
+                    Some(map.next_value::<Json>()?)
+                }
+                Some(_) => {
+                    map.next_value::<IgnoredAny>()?;
+                    None
+                }
+                None => match map.next_value::<Skimmed>()? {
+                    Skimmed::Unindexed => None,
+                    Skimmed::Parsed(json) => Some(json),
+                },
+            };
+            match value {
+                Some(json) => object.insert(name, json),
+                None => object.remove(&name),
+            };
+        }
+        Ok(object)
+    }
+}
+
+/// One property value as [`IndexedProperties`] reads it.
+enum Skimmed {
+    /// `{"$unindexed": …}`: what it wraps was stepped over.
+    Unindexed,
+    /// Any other value, parsed as `serde_json::Value` parses it.
+    Parsed(Json),
+}
+
+impl<'de> Deserialize<'de> for Skimmed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkimmedVisitor)
+    }
+}
+
+struct SkimmedVisitor;
+
+impl<'de> Visitor<'de> for SkimmedVisitor {
+    type Value = Skimmed;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Skimmed, E> {
+        Ok(Skimmed::Parsed(Json::Bool(value)))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Skimmed, E> {
+        Ok(Skimmed::Parsed(Json::Number(value.into())))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Skimmed, E> {
+        Ok(Skimmed::Parsed(Json::Number(value.into())))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Skimmed, E> {
+        Ok(Skimmed::Parsed(
+            serde_json::Number::from_f64(value).map_or(Json::Null, Json::Number),
+        ))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Skimmed, E> {
+        Ok(Skimmed::Parsed(Json::String(value.into())))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Skimmed, E> {
+        Ok(Skimmed::Parsed(Json::String(value)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Skimmed, E> {
+        Ok(Skimmed::Parsed(Json::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skimmed, A::Error> {
+        let mut values = Vec::new();
+        while let Some(value) = seq.next_element::<Json>()? {
+            values.push(value);
+        }
+        Ok(Skimmed::Parsed(Json::Array(values)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skimmed, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Ok(Skimmed::Parsed(Json::Object(Map::new())));
+        };
+        if first == "$unindexed" {
+            map.next_value::<IgnoredAny>()?;
+            // A wrapper holds that one name (repeated, it is still one); beside others it is
+            // a reserved property name, which `decode` refuses too.
+            while let Some(name) = map.next_key::<String>()? {
+                if name != "$unindexed" {
+                    return Err(A::Error::custom(
+                        "{\"$unindexed\": …} beside other names; property names starting with $ \
+                         are reserved",
+                    ));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            return Ok(Skimmed::Unindexed);
+        }
+        let mut object = Map::new();
+        object.insert(first, map.next_value::<Json>()?);
+        while let Some((name, value)) = map.next_entry::<String, Json>()? {
+            object.insert(name, value);
+        }
+        Ok(Skimmed::Parsed(Json::Object(object)))
+    }
 }
 
 /// The properties' JSON text of a stored value for `key`, checked for its format byte and
@@ -295,9 +424,78 @@ fn json_type(value: &Json) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::Property;
+    use crate::value::Type;
 
     fn key() -> Key {
         Key::name("Model", "k")
+    }
+
+    static DECLARED: Schema = Schema::new(&[Kind::new(
+        "Decl",
+        &[
+            Property::new("i", Type::Int),
+            Property::new("u", Type::String).unindexed(),
+        ],
+    )]);
+
+    /// `decode_indexed` of `json` (stored as typed JSON) for `key`: an error exactly when
+    /// `decode` errs, else the same rows and no property that is not indexed.
+    fn skims_alike(key: &Key, json: &str) {
+        let mut stored = alloc::vec![FORMAT_TYPED_JSON];
+        stored.extend_from_slice(json.as_bytes());
+        let whole = Entity::decode(key.clone(), &stored);
+        let indexed = Entity::decode_indexed(key.clone(), &stored, &DECLARED);
+        match (whole, indexed) {
+            (Ok(whole), Ok(indexed)) => {
+                assert_eq!(
+                    crate::index::rows(&DECLARED, &indexed).unwrap(),
+                    crate::index::rows(&DECLARED, &whole).unwrap(),
+                    "{json}"
+                );
+                for name in indexed.properties.keys() {
+                    assert!(whole.is_indexed(&DECLARED, name), "{json}: kept {name}");
+                }
+            }
+            (Err(_), Err(_)) => {}
+            (whole, indexed) => panic!("{json}: decode {whole:?}, decode_indexed {indexed:?}"),
+        }
+    }
+
+    #[test]
+    fn decode_indexed_reads_what_decode_reads_for_the_rows() {
+        let schemaless = key();
+        let declared = Key::name("Decl", "k");
+        for json in [
+            r#"{"a":1,"b":{"$unindexed":"big"},"c":[1,"x"]}"#,
+            // A repeated name: the last one wins, wrapped or not.
+            r#"{"a":{"$unindexed":1},"a":2}"#,
+            r#"{"a":2,"a":{"$unindexed":1}}"#,
+            r#"{"a":{"$unindexed":1,"$unindexed":2}}"#,
+            // Not a wrapper: refused by both.
+            r#"{"a":{"$unindexed":1,"b":2}}"#,
+            r#"{"a":{"b":2,"$unindexed":1}}"#,
+            // Typed forms and embedded entities, wrapped and not.
+            r#"{"a":{"$bytes":"AA=="},"b":{"$unindexed":{"$bytes":"AA=="}},"c":{"d":1.5}}"#,
+            r#"{"a":{"$float":"NaN"},"eA":-0.5,"f":null,"g":true}"#,
+            // Refused by both: bad base64 in an indexed property, a reserved name.
+            r#"{"a":{"$bytes":"!"}}"#,
+            r#"{"$a":1}"#,
+            // Not an object, trailing text, invalid JSON.
+            "[1]",
+            r#"{"a":1} x"#,
+            r#"{"a":"#,
+        ] {
+            skims_alike(&schemaless, json);
+        }
+        for json in [
+            r#"{"i":1,"u":"skipped"}"#,
+            // A wrapper left from before the kind was declared follows the declaration.
+            r#"{"i":{"$unindexed":3},"u":{"$unindexed":"x"}}"#,
+            r#"{"i":1,"i":2}"#,
+        ] {
+            skims_alike(&declared, json);
+        }
     }
 
     #[test]

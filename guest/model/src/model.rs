@@ -615,7 +615,7 @@ fn commit_plan(
             Some(old) => {
                 // A small value parses faster once and whole; a large one is read for its
                 // indexed properties only, the rest stepped over uncopied.
-                let old = if old.len() > DECODE_INDEXED_FROM_BYTES {
+                let old = if old.len() >= DECODE_INDEXED_FROM_BYTES {
                     Entity::decode_indexed(key.clone(), &old, schema)
                 } else {
                     Entity::decode(key.clone(), &old)
