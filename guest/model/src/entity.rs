@@ -250,7 +250,10 @@ impl<'de> DeserializeSeed<'de> for IndexedProperties<'_> {
     type Value = Map<String, Json>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
+        // Not `deserialize_map`, and every other visit is written out below: serde's own
+        // refusal (`invalid_type`) formats an `Unexpected`, which can be a float, and that
+        // links core's float formatting tables into the guest (tests/component_imports.rs).
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -261,10 +264,42 @@ impl<'de> Visitor<'de> for IndexedProperties<'_> {
         formatter.write_str("an object of properties")
     }
 
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(not_an_object("a boolean"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(not_an_object("a number"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(not_an_object("a number"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(not_an_object("a number"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(not_an_object("a string"))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Err(not_an_object("null"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(not_an_object("an array"))
+    }
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut object = Map::new();
+        // Names whose last value is refused, kept until the end: a later repeat of the
+        // name replaces it, as in a parsed `Map`.
+        let mut refused: BTreeSet<String> = BTreeSet::new();
         while let Some(name) = map.next_key::<String>()? {
             // A repeated name: the last one wins, as in a parsed `Map`.
+            refused.remove(&name);
             let value = match self.kind {
                 // A declared kind follows its declaration, whether or not a value is wrapped
                 // (a wrapper left from before the declaration is read as `decode` reads it).
@@ -278,6 +313,11 @@ impl<'de> Visitor<'de> for IndexedProperties<'_> {
                 None => match map.next_value::<Skimmed>()? {
                     Skimmed::Unindexed => None,
                     Skimmed::Parsed(json) => Some(json),
+                    Skimmed::ReservedName => {
+                        object.remove(&name);
+                        refused.insert(name);
+                        continue;
+                    }
                 },
             };
             match value {
@@ -285,8 +325,18 @@ impl<'de> Visitor<'de> for IndexedProperties<'_> {
                 None => object.remove(&name),
             };
         }
+        if let Some(name) = refused.first() {
+            return Err(A::Error::custom(format_args!(
+                "property {name}: {{\"$unindexed\": …}} beside other names; property names \
+                 starting with $ are reserved"
+            )));
+        }
         Ok(object)
     }
+}
+
+fn not_an_object<E: serde::de::Error>(found: &str) -> E {
+    E::custom(format_args!("{found} instead of an object"))
 }
 
 /// One property value as [`IndexedProperties`] reads it.
@@ -295,6 +345,9 @@ enum Skimmed {
     Unindexed,
     /// Any other value, parsed as `serde_json::Value` parses it.
     Parsed(Json),
+    /// An object with `$unindexed` beside other names, which `decode` refuses (a reserved
+    /// property name) unless a later value of the property replaces it.
+    ReservedName,
 }
 
 impl<'de> Deserialize<'de> for Skimmed {
@@ -358,16 +411,16 @@ impl<'de> Visitor<'de> for SkimmedVisitor {
             map.next_value::<IgnoredAny>()?;
             // A wrapper holds that one name (repeated, it is still one); beside others it is
             // a reserved property name, which `decode` refuses too.
+            let mut alone = true;
             while let Some(name) = map.next_key::<String>()? {
-                if name != "$unindexed" {
-                    return Err(A::Error::custom(
-                        "{\"$unindexed\": …} beside other names; property names starting with $ \
-                         are reserved",
-                    ));
-                }
+                alone &= name == "$unindexed";
                 map.next_value::<IgnoredAny>()?;
             }
-            return Ok(Skimmed::Unindexed);
+            return Ok(if alone {
+                Skimmed::Unindexed
+            } else {
+                Skimmed::ReservedName
+            });
         }
         let mut object = Map::new();
         object.insert(first, map.next_value::<Json>()?);
@@ -439,7 +492,8 @@ mod tests {
         ],
     )]);
 
-    /// `decode_indexed` of `json` (stored as typed JSON) for `key`: an error exactly when
+    /// `decode_indexed` of `json` (stored as typed JSON) for `key`, for cases it must read
+    /// as `decode` does (it may accept more, in values it skips): an error exactly when
     /// `decode` errs, else the same rows and no property that is not indexed.
     fn skims_alike(key: &Key, json: &str) {
         let mut stored = alloc::vec![FORMAT_TYPED_JSON];
@@ -475,6 +529,12 @@ mod tests {
             // Not a wrapper: refused by both.
             r#"{"a":{"$unindexed":1,"b":2}}"#,
             r#"{"a":{"b":2,"$unindexed":1}}"#,
+            // ... unless a later value replaces it.
+            r#"{"a":{"$unindexed":1,"b":2},"a":3}"#,
+            r#"{"a":3,"a":{"$unindexed":1,"b":2}}"#,
+            // Numbers and strings as serde_json reads them.
+            r#"{"a":-0,"b":18446744073709551615,"c":1e-7,"d":"é
+"","e":[-0.0,1.5e300]}"#,
             // Typed forms and embedded entities, wrapped and not.
             r#"{"a":{"$bytes":"AA=="},"b":{"$unindexed":{"$bytes":"AA=="}},"c":{"d":1.5}}"#,
             r#"{"a":{"$float":"NaN"},"eA":-0.5,"f":null,"g":true}"#,
