@@ -222,49 +222,6 @@ fn the_deepest_entities_fit_the_guest_stack_in_both_hosts() {
     });
 }
 
-#[test]
-fn an_instance_told_to_log_nothing_is_not_reused_once_a_subscriber_listens() {
-    // The guest keeps the level its first log call was answered with and skips the lines
-    // below it. This is the only test of this binary that installs a subscriber, so until
-    // it does, the host records nothing and the warm instances below are told so.
-    use tracing::level_filters::LevelFilter;
-    assert_eq!(
-        LevelFilter::current(),
-        LevelFilter::OFF,
-        "no subscriber yet"
-    );
-    let key = Key::name("Item", "a");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let blocking = ds::Datastore::builder()
-        .store(Arc::new(MemoryStore::new()))
-        .build()
-        .unwrap();
-    let not_blocking = runtime.block_on(async {
-        let db = ads::Datastore::builder()
-            .store(Arc::new(MemoryStore::new()))
-            .build()
-            .await
-            .unwrap();
-        db.get(&key).await.unwrap();
-        db
-    });
-    blocking.get(&key).unwrap();
-    assert_eq!(
-        (blocking.idle_instances(), not_blocking.idle_instances()),
-        (1, 1)
-    );
-
-    let (_, blocking_lines) = ds_tests::with_guest_lines(|| blocking.get(&key).unwrap());
-    let (_, async_lines) =
-        ds_tests::with_guest_lines(|| runtime.block_on(not_blocking.get(&key)).unwrap());
-    for (host, lines) in [("ds", blocking_lines), ("ads", async_lines)] {
-        assert!(
-            lines.iter().any(|line| line == "Model base _get()"),
-            "{host}: the guest's lines reach the new subscriber: {lines:?}"
-        );
-    }
-}
-
 /// Each call on a warm instance starts from an empty heap: what an earlier call allocated
 /// and freed (thousands of small blocks) does not stay in the way of a later call's large
 /// ones. Under a 3 MiB limit, a put of 3,000 small properties (2.3 MiB at its peak) and then
