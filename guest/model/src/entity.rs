@@ -63,6 +63,20 @@ impl Entity {
 
     /// An entity from a key and typed-JSON properties text, which must be a JSON object.
     pub fn from_json(key: Key, properties: &str) -> Result<Entity, Error> {
+        match crate::typed_json::read_properties(properties) {
+            Some((properties, unindexed)) => Ok(Entity {
+                key,
+                properties,
+                unindexed,
+            }),
+            None => Entity::from_json_reference(key, properties),
+        }
+    }
+
+    /// [`Entity::from_json`] through a parsed `serde_json::Value`: the reference reader,
+    /// whose answer, and refusal, the direct reader (`crate::typed_json`) gives wherever it
+    /// reads a text, and which reads every text the direct one leaves to it.
+    pub(crate) fn from_json_reference(key: Key, properties: &str) -> Result<Entity, Error> {
         let json: Json = serde_json::from_str(properties)
             .map_err(|err| Error::InvalidEntity(format!("properties are not valid JSON: {err}")))?;
         match json {
@@ -207,6 +221,13 @@ impl Entity {
     /// Decodes a stored value for `key`.
     pub fn decode(key: Key, stored: &[u8]) -> Result<Entity, Error> {
         let json = decode_json(&key, stored)?;
+        if let Some((properties, unindexed)) = crate::typed_json::read_properties(json) {
+            return Ok(Entity {
+                key,
+                properties,
+                unindexed,
+            });
+        }
         let corrupt = |what: String| Error::Corrupt(format!("entity {key} holds {what}"));
         match serde_json::from_str(json) {
             Ok(Json::Object(object)) => Entity::from_json_object(key.clone(), &object)

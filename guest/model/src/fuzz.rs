@@ -31,16 +31,27 @@ pub fn key_codec(data: &[u8]) {
     }
 }
 
-/// JSON properties: conversion never panics; a valid entity round-trips through its
-/// stored form unchanged.
+/// JSON properties: conversion never panics; the direct reader agrees with the reference
+/// wherever it reads; a valid entity round-trips through its stored form unchanged.
 pub fn entity_json(data: &[u8]) {
     let Ok(text) = core::str::from_utf8(data) else {
         return;
     };
     let key = Key::name("Fuzz", "k");
+    let reference = Entity::from_json_reference(key.clone(), text);
+    // The direct reader, where it reads, gives what the reference gives.
+    if let Some((properties, unindexed)) = crate::typed_json::read_properties(text) {
+        let direct = Entity {
+            key: key.clone(),
+            properties,
+            unindexed,
+        };
+        assert_eq!(Ok(&direct), reference.as_ref(), "{text}");
+    }
     let Ok(mut entity) = Entity::from_json(key.clone(), text) else {
         return;
     };
+    assert_eq!(Ok(&entity), reference.as_ref(), "{text}");
     if let Ok(stored) = entity.prepare(&crate::Schema::EMPTY) {
         assert_eq!(Entity::decode(key.clone(), &stored).as_ref(), Ok(&entity));
         // The canonical JSON reads back as the same entity.

@@ -26,6 +26,7 @@ pub mod model;
 pub mod query;
 pub mod schema;
 pub mod transport;
+mod typed_json;
 pub mod value;
 
 pub use entity::Entity;

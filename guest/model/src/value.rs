@@ -285,7 +285,7 @@ fn number_from_json(n: &Number, path: &str) -> Result<Value, String> {
         .ok_or_else(|| format!("property {path}: the number is not representable"))
 }
 
-fn typed_from_json(tag: &str, inner: &Json, path: &str) -> Result<Value, String> {
+pub(crate) fn typed_from_json(tag: &str, inner: &Json, path: &str) -> Result<Value, String> {
     let text = |what: &str| {
         inner
             .as_str()
