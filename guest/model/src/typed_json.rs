@@ -402,65 +402,72 @@ mod tests {
     }
 
     /// JSON text with what makes typed JSON interesting: typed forms (valid and not),
-    /// reserved and repeated names, arrays in arrays, numbers at the int64 edges.
+    /// reserved, escaped, overlong and repeated names, arrays in arrays, numbers at the
+    /// int64 edges and beyond, space between tokens. Mostly valid pieces, so that most texts
+    /// are valid but for one thing.
     fn json_text() -> impl Strategy<Value = String> {
-        // Mostly valid pieces, so that most texts are valid but for one thing.
         let leaf = prop_oneof![
             3 => Just("null".to_string()),
             3 => any::<bool>().prop_map(|b| b.to_string()),
             6 => any::<i64>().prop_map(|i| i.to_string()),
-            1 => Just("9223372036854775808".to_string()),
+            2 => any::<u64>().prop_map(|u| u.to_string()),
+            1 => "-?[1-9][0-9]{19,22}",
             1 => Just("-0".to_string()),
             1 => Just("-0.0".to_string()),
             1 => Just("1e400".to_string()),
             4 => (-1e6f64..1e6).prop_map(|f| format!("{f:?}")),
+            2 => proptest::num::f64::NORMAL.prop_map(|f| format!("{f:e}")),
             6 => "[a-z\\\\\"é]{0,6}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
             2 => Just(r#"{"$bytes":"AAEC"}"#.to_string()),
             1 => Just(r#"{"$bytes":"A"}"#.to_string()),
+            1 => Just(r#"{"$bytes":"AA==","$bytes":"AQ=="}"#.to_string()),
             2 => Just(r#"{"$timestamp":"2024-05-06T07:08:09Z"}"#.to_string()),
             2 => Just(r#"{"$key":"A:b/C:1"}"#.to_string()),
             1 => Just(r#"{"$key":"A:0"}"#.to_string()),
+            1 => Just(r#"{"\u0024key":"A:1"}"#.to_string()),
             2 => Just(r#"{"$float":"Infinity"}"#.to_string()),
             1 => Just(r#"{"$float":3}"#.to_string()),
             1 => Just(r#"{"$mystery":"x"}"#.to_string()),
             2 => Just(r#"{"$unindexed":"w"}"#.to_string()),
+            1 => Just(r#"{"$unindexed":1,"$unindexed":2}"#.to_string()),
         ];
+        // Names as JSON string literals.
+        let literal = |name: String| serde_json::to_string(&name).unwrap_or_default();
         let name = prop_oneof![
-            24 => "[a-c]",
-            1 => Just(String::new()),
-            1 => Just("$bytes".to_string()),
-            2 => Just("$unindexed".to_string()),
-            1 => Just("__x".to_string()),
+            24 => "[a-c]".prop_map(literal),
+            1 => Just(literal(String::new())),
+            1 => Just(literal("$bytes".into())),
+            2 => Just(literal("$unindexed".into())),
+            1 => Just(literal("__x".into())),
+            1 => Just(r#""\u0024bytes""#.to_string()),
+            1 => Just(literal("n".repeat(crate::key::MAX_NAME_BYTES + 1))),
         ];
         let top_name = prop_oneof![
-            12 => "[a-f]{1,2}",
-            1 => Just("$unindexed".to_string()),
-            1 => Just("__y".to_string()),
+            12 => "[a-f]{1,2}".prop_map(literal),
+            1 => Just(literal("$unindexed".into())),
+            1 => Just(literal("__y".into())),
+            1 => Just(r#""\u005f_y""#.to_string()),
         ];
-        let value = leaf.prop_recursive(4, 24, 4, move |inner| {
+        let object = |members: Vec<(String, String)>, space: &str| {
+            let members: Vec<String> = members
+                .into_iter()
+                .map(|(name, value)| format!("{name}{space}:{space}{value}"))
+                .collect();
+            format!("{{{space}{}{space}}}", members.join(&format!(",{space}")))
+        };
+        let value = leaf.prop_recursive(6, 32, 4, move |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4)
                     .prop_map(|items| format!("[{}]", items.join(","))),
-                proptest::collection::vec((name.clone(), inner), 0..4).prop_map(|members| {
-                    let members: Vec<String> = members
-                        .into_iter()
-                        .map(|(name, value)| format!("{name:?}:{value}"))
-                        .collect();
-                    format!("{{{}}}", members.join(","))
-                }),
+                proptest::collection::vec((name.clone(), inner), 0..4)
+                    .prop_map(move |members| object(members, "")),
             ]
         });
+        let space = prop_oneof![4 => Just(""), 1 => Just(" \n\t")];
         prop_oneof![
             1 => value.clone(),
-            4 => proptest::collection::vec((top_name, value), 0..6).prop_map(
-                |members| {
-                    let members: Vec<String> = members
-                        .into_iter()
-                        .map(|(name, value)| format!("{name:?}:{value}"))
-                        .collect();
-                    format!("{{{}}}", members.join(","))
-                }
-            ),
+            4 => (proptest::collection::vec((top_name, value), 0..6), space)
+                .prop_map(move |(members, space)| object(members, space)),
         ]
     }
 
