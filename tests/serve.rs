@@ -192,6 +192,22 @@ fn every_route_and_every_error_status() {
         );
     }
 
+    // serde_json's private RawValue name is a reserved `$` name here as in the guest: no
+    // parse in the hosts reads it as JSON text to splice in (see `host_core_reads_json_as_the_guest_does`).
+    for text in [
+        r#"{"n": {"$serde_json::private::RawValue": "-0"}}"#,
+        r#"{"$serde_json::private::RawValue": "{\"a\": 1}"}"#,
+    ] {
+        let (got, answer) = server.call_with("PUT", "/v1/entities/Note:raw", Some(text.into()));
+        assert_eq!(got, 400, "{text}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("$serde_json::private::RawValue")),
+            "{text}: {answer}"
+        );
+    }
+
     // Errors: status and a JSON body naming the kind.
     for (method, path, body, status, kind) in [
         ("GET", "/v1/entities/Account:nobody", None, 404, "not_found"),
@@ -267,6 +283,24 @@ fn every_route_and_every_error_status() {
     );
     let (got, _) = server.call("GET", "/v1/entities/Note:big", None);
     assert_eq!(got, 404);
+}
+
+/// Every crate of the hosts' build parses JSON as the guest does: nothing turns on
+/// serde_json's `raw_value` (axum's `json` feature did), which makes every
+/// `serde_json::Value` parse read an object `{"$serde_json::private::RawValue": "…"}` as the
+/// JSON text inside: an integer the literal check never saw, or properties the model never
+/// validated as written.
+#[test]
+fn host_core_reads_json_as_the_guest_does() {
+    let text = r#"{"$serde_json::private::RawValue": "-0"}"#;
+    let parsed: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(parsed, json!({ "$serde_json::private::RawValue": "-0" }));
+    let err = host_core::Entity::from_json(
+        host_core::Key::name("Note", "n"),
+        &format!(r#"{{"p": {text}}}"#),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("unknown typed value"), "{err}");
 }
 
 fn curl_status(address: std::net::SocketAddr, path: &str) -> (u16, Value) {

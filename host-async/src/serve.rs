@@ -81,7 +81,7 @@ pub fn router(db: Datastore, options: ServeOptions) -> Router {
     Router::new()
         .route(
             "/v1/health",
-            get(|| async { axum::Json(json!({ "ok": true })) }),
+            get(|| async { JsonAnswer(json!({ "ok": true })) }),
         )
         .route(
             "/v1/entities/{*key}",
@@ -235,11 +235,30 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "kind": self.kind, "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
+        (self.status, JsonAnswer(body)).into_response()
     }
 }
 
-type Answer = Result<axum::Json<Json>, ApiError>;
+/// A JSON answer (`application/json`). Not axum's `Json`: its feature turns on serde_json's
+/// `raw_value` for the whole build, and with it every parse of a `serde_json::Value` reads an
+/// object `{"$serde_json::private::RawValue": "…"}` as the JSON text inside. The guest, built
+/// without it, refuses such a name, so the hosts would have read input the model does not.
+struct JsonAnswer(Json);
+
+impl IntoResponse for JsonAnswer {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(bytes) => (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                bytes,
+            )
+                .into_response(),
+            Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+        }
+    }
+}
+
+type Answer = Result<JsonAnswer, ApiError>;
 
 /// A call slot, or 503 after the queue timeout.
 async fn admit(app: &App) -> Result<OwnedSemaphorePermit, ApiError> {
@@ -280,7 +299,7 @@ async fn get_entity(State(app): State<App>, Segment(text): Segment) -> Answer {
     let key = key(&text)?;
     let _slot = admit(&app).await?;
     match app.db.get(&key).await? {
-        Some(entity) => Ok(axum::Json(entity_json(&entity))),
+        Some(entity) => Ok(JsonAnswer(entity_json(&entity))),
         None => Err(ApiError {
             status: StatusCode::NOT_FOUND,
             kind: "not_found",
@@ -295,14 +314,14 @@ async fn put_entity(State(app): State<App>, Segment(text): Segment, Body(bytes):
     let entity = Entity::from_json_object(key, &properties).map_err(Error::from)?;
     let _slot = admit(&app).await?;
     let key = app.db.put(&entity).await?;
-    Ok(axum::Json(cli::key_json(&key)))
+    Ok(JsonAnswer(cli::key_json(&key)))
 }
 
 async fn delete_entity(State(app): State<App>, Segment(text): Segment) -> Answer {
     let key = key(&text)?;
     let _slot = admit(&app).await?;
     app.db.delete(&key).await?;
-    Ok(axum::Json(cli::deleted_json(&key)))
+    Ok(JsonAnswer(cli::deleted_json(&key)))
 }
 
 #[derive(Deserialize)]
@@ -324,7 +343,7 @@ async fn batch_get(State(app): State<App>, Body(bytes): Body) -> Answer {
         .iter()
         .map(|e| e.as_ref().map(entity_json).unwrap_or(Json::Null))
         .collect();
-    Ok(axum::Json(json!({ "entities": entities })))
+    Ok(JsonAnswer(json!({ "entities": entities })))
 }
 
 #[derive(Deserialize)]
@@ -373,7 +392,7 @@ async fn query(State(app): State<App>, Body(bytes): Body) -> Answer {
     };
     let _slot = admit(&app).await?;
     let page = app.db.query(&query).await?;
-    Ok(axum::Json(
+    Ok(JsonAnswer(
         json!({ "results": cli::query_rows(&page), "next_cursor": page.next_cursor }),
     ))
 }
@@ -394,7 +413,7 @@ async fn allocate_ids(State(app): State<App>, Body(bytes): Body) -> Answer {
         .db
         .allocate_ids(&request.namespace, &request.kind, request.count)
         .await?;
-    Ok(axum::Json(cli::allocated_json(
+    Ok(JsonAnswer(cli::allocated_json(
         &request.kind,
         first,
         request.count,
@@ -413,7 +432,7 @@ async fn deposit(State(app): State<App>, Body(bytes): Body) -> Answer {
     let account = key(&request.account)?;
     let _slot = admit(&app).await?;
     let balance = app.db.deposit(&account, request.amount).await?;
-    Ok(axum::Json(cli::balance_json(&account, balance)))
+    Ok(JsonAnswer(cli::balance_json(&account, balance)))
 }
 
 #[derive(Deserialize)]
@@ -432,7 +451,7 @@ async fn transfer(State(app): State<App>, Body(bytes): Body) -> Answer {
         .db
         .transfer(&source, &destination, request.amount)
         .await?;
-    Ok(axum::Json(cli::receipt_json(&receipt)))
+    Ok(JsonAnswer(cli::receipt_json(&receipt)))
 }
 
 async fn call(State(app): State<App>, Segment(name): Segment, Body(bytes): Body) -> Answer {
@@ -442,5 +461,5 @@ async fn call(State(app): State<App>, Segment(name): Segment, Body(bytes): Body)
         body(&bytes)?
     };
     let _slot = admit(&app).await?;
-    Ok(axum::Json(app.db.call(&name, &input).await?))
+    Ok(JsonAnswer(app.db.call(&name, &input).await?))
 }
