@@ -298,18 +298,17 @@ fn main() -> Result<()> {
             let db = sync_db(store, Isolation::Warm)?;
             ds_gets_rate(&db, concurrency, 1);
             for _ in 0..3 {
-                let ops = concurrency * per;
-                let before = process_ticks()?;
-                let rate = match variant.as_str() {
-                    "postgres" => postgres_gets_rate(&server, &schema, concurrency, per),
-                    "tokio-postgres" => {
-                        tokio_postgres_gets_rate(&rt, &server, &schema, concurrency, per)?
-                    }
-                    "ads" => ads_pg_gets_rate(&rt, &base_url, concurrency, per)?,
-                    _ => ds_gets_rate(&db, concurrency, per),
-                };
-                // Clock ticks of 10 ms: whole runs of a second or more read well enough.
-                let cpu = (process_ticks()? - before) as f64 * 1e4 / ops as f64;
+                let (rate, cpu) = cpu_per_op(concurrency * per, || -> Result<f64> {
+                    Ok(match variant.as_str() {
+                        "postgres" => postgres_gets_rate(&server, &schema, concurrency, per),
+                        "tokio-postgres" => {
+                            tokio_postgres_gets_rate(&rt, &server, &schema, concurrency, per)?
+                        }
+                        "ads" => ads_pg_gets_rate(&rt, &base_url, concurrency, per)?,
+                        _ => ds_gets_rate(&db, concurrency, per),
+                    })
+                })?;
+                let rate = rate?;
                 eprintln!("{variant} at {concurrency}: {rate:.0} gets/s, {cpu:.1} µs CPU per get");
             }
             let mut client = postgres::Client::connect(&server, postgres::NoTls)?;
@@ -1018,36 +1017,22 @@ fn cpu_per_op<R>(ops: usize, run: impl FnOnce() -> R) -> Result<(R, f64)> {
     Ok((result, used.as_secs_f64() * 1e6 / ops as f64))
 }
 
-/// The user and system clock ticks this process has used, its ended threads included
-/// (`/proc/self/stat`'s `utime` and `stime`).
-fn process_ticks() -> Result<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the command name, which ends with the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("a stat line")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| -> Result<u64> { Ok(fields.get(i).context("a stat field")?.parse()?) };
-    Ok(ticks(11)? + ticks(12)?)
-}
-
-/// The CPU time all of this process's threads have used so far (the kernel's per-thread
-/// scheduler accounting, in nanoseconds: finer than `getrusage`'s ticks on short runs).
+/// The CPU time this process has used so far: all its threads together, ended ones included
+/// (`CLOCK_PROCESS_CPUTIME_ID`, the kernel's scheduler accounting in nanoseconds: finer than
+/// `getrusage`'s ticks on short runs, and it keeps the time of the threads a loop joined).
 fn process_cpu() -> Result<Duration> {
-    let mut total = 0u64;
-    for task in std::fs::read_dir("/proc/self/task")? {
-        // A thread may end between listing and reading: it is then simply not counted.
-        if let Ok(stat) = std::fs::read_to_string(task?.path().join("schedstat")) {
-            total += stat
-                .split_whitespace()
-                .next()
-                .and_then(|ns| ns.parse::<u64>().ok())
-                .context("a schedstat line")?;
-        }
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid `timespec` for the call to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
     }
-    Ok(Duration::from_nanos(total))
+    Ok(Duration::new(
+        u64::try_from(now.tv_sec)?,
+        u32::try_from(now.tv_nsec)?,
+    ))
 }
 
 /// Runs `total` gets as `concurrency` tasks; returns (wall, sorted latencies in ms).
@@ -1091,7 +1076,7 @@ fn overlap(report: &mut Report) -> Result<()> {
          Each concurrency gets one untimed warm-up round first (steady state, not first burst: \
          a first burst of N calls also instantiates N instances, about 8 µs each), then the \
          two take three turns: walls are the median turn, latencies pool all three. CPU is \
-         the process's CPU time per get (all threads, from `/proc/self/task/*/schedstat`), \
+         the process's CPU time per get (all threads, from `CLOCK_PROCESS_CPUTIME_ID`), \
          median turn: once the two cores are saturated, the wall ratio tends to the CPU \
          ratio.",
     );
