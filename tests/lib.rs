@@ -42,17 +42,7 @@ pub fn cargo(args: &[&str]) -> Output {
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let out = cargo(&[
-            "build",
-            "-q",
-            "-p",
-            "host-sync",
-            "-p",
-            "host-async",
-            "-p",
-            "ds-examples",
-            "--bins",
-        ]);
+        let out = cargo(&["build", "-q", "-p", "ds-cli", "-p", "ds-examples", "--bins"]);
         assert!(
             out.status.success(),
             "building the binaries failed:\n{}",

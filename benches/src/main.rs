@@ -2064,7 +2064,7 @@ fn cold_start(report: &mut Report, root: &Path) -> Result<()> {
             "--release",
             "--quiet",
             "-p",
-            "host-sync",
+            "ds-cli",
             "--bin",
             "ds",
         ])

@@ -32,7 +32,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use host_core::cli::{self, entity_json, parse_key};
+use host_core::answer::{self, entity_json};
 use host_core::instances::BoundExceeded;
 use host_core::store::StoreError;
 use serde::Deserialize;
@@ -276,10 +276,10 @@ async fn admit(app: &App) -> Result<OwnedSemaphorePermit, ApiError> {
 }
 
 fn key(text: &str) -> Result<Key, ApiError> {
-    parse_key(text).map_err(|err| ApiError {
+    Key::parse_any(text).map_err(|err| ApiError {
         status: StatusCode::BAD_REQUEST,
         kind: "invalid_key",
-        message: err,
+        message: err.to_string(),
     })
 }
 
@@ -289,7 +289,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|err| ApiError::bad_request(format!("bad JSON body: {err}")))?;
     // Parsed, so UTF-8: integer literals serde_json would turn into floats are refused.
     if let Ok(text) = std::str::from_utf8(bytes) {
-        cli::check_integer_literals(text)
+        ds_model::json::check_integer_literals(text)
             .map_err(|err| ApiError::bad_request(format!("bad JSON body: {err}")))?;
     }
     Ok(value)
@@ -314,14 +314,14 @@ async fn put_entity(State(app): State<App>, Segment(text): Segment, Body(bytes):
     let entity = Entity::from_json_object(key, &properties).map_err(Error::from)?;
     let _slot = admit(&app).await?;
     let key = app.db.put(&entity).await?;
-    Ok(JsonAnswer(cli::key_json(&key)))
+    Ok(JsonAnswer(answer::key_json(&key)))
 }
 
 async fn delete_entity(State(app): State<App>, Segment(text): Segment) -> Answer {
     let key = key(&text)?;
     let _slot = admit(&app).await?;
     app.db.delete(&key).await?;
-    Ok(JsonAnswer(cli::deleted_json(&key)))
+    Ok(JsonAnswer(answer::deleted_json(&key)))
 }
 
 #[derive(Deserialize)]
@@ -393,7 +393,7 @@ async fn query(State(app): State<App>, Body(bytes): Body) -> Answer {
     let _slot = admit(&app).await?;
     let page = app.db.query(&query).await?;
     Ok(JsonAnswer(
-        json!({ "results": cli::query_rows(&page), "next_cursor": page.next_cursor }),
+        json!({ "results": answer::query_rows(&page), "next_cursor": page.next_cursor }),
     ))
 }
 
@@ -413,7 +413,7 @@ async fn allocate_ids(State(app): State<App>, Body(bytes): Body) -> Answer {
         .db
         .allocate_ids(&request.namespace, &request.kind, request.count)
         .await?;
-    Ok(JsonAnswer(cli::allocated_json(
+    Ok(JsonAnswer(answer::allocated_json(
         &request.kind,
         first,
         request.count,
@@ -432,7 +432,7 @@ async fn deposit(State(app): State<App>, Body(bytes): Body) -> Answer {
     let account = key(&request.account)?;
     let _slot = admit(&app).await?;
     let balance = app.db.deposit(&account, request.amount).await?;
-    Ok(JsonAnswer(cli::balance_json(&account, balance)))
+    Ok(JsonAnswer(answer::balance_json(&account, balance)))
 }
 
 #[derive(Deserialize)]
@@ -451,7 +451,7 @@ async fn transfer(State(app): State<App>, Body(bytes): Body) -> Answer {
         .db
         .transfer(&source, &destination, request.amount)
         .await?;
-    Ok(JsonAnswer(cli::receipt_json(&receipt)))
+    Ok(JsonAnswer(answer::receipt_json(&receipt)))
 }
 
 async fn call(State(app): State<App>, Segment(name): Segment, Body(bytes): Body) -> Answer {

@@ -1,8 +1,8 @@
-//! The error type of both host libraries (`ds::Error` and `ads::Error` are this type).
+//! The error type of both host libraries (`ds::Error` and `ads::Error` are this type), and
+//! the bounds a call can hit. A leaf: it imports no other module of this crate.
 
 use ds_model::key::KeyError;
 
-use crate::instances::BoundExceeded;
 use crate::store::StoreError;
 use crate::store::StoreUrlError;
 
@@ -87,15 +87,72 @@ impl From<ds_model::Error> for Error {
 
 impl Error {
     /// The error for a failed instantiation or export call (a trap, or a link failure).
-    pub fn from_wasmtime(err: wasmtime::Error) -> Self {
+    /// `slots` is the engine's `max_instances`, named when every slot was taken.
+    pub fn from_wasmtime(err: wasmtime::Error, slots: u32) -> Self {
         if err.is::<wasmtime::PoolConcurrencyLimitError>() {
-            return Error::Bound(BoundExceeded::Instances {
-                limit: crate::runtime::engine_options().max_instances,
-            });
+            return Error::Bound(BoundExceeded::Instances { limit: slots });
         }
         match err.downcast::<BoundExceeded>() {
             Ok(bound) => Error::Bound(bound),
             Err(err) => Error::Trap(format!("{err:?}")),
         }
+    }
+}
+
+/// A bound that a call hit (it trapped, and its instance was discarded).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoundExceeded {
+    /// The guest tried to grow its linear memory past the limit.
+    #[error("guest memory limit of {limit} bytes exceeded (the guest asked for {requested} bytes)")]
+    Memory {
+        /// The limit, in bytes.
+        limit: usize,
+        /// The size the guest asked for, in bytes.
+        requested: usize,
+    },
+    /// The call ran past its deadline. `writes` says whether it wrote before it was stopped:
+    /// a retry of a call whose commit was applied, or may have been, could apply it twice.
+    #[error("the call ran past its deadline of {} ms{writes}", limit.as_millis())]
+    Deadline {
+        /// The deadline.
+        limit: std::time::Duration,
+        /// What the call had written when it was stopped.
+        writes: Writes,
+    },
+    /// Every instance slot of the process is in use (`ds` with more threads calling at once
+    /// than the engine's `max_instances`; `ads` waits instead).
+    #[error(
+        "all {limit} instance slots of the process are in use; raise DS_MAX_INSTANCES or call with fewer threads"
+    )]
+    Instances {
+        /// The engine's `max_instances`.
+        limit: u32,
+    },
+}
+
+/// What a call that failed midway (a deadline, a trap) had written, as far as the host saw
+/// its commits: whether retrying it could apply its writes twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Writes {
+    /// No commit with writes was sent, or every one sent was refused: nothing was written.
+    #[default]
+    None,
+    /// A commit was sent and not answered (or answered with an internal error): it may have
+    /// been applied. Read before retrying.
+    Unknown,
+    /// A commit was applied before the call failed: only its result was lost.
+    Applied,
+}
+
+/// Shown after a failed call's message.
+impl std::fmt::Display for Writes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Writes::None => "; nothing was written",
+            Writes::Unknown => {
+                "; a commit it sent was not answered and may have been applied: read before retrying"
+            }
+            Writes::Applied => "; a commit it made had been applied (only the result was lost)",
+        })
     }
 }

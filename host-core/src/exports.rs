@@ -1,4 +1,4 @@
-//! The model component's exports, as both hosts call them: looked up on an instance only
+//! The model component's exports, as the core calls them: looked up on an instance only
 //! when first called, and type-checked once per component instead of once per instance.
 //!
 //! Why not the bindgen `Model`: `ModelPre::instantiate` looks up and type-checks all 13
@@ -17,18 +17,22 @@ use crate::bindings::types::{
     CheckReport, Entity, EntityPage, Error, Key, KvKey, Properties, QueryPage, QuerySpec, Receipt,
 };
 use crate::convert::KeyRef;
+use std::future::{Future, Ready, ready};
 
-/// Declares the exports once: the index table, the one-time type check and a blocking and an
-/// awaited call method per export.
+use crate::core::{Core, HostState};
+use crate::mode::{Async, Blocking, Mode};
+
+/// Declares the exports once: the index table, the one-time type check, and per export one
+/// call method of [`Core`], in whichever [`Mode`] it runs.
 macro_rules! model_exports {
     ($(
         $(#[$doc:meta])*
         $variant:ident: $interface:literal $name:literal,
-        $method:ident / $method_async:ident ($($arg:ident: $arg_ty:ty),*) -> $ret:ty;
+        $method:ident ($($arg:ident: $arg_ty:ty),*) -> $ret:ty;
     )*) => {
         /// One export of the model world.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        enum Export {
+        pub(crate) enum Export {
             $($variant,)*
         }
 
@@ -49,30 +53,67 @@ macro_rules! model_exports {
             Ok(())
         }
 
-        impl Exports {
+        /// The model's export calls, as a [`Mode`] makes them: an ordinary call on the
+        /// calling thread ([`Blocking`]) or an awaited call on a fiber ([`Async`]).
+        pub trait ExportCalls: Mode {
             $(
                 $(#[$doc])*
-                pub fn $method<T: 'static>(
-                    &mut self,
-                    store: &mut wasmtime::Store<T>,
+                fn $method(
+                    exports: &mut Exports,
+                    store: &mut wasmtime::Store<HostState<Self>>,
                     $($arg: $arg_ty),*
-                ) -> wasmtime::Result<$ret> {
-                    // SAFETY: the signature `typecheck` checks for this export.
-                    let typed = unsafe { self.typed::<($($arg_ty,)*), ($ret,)>(store, Export::$variant)? };
-                    let (ret,) = typed.call(&mut *store, ($($arg,)*))?;
-                    Ok(ret)
-                }
+                ) -> impl Future<Output = wasmtime::Result<$ret>> + Send;
+            )*
+        }
 
-                $(#[$doc])*
-                pub async fn $method_async<T: Send + 'static>(
-                    &mut self,
-                    store: &mut wasmtime::Store<T>,
+        // The futures are spelled `Ready`: each call is made before its future is returned.
+        #[allow(refining_impl_trait)]
+        impl ExportCalls for Blocking {
+            $(
+                fn $method(
+                    exports: &mut Exports,
+                    store: &mut wasmtime::Store<HostState<Self>>,
+                    $($arg: $arg_ty),*
+                ) -> Ready<wasmtime::Result<$ret>> {
+                    let mut call = || {
+                        // SAFETY: the signature `typecheck` checks for this export.
+                        let typed = unsafe {
+                            exports.typed::<($($arg_ty,)*), ($ret,)>(&mut *store, Export::$variant)?
+                        };
+                        let (ret,) = typed.call(&mut *store, ($($arg,)*))?;
+                        Ok(ret)
+                    };
+                    ready(call())
+                }
+            )*
+        }
+
+        impl ExportCalls for Async {
+            $(
+                async fn $method(
+                    exports: &mut Exports,
+                    store: &mut wasmtime::Store<HostState<Self>>,
                     $($arg: $arg_ty),*
                 ) -> wasmtime::Result<$ret> {
                     // SAFETY: the signature `typecheck` checks for this export.
-                    let typed = unsafe { self.typed::<($($arg_ty,)*), ($ret,)>(store, Export::$variant)? };
+                    let typed = unsafe {
+                        exports.typed::<($($arg_ty,)*), ($ret,)>(&mut *store, Export::$variant)?
+                    };
                     let (ret,) = typed.call_async(&mut *store, ($($arg,)*)).await?;
                     Ok(ret)
+                }
+            )*
+        }
+
+        impl<M: ExportCalls> Core<M> {
+            $(
+                $(#[$doc])*
+                pub(crate) async fn $method(&self, $($arg: $arg_ty),*) -> Result<$ret, crate::Error> {
+                    let mut call = self.begin().await?;
+                    let instance = &mut call.instance;
+                    let run = M::$method(&mut instance.model, &mut instance.store, $($arg),*);
+                    let result = M::within(self.deadline(), run).await;
+                    self.end(call, result)
                 }
             )*
         }
@@ -82,43 +123,43 @@ macro_rules! model_exports {
 model_exports! {
     /// `datastore.get`
     Get: "ds:datastore/datastore@0.1.0" "get",
-        get / get_async(key: &KeyRef<'_>) -> Result<Option<Properties>, Error>;
+        call_get(key: &KeyRef<'_>) -> Result<Option<Properties>, Error>;
     /// `datastore.put`
     Put: "ds:datastore/datastore@0.1.0" "put",
-        put / put_async(entity: &Entity) -> Result<Key, Error>;
+        call_put(entity: &Entity) -> Result<Key, Error>;
     /// `datastore.delete`
     Delete: "ds:datastore/datastore@0.1.0" "delete",
-        delete / delete_async(key: &KeyRef<'_>) -> Result<(), Error>;
+        call_delete(key: &KeyRef<'_>) -> Result<(), Error>;
     /// `datastore.get-many`
     GetMany: "ds:datastore/datastore@0.1.0" "get-many",
-        get_many / get_many_async(keys: &[KeyRef<'_>]) -> Result<Vec<Option<Properties>>, Error>;
+        call_get_many(keys: &[KeyRef<'_>]) -> Result<Vec<Option<Properties>>, Error>;
     /// `datastore.put-many`
     PutMany: "ds:datastore/datastore@0.1.0" "put-many",
-        put_many / put_many_async(entities: &[Entity]) -> Result<Vec<Key>, Error>;
+        call_put_many(entities: &[Entity]) -> Result<Vec<Key>, Error>;
     /// `datastore.delete-many`
     DeleteMany: "ds:datastore/datastore@0.1.0" "delete-many",
-        delete_many / delete_many_async(keys: &[KeyRef<'_>]) -> Result<(), Error>;
+        call_delete_many(keys: &[KeyRef<'_>]) -> Result<(), Error>;
     /// `datastore.entities`
     Entities: "ds:datastore/datastore@0.1.0" "entities",
-        entities / entities_async(start: Option<&KvKey>, kind: Option<&str>) -> Result<EntityPage, Error>;
+        call_entities(start: Option<&KvKey>, kind: Option<&str>) -> Result<EntityPage, Error>;
     /// `datastore.query`
     Query: "ds:datastore/datastore@0.1.0" "query",
-        query / query_async(query: &QuerySpec) -> Result<QueryPage, Error>;
+        call_query(query: &QuerySpec) -> Result<QueryPage, Error>;
     /// `datastore.allocate-ids`
     AllocateIds: "ds:datastore/datastore@0.1.0" "allocate-ids",
-        allocate_ids / allocate_ids_async(namespace: &str, kind: &str, count: u64) -> Result<u64, Error>;
+        call_allocate_ids(namespace: &str, kind: &str, count: u64) -> Result<u64, Error>;
     /// `datastore.call`
     Call: "ds:datastore/datastore@0.1.0" "call",
-        call / call_async(name: &str, input: &str) -> Result<String, Error>;
+        call_call(name: &str, input: &str) -> Result<String, Error>;
     /// `datastore.check`
     Check: "ds:datastore/datastore@0.1.0" "check",
-        check / check_async(start: Option<&KvKey>) -> Result<CheckReport, Error>;
+        call_check(start: Option<&KvKey>) -> Result<CheckReport, Error>;
     /// `accounts.deposit`
     Deposit: "ds:datastore/accounts@0.1.0" "deposit",
-        deposit / deposit_async(account: &KeyRef<'_>, amount: i64) -> Result<i64, Error>;
+        call_deposit(account: &KeyRef<'_>, amount: i64) -> Result<i64, Error>;
     /// `accounts.transfer`
     Transfer: "ds:datastore/accounts@0.1.0" "transfer",
-        transfer / transfer_async(source: &KeyRef<'_>, destination: &KeyRef<'_>, amount: i64) -> Result<Receipt, Error>;
+        call_transfer(source: &KeyRef<'_>, destination: &KeyRef<'_>, amount: i64) -> Result<Receipt, Error>;
 }
 
 /// The interface a component may lack: the example application's `accounts` (world `bank`).
@@ -210,7 +251,7 @@ impl Exports {
     /// # Safety
     /// `Params` and `Return` must be the signature `typecheck` checked for `export` (the
     /// methods `model_exports!` generates pass exactly that).
-    unsafe fn typed<Params, Return>(
+    pub(crate) unsafe fn typed<Params, Return>(
         &mut self,
         store: &mut impl wasmtime::AsContextMut,
         export: Export,

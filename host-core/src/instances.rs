@@ -11,8 +11,10 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::affine::AffinePool;
-use crate::logging::GuestLog;
+use ds_store::affine::AffinePool;
+
+use crate::ctx::{HasInstanceCtx, WriteLog};
+pub use crate::error::{BoundExceeded, Writes};
 
 /// How instances are shared between calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,195 +71,6 @@ impl Default for InstanceOptions {
             memory_limit_bytes: crate::runtime::MAX_GUEST_MEMORY,
             deadline: std::time::Duration::from_secs(10),
         }
-    }
-}
-
-/// A bound that a call hit (it trapped, and its instance was discarded).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BoundExceeded {
-    /// The guest tried to grow its linear memory past the limit.
-    #[error("guest memory limit of {limit} bytes exceeded (the guest asked for {requested} bytes)")]
-    Memory {
-        /// The limit, in bytes.
-        limit: usize,
-        /// The size the guest asked for, in bytes.
-        requested: usize,
-    },
-    /// The call ran past its deadline. `writes` says whether it wrote before it was stopped:
-    /// a retry of a call whose commit was applied, or may have been, could apply it twice.
-    #[error("the call ran past its deadline of {} ms{writes}", limit.as_millis())]
-    Deadline {
-        /// The deadline.
-        limit: std::time::Duration,
-        /// What the call had written when it was stopped.
-        writes: Writes,
-    },
-    /// Every instance slot of the process is in use (`ds` with more threads calling at once
-    /// than the engine's `max_instances`; `ads` waits instead).
-    #[error(
-        "all {limit} instance slots of the process are in use; raise DS_MAX_INSTANCES or call with fewer threads"
-    )]
-    Instances {
-        /// The engine's `max_instances`.
-        limit: u32,
-    },
-}
-
-/// What a call that failed midway (a deadline, a trap) had written, as far as the host saw
-/// its commits: whether retrying it could apply its writes twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Writes {
-    /// No commit with writes was sent, or every one sent was refused: nothing was written.
-    #[default]
-    None,
-    /// A commit was sent and not answered (or answered with an internal error): it may have
-    /// been applied. Read before retrying.
-    Unknown,
-    /// A commit was applied before the call failed: only its result was lost.
-    Applied,
-}
-
-/// Shown after a failed call's message.
-impl std::fmt::Display for Writes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Writes::None => "; nothing was written",
-            Writes::Unknown => {
-                "; a commit it sent was not answered and may have been applied: read before retrying"
-            }
-            Writes::Applied => "; a commit it made had been applied (only the result was lost)",
-        })
-    }
-}
-
-/// The commits of the current call, as the transport imports see them.
-#[derive(Debug, Default)]
-pub struct WriteLog {
-    applied: bool,
-    unanswered: bool,
-}
-
-impl WriteLog {
-    /// A commit with `writes` writes is about to go to the store.
-    pub fn sent(&mut self, writes: usize) {
-        if writes > 0 {
-            self.unanswered = true;
-        }
-    }
-
-    /// The store answered the commit last [`sent`](Self::sent): an internal error may mean
-    /// it was applied (the store cannot tell), every other error means it was not.
-    pub fn answered<T>(&mut self, result: &Result<T, crate::store::StoreError>) {
-        if !self.unanswered {
-            return;
-        }
-        match result {
-            Ok(_) => {
-                self.applied = true;
-                self.unanswered = false;
-            }
-            Err(crate::store::StoreError::Internal(_)) => {}
-            Err(_) => self.unanswered = false,
-        }
-    }
-
-    /// What the call has written so far.
-    pub fn writes(&self) -> Writes {
-        if self.applied {
-            Writes::Applied
-        } else if self.unanswered {
-            Writes::Unknown
-        } else {
-            Writes::None
-        }
-    }
-}
-
-/// Per-instance host state both hosts keep: the guest's log, the memory meter, and the
-/// current call's commits.
-#[derive(Debug)]
-pub struct InstanceCtx {
-    /// The `logging` import.
-    pub log: GuestLog,
-    /// The memory meter and limiter.
-    pub meter: MemoryMeter,
-    /// The commits of the call running now (reset when a call is armed).
-    pub writes: WriteLog,
-    /// The epoch tick ([`crate::runtime::current_epoch`]) at which the call running now
-    /// reaches its deadline.
-    deadline_epoch: u64,
-}
-
-impl InstanceCtx {
-    /// A context whose instance may grow its memory to `memory_limit_bytes`.
-    pub fn new(options: &InstanceOptions) -> Self {
-        InstanceCtx {
-            log: GuestLog::default(),
-            meter: MemoryMeter {
-                limit: options
-                    .memory_limit_bytes
-                    .min(crate::runtime::MAX_GUEST_MEMORY),
-                current: 0,
-            },
-            writes: WriteLog::default(),
-            deadline_epoch: u64::MAX,
-        }
-    }
-
-    /// How long the call running now has left before its deadline (zero once past it): the
-    /// most a blocking wait inside the call may take. Precise to one epoch tick.
-    pub fn time_left(&self) -> std::time::Duration {
-        let ticks = self
-            .deadline_epoch
-            .saturating_sub(crate::runtime::current_epoch());
-        crate::runtime::EPOCH_TICK.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
-    }
-}
-
-/// Host state that carries an [`InstanceCtx`]: what the shared linking and pooling need.
-pub trait HasInstanceCtx: Send + 'static {
-    /// The shared per-instance state.
-    fn ctx(&mut self) -> &mut InstanceCtx;
-}
-
-/// Tracks an instance's linear memory and refuses growth past a limit.
-#[derive(Debug)]
-pub struct MemoryMeter {
-    limit: usize,
-    current: usize,
-}
-
-impl MemoryMeter {
-    /// The instance's current linear memory size, in bytes.
-    pub fn current_bytes(&self) -> usize {
-        self.current
-    }
-}
-
-impl wasmtime::ResourceLimiter for MemoryMeter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            return Err(wasmtime::Error::new(BoundExceeded::Memory {
-                limit: self.limit,
-                requested: desired,
-            }));
-        }
-        self.current = desired;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
     }
 }
 
@@ -426,7 +239,7 @@ impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
         if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
             return self.deadline_error(writes);
         }
-        match crate::Error::from_wasmtime(err) {
+        match crate::Error::from_wasmtime(err, crate::runtime::engine_options().max_instances) {
             crate::Error::Trap(message) if writes != Writes::None => {
                 crate::Error::Trap(format!("{message}{writes}"))
             }

@@ -1,33 +1,55 @@
-//! What both ds hosts share, written once: the bindings of the WIT world, the engine and the
-//! component cache, conversions between WIT and Rust types, the guest's logging, the stores,
-//! and the command line.
+//! The host, written once: the bindings of the WIT world, the engine and the component
+//! cache, the instance pool, conversions between WIT and Rust types, the guest's logging,
+//! and [`Core`](core::Core), the datastore both hosts are faces of.
 //!
-//! `host-sync` (`ds`) and `host-async` (`ads`) add only what differs: how the transport is
-//! called (blocking or awaited) and how the model's exports are called.
+//! The core is `async` code over a [`Mode`](mode::Mode): [`Blocking`](mode::Blocking) (the
+//! `ds` host, which runs each call with [`complete`](mode::complete)) or
+//! [`Async`](mode::Async) (the `ads` host, which awaits it). `host-sync` and `host-async`
+//! hold only their builders and one-line methods; the stores are the `ds-store` crate.
+//!
+//! Module graph (no cycles): `error` is a leaf; `runtime` uses `error`; `logging` uses the
+//! bindings; `ctx` (the per-instance context) uses `error`, `logging` and `runtime`;
+//! `instances` uses `ctx`; `mode`, `core`, `exports` and `transport` sit on top.
 //!
 //! Architecture invariant: nothing here knows how entities are encoded or queried; that is
 //! the guest's job. The one exception is read-only: trace lines and errors render transport
 //! keys with the guest crate's key decoder.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-mod affine;
+pub mod answer;
 pub mod bindings;
 pub mod builder;
-pub mod cli;
 pub mod convert;
+pub mod core;
+pub mod ctx;
 pub mod error;
 pub mod exports;
 pub mod instances;
 pub mod logging;
+pub mod mode;
 pub mod retry;
 pub mod runtime;
-pub mod store;
+mod transport;
+
+pub use ds_store as store;
+
+/// The types of the host API, which both faces re-export whole (`pub use host_core::api::*`),
+/// so `ds::Key` and `ads::Key` are one type.
+pub mod api {
+    pub use crate::bindings::types as wit;
+    pub use crate::store;
+    pub use crate::{
+        BoundExceeded, CheckReport, ComponentSource, Direction, Entity, EntityPage, Error, Filter,
+        IdOrName, InstanceOptions, Isolation, Key, Op, Order, PathElement, Properties, Query,
+        QueryPage, Receipt, RetryPolicy, Value, Writes,
+    };
+}
 
 pub use ds_model::query::{Filter, Op, Order};
 pub use ds_model::schema::Direction;
 pub use ds_model::value::{Properties, Value};
 pub use ds_model::{CheckReport, Entity, IdOrName, Key, PathElement, Query};
-pub use error::Error;
+pub use error::{BoundExceeded, Error, Writes};
 pub use instances::{InstanceOptions, Isolation};
 pub use retry::RetryPolicy;
 pub use runtime::ComponentSource;

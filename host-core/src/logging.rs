@@ -1,11 +1,10 @@
-//! Log records: the guest's `logging` import into `tracing`, trace rendering of transport
-//! keys, and the CLI's subscriber. Shared by both hosts.
+//! Log records: the guest's `logging` import into `tracing`, and trace rendering of
+//! transport keys. Shared by both hosts.
 
 use tracing::level_filters::LevelFilter;
 
 use crate::bindings::logging::{self, Level};
 use crate::bindings::types;
-use crate::instances::HasInstanceCtx;
 
 /// The `logging` import (and the function-less `types` import) for both hosts: each guest
 /// log line becomes a `tracing` event with target `ds::guest`.
@@ -53,17 +52,6 @@ impl logging::Host for GuestLog {
     }
 }
 
-/// Links the imports both hosts implement the same way (`types`, `logging`) into `linker`.
-pub fn add_shared_imports<T: HasInstanceCtx>(
-    linker: &mut wasmtime::component::Linker<T>,
-) -> wasmtime::Result<()> {
-    fn log<T: HasInstanceCtx>(state: &mut T) -> &mut GuestLog {
-        &mut state.ctx().log
-    }
-    types::add_to_linker::<T, wasmtime::component::HasSelf<GuestLog>>(linker, log::<T>)?;
-    logging::add_to_linker::<T, wasmtime::component::HasSelf<GuestLog>>(linker, log::<T>)
-}
-
 /// A transport key for a trace line: the entity's own id or name (what the seed's transport
 /// printed) and the whole key in the human syntax (or escaped bytes for non-entity keys).
 pub fn describe_key(key: &[u8]) -> (String, String) {
@@ -80,21 +68,4 @@ pub fn describe_key(key: &[u8]) -> (String, String) {
             (text.clone(), text)
         }
     }
-}
-
-/// Installs the CLI's `tracing` subscriber on stderr: the call path at `trace` level with
-/// `--trace`, otherwise `RUST_LOG` (default: warnings only).
-pub fn init_cli_tracing(trace: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = if trace {
-        EnvFilter::new("warn,ds=trace,ads=trace,host_core=debug")
-    } else {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .try_init();
 }

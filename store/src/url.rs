@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::{
-    AsyncStore, BlockingPostgresStore, MemoryStore, Offload, PostgresUrl, SqliteStore, Store,
-    StoreError,
-};
+use super::{AsyncStore, MemoryStore, Store, StoreError};
+#[cfg(feature = "postgres")]
+use super::{BlockingPostgresStore, PostgresUrl};
+#[cfg(feature = "sqlite")]
+use super::{Offload, SqliteStore};
 
 /// The store used when neither `--store` nor `DS_STORE` names one: `./ds.db`.
 pub const DEFAULT_STORE_URL: &str = "sqlite:ds.db";
@@ -18,9 +19,11 @@ pub const DEFAULT_STORE_URL: &str = "sqlite:ds.db";
 pub enum StoreUrl {
     /// `memory:` — a fresh, empty in-memory store.
     Memory,
-    /// `sqlite:PATH` (also `sqlite://PATH`) — a SQLite database file.
+    /// `sqlite:PATH` (also `sqlite://PATH`) — a SQLite database file. Opening it needs the
+    /// `sqlite` feature.
     Sqlite(PathBuf),
     /// `postgres://…` or `postgresql://…` — a PostgreSQL (or PostgreSQL-protocol) server.
+    #[cfg(feature = "postgres")]
     Postgres(PostgresUrl),
 }
 
@@ -55,9 +58,14 @@ impl FromStr for StoreUrl {
                 }
                 Ok(StoreUrl::Sqlite(PathBuf::from(path)))
             }
+            #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => PostgresUrl::parse(url)
                 .map(StoreUrl::Postgres)
                 .map_err(|reason| error(&reason)),
+            #[cfg(not(feature = "postgres"))]
+            "postgres" | "postgresql" => Err(error(
+                "this build has no PostgreSQL store: build ds-store with its `postgres` feature",
+            )),
             other => Err(error(&format!(
                 "unknown scheme {other:?}; supported: memory:, sqlite:PATH, postgres://USER@HOST/DB"
             ))),
@@ -70,6 +78,7 @@ impl fmt::Display for StoreUrl {
         match self {
             StoreUrl::Memory => f.write_str("memory:"),
             StoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            #[cfg(feature = "postgres")]
             StoreUrl::Postgres(url) => f.write_str(&redact(&url.url)),
         }
     }
@@ -117,7 +126,11 @@ pub fn redact(url: &str) -> String {
 pub fn open_blocking(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
+        #[cfg(feature = "sqlite")]
         StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        #[cfg(not(feature = "sqlite"))]
+        StoreUrl::Sqlite(_) => return Err(no_sqlite()),
+        #[cfg(feature = "postgres")]
         StoreUrl::Postgres(url) => Arc::new(BlockingPostgresStore::open(url)?),
     })
 }
@@ -128,7 +141,11 @@ pub fn open_blocking(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
 pub fn open_async(url: &StoreUrl) -> Result<Arc<dyn AsyncStore>, StoreError> {
     Ok(match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
+        #[cfg(feature = "sqlite")]
         StoreUrl::Sqlite(path) => Arc::new(Offload(Arc::new(SqliteStore::open(path)?))),
+        #[cfg(not(feature = "sqlite"))]
+        StoreUrl::Sqlite(_) => return Err(no_sqlite()),
+        #[cfg(feature = "postgres")]
         StoreUrl::Postgres(url) => {
             let handle = tokio::runtime::Handle::try_current().map_err(|_| {
                 StoreError::Unavailable(
@@ -140,7 +157,15 @@ pub fn open_async(url: &StoreUrl) -> Result<Arc<dyn AsyncStore>, StoreError> {
     })
 }
 
-#[cfg(test)]
+/// Why a `sqlite:` URL cannot be opened by a build without SQLite.
+#[cfg(not(feature = "sqlite"))]
+fn no_sqlite() -> StoreError {
+    StoreError::Unavailable(
+        "this build has no SQLite store: build ds-store with its `sqlite` feature".into(),
+    )
+}
+
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
 mod tests {
     use super::*;
 
@@ -161,7 +186,7 @@ mod tests {
             StoreUrl::Postgres(PostgresUrl {
                 url: "postgres://u:secret@localhost:5432/db?connect_timeout=5".into(),
                 schema: Some("run_1".into()),
-                max_connections: crate::store::postgres::DEFAULT_MAX_CONNECTIONS,
+                max_connections: crate::postgres::DEFAULT_MAX_CONNECTIONS,
             })
         );
         assert_eq!(

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio_postgres::NoTls;
 
 use super::{Conn, PostgresUrl, config, connect_error, map_error, reusable, stale};
-use crate::store::{
+use crate::{
     AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
 };
 
@@ -137,5 +137,5 @@ pub fn open_on(
     url: &PostgresUrl,
 ) -> Result<Arc<PostgresStore>, StoreError> {
     let open = PostgresStore::open(url);
-    crate::store::block_on::off_runtime(|| runtime.block_on(open)).map(Arc::new)
+    crate::block_on::off_runtime(|| runtime.block_on(open)).map(Arc::new)
 }

@@ -18,8 +18,8 @@ use tokio::runtime::Runtime;
 use tokio_postgres::NoTls;
 
 use super::{Conn, PostgresUrl, config, connect_error, map_error, reusable, stale};
-use crate::store::block_on::off_runtime;
-use crate::store::{Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
+use crate::block_on::off_runtime;
+use crate::{Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
 
 /// A store in a PostgreSQL database (or a PostgreSQL-protocol distributed SQL database),
 /// for blocking callers: each call runs on the calling thread, which drives the connection.

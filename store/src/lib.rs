@@ -1,4 +1,4 @@
-//! Stores: the backends behind the transport, for both hosts.
+//! `ds-store`: the ordered key-value stores behind ds's transport, for both hosts.
 //!
 //! A store implements the transport contract (see `wit/transport.wit`) once, as a blocking
 //! [`Store`] or an async [`AsyncStore`]. The data types are the guest's own
@@ -8,6 +8,12 @@
 //! - `ads` runs an [`AsyncStore`]. A blocking store is adapted with [`Offload`], which runs
 //!   each call on tokio's blocking pool: blocking work (SQLite) never runs on a worker thread.
 //!   A store whose calls never wait (memory) implements both traits directly.
+//!
+//! Backends are modules behind cargo features, so an embedder builds only what it uses:
+//! `memory:` always, `sqlite:PATH` with `sqlite` and `postgres://…` with `postgres` (both
+//! on by default). [`open_blocking`] and [`open_async`] open a store from its URL; a URL of
+//! a backend this build lacks is refused with the feature to turn on.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,15 +21,20 @@ use std::sync::Arc;
 
 pub use ds_model::transport::{Check, Direction, Entry, KeyRange, StoreError, Versioned, Write};
 
+pub mod affine;
 mod block_on;
 mod memory;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;
 
 pub use block_on::BlockOn;
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
 pub use postgres::{BlockingPostgresStore, PostgresStore, PostgresUrl};
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use url::{DEFAULT_STORE_URL, StoreUrl, StoreUrlError, open_async, open_blocking, redact};
 

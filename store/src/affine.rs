@@ -19,10 +19,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How many stacks the idle items are spread over: more than the threads that call at
 /// once in practice, few enough that a thread whose stack is empty can look in all of them.
-pub(crate) const SHARDS: usize = 32;
+pub const SHARDS: usize = 32;
 
 /// Idle items, each thread preferring the stack it returns to.
-pub(crate) struct AffinePool<T> {
+pub struct AffinePool<T> {
     shards: Box<[Shard<T>]>,
     /// Idle items in all stacks; never above `max_idle`.
     idle: AtomicUsize,
@@ -35,7 +35,7 @@ struct Shard<T>(Mutex<Vec<T>>);
 
 impl<T> AffinePool<T> {
     /// An empty pool that keeps at most `max_idle` items.
-    pub(crate) fn new(max_idle: usize) -> Self {
+    pub fn new(max_idle: usize) -> Self {
         AffinePool {
             shards: (0..SHARDS).map(|_| Shard(Mutex::new(Vec::new()))).collect(),
             idle: AtomicUsize::new(0),
@@ -44,7 +44,7 @@ impl<T> AffinePool<T> {
     }
 
     /// An idle item: the one this thread returned last if its stack has one, else any.
-    pub(crate) fn take(&self) -> Option<T> {
+    pub fn take(&self) -> Option<T> {
         if self.idle.load(Ordering::Relaxed) == 0 {
             return None;
         }
@@ -58,7 +58,7 @@ impl<T> AffinePool<T> {
 
     /// Keeps `item` for this thread's next [`take`](Self::take), or hands it back if the
     /// pool is full (the caller drops it, outside any lock of the pool).
-    pub(crate) fn put(&self, item: T) -> Result<(), T> {
+    pub fn put(&self, item: T) -> Result<(), T> {
         // Counted before it is pushed, so the count never exceeds `max_idle` and never drops
         // below zero: a `take` that sees the count first may find nothing, and makes a new one.
         if self.idle.fetch_add(1, Ordering::Relaxed) >= self.max_idle {
@@ -70,12 +70,17 @@ impl<T> AffinePool<T> {
     }
 
     /// How many items are idle.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.idle.load(Ordering::Relaxed)
     }
 
+    /// Whether no item is idle.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Takes every idle item out (the caller drops them, outside any lock of the pool).
-    pub(crate) fn drain(&self) -> Vec<T> {
+    pub fn drain(&self) -> Vec<T> {
         let mut items = Vec::new();
         for shard in &self.shards {
             let mut stack = shard.lock();

@@ -105,7 +105,7 @@ impl<S: AsyncStore + ?Sized> Store for BlockOn<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::MemoryStore;
 
     /// A `ds` datastore over an async store of one's own can be dropped in async code (a
     /// handler that built one, say): the private runtime must not be dropped there.

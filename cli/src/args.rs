@@ -1,0 +1,332 @@
+//! The command line's arguments: the global options, the commands both binaries take, and
+//! the parsers of keys, JSON, filters and orders.
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use ds::store::DEFAULT_STORE_URL;
+use ds::{ComponentSource, Filter, InstanceOptions, Isolation, Key, Order, Query};
+use serde_json::{Map, Value};
+
+use crate::output::OutputFormat;
+
+const KEY_HELP: &str = "Entity key: [NAMESPACE@]Kind:id-or-name[/Kind:id-or-name]... \
+    An all-digit id-or-name is an integer id; quote names with special characters or that \
+    are all digits: Account:alice, Account:42, Account:\"42\", Account:alice/Order:7. \
+    The URL-safe form of a key is accepted too";
+
+/// Command-line arguments of `ds` and `ads`: the global options and a command of the set
+/// `C` (`ds` runs [`Command`]; `ads` adds `serve` to it).
+#[derive(Debug, Parser)]
+pub struct Cli<C: Subcommand> {
+    /// Store URL: sqlite:PATH (the default, ./ds.db), postgres://USER@HOST/DB or memory:.
+    #[arg(long, env = "DS_STORE", default_value = DEFAULT_STORE_URL, global = true)]
+    pub store: String,
+    /// Run another build of the model component instead of the embedded one.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub component: Option<PathBuf>,
+    /// Instances: warm (reused across calls) or per-call (a fresh instance for every call).
+    #[arg(long, default_value = "warm", global = true)]
+    pub isolation: Isolation,
+    /// Longest a call may run, in milliseconds.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub deadline_ms: u64,
+    /// Most linear memory the guest may use, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
+    pub memory_limit_mib: u64,
+    /// Retries of a transaction or write that lost its commit race to another writer.
+    #[arg(long, default_value_t = ds_model::transport::DEFAULT_RETRIES, global = true)]
+    pub retries: u32,
+    /// Show the call path (host API, guest, transport) on stderr.
+    #[arg(long, global = true)]
+    pub trace: bool,
+    /// How results are printed: json (one JSON object per line, for programs; the default)
+    /// or table (aligned columns, for people).
+    #[arg(long, value_enum, default_value = "json", global = true)]
+    pub output: OutputFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: C,
+}
+
+/// A datastore operation.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the entity at KEY as JSON; exit 1 if there is none.
+    #[command(
+        after_help = "Examples:\n  ds get Account:alice\n  ds get 'tenant-1@Account:alice/Order:7' --output table"
+    )]
+    Get {
+        #[arg(help = KEY_HELP, value_parser = parse_key)]
+        /// The key.
+        key: Key,
+    },
+    /// Write the entity at KEY with PROPERTIES (a JSON object), replacing any entity there.
+    #[command(
+        after_help = "Examples:\n  ds put Account:alice '{\"owner\": \"Alice\", \"balance\": 10}'\n  ds put Note:1 '{\"at\": {\"$timestamp\": \"2024-05-01T12:00:00Z\"}, \"raw\": {\"$bytes\": \"AP8=\"}}'"
+    )]
+    Put {
+        #[arg(help = KEY_HELP, value_parser = parse_key)]
+        /// The key.
+        key: Key,
+        /// The properties, a JSON object in the typed mapping, e.g.
+        /// '{"owner": "Alice", "balance": 10, "opened": {"$timestamp": "2024-05-01T00:00:00Z"}}'.
+        #[arg(value_parser = parse_properties)]
+        properties: Map<String, Value>,
+    },
+    /// Delete the entity at KEY (not an error if there is none).
+    #[command(after_help = "Example:\n  ds delete Account:alice")]
+    Delete {
+        #[arg(help = KEY_HELP, value_parser = parse_key)]
+        /// The key.
+        key: Key,
+    },
+    /// Import entities from JSON lines, {"key": "Kind:name", "properties": {...}} per line
+    /// (the output format of `get`), in atomic batches. A line that is not an entity stops
+    /// the import with its line number, an entity the model refuses with its batch's lines;
+    /// the batches before are written, nothing after.
+    #[command(
+        after_help = "Examples:\n  ds import entities.jsonl\n  ds export | ads --store sqlite:copy.db import -"
+    )]
+    Import {
+        /// The file to read; `-` reads standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        /// Most entities per atomic batch (one commit each); a batch also ends once its
+        /// lines hold 4 MiB, so that it fits the component's memory.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
+    },
+    /// Export entities as JSON lines in key order, in the format `import` reads: all of
+    /// them, or only those whose own kind is KIND.
+    #[command(
+        after_help = "Examples:\n  ds export > all.jsonl\n  ds export Account --output table"
+    )]
+    Export {
+        /// Only entities of this kind.
+        kind: Option<String>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    #[command(
+        after_help = "Example:\n  ds completions bash > ~/.local/share/bash-completion/completions/ds"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Check the store: every entity must be readable and have exactly its index rows, and
+    /// every index row must belong to its entity. Prints a report; exits 6 on problems.
+    #[command(after_help = "Example:\n  ds check")]
+    Check,
+    /// Query entities of KIND, served from indexes: one JSON object per result per line,
+    /// then {"next_cursor": "..."} when --limit cut the results short. Without --limit,
+    /// every result is printed.
+    #[command(after_help = "Examples:\n  \
+        ds query Account --filter 'owner = \"Alice\"' --order -balance\n  \
+        ds query Account --filter 'balance >= 100' --limit 10\n  \
+        ds query Account --limit 10 --cursor <next_cursor of the previous page>\n  \
+        ds query Transfer --ancestor Account:alice --keys-only")]
+    Query {
+        /// The kind.
+        kind: String,
+        /// Only descendants of this key (and the key itself).
+        #[arg(long, value_parser = parse_key)]
+        ancestor: Option<Key>,
+        /// A filter 'PROPERTY OP VALUE': OP is = < <= > >= or IN, VALUE typed JSON
+        /// ('balance >= 100', 'owner = "Alice"', 'tags IN ["a","b"]'). Repeatable.
+        #[arg(long = "filter", value_parser = parse_filter)]
+        filters: Vec<Filter>,
+        /// A sort order: PROPERTY or -PROPERTY (descending). Repeatable.
+        #[arg(long = "order", value_parser = parse_order, allow_hyphen_values = true)]
+        orders: Vec<Order>,
+        /// At most this many results (one page; its cursor is printed).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: Option<u32>,
+        /// Skip this many results first.
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+        /// Resume after this cursor (the next_cursor of a previous page).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Stop after this cursor.
+        #[arg(long)]
+        end_cursor: Option<String>,
+        /// Print keys only.
+        #[arg(long)]
+        keys_only: bool,
+        /// The namespace.
+        #[arg(long, default_value = "")]
+        namespace: String,
+    },
+    /// Reserve COUNT consecutive ids of KIND, never issued again; prints the first and last.
+    #[command(after_help = "Example:\n  ds allocate-ids Order 10")]
+    AllocateIds {
+        /// The kind.
+        kind: String,
+        /// How many ids.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=ds_model::model::MAX_ALLOCATE))]
+        count: u64,
+        /// The namespace.
+        #[arg(long, default_value = "")]
+        namespace: String,
+    },
+    /// Run an application operation of the component by NAME with INPUT (JSON), and print
+    /// its output (JSON): how operations added to the guest are called without rebuilding
+    /// the hosts. `ds call deposit '{"account": "Account:alice", "amount": 5}'`.
+    #[command(
+        after_help = "Examples:\n  ds call deposit '{\"account\": \"Account:alice\", \"amount\": 5}'\n  ds --component my_guest.wasm call reserve '{\"stock\": \"Stock:widget\", \"quantity\": 3}'"
+    )]
+    Call {
+        /// The operation's name.
+        name: String,
+        /// Its input, a JSON value.
+        #[arg(default_value = "{}", value_parser = parse_json)]
+        input: Value,
+    },
+    /// The example application: add AMOUNT (negative: withdraw) to the balance of an
+    /// Account, in a transaction. Exits 7 if the balance would go negative.
+    #[command(
+        after_help = "Examples:\n  ds deposit Account:alice 100\n  ds deposit Account:alice -20"
+    )]
+    Deposit {
+        /// The account's key, e.g. Account:alice.
+        #[arg(value_parser = parse_key)]
+        account: Key,
+        /// The amount.
+        #[arg(allow_hyphen_values = true)]
+        amount: i64,
+    },
+    /// The example application: move AMOUNT from one Account to another in one transaction
+    /// and record it as a Transfer under the source. Exits 7 on insufficient funds.
+    #[command(after_help = "Example:\n  ds transfer Account:alice Account:bob 30")]
+    Transfer {
+        /// The source account's key.
+        #[arg(value_parser = parse_key)]
+        source: Key,
+        /// The destination account's key.
+        #[arg(value_parser = parse_key)]
+        destination: Key,
+        /// The amount (positive; a negative one is refused by the model, exit 7).
+        #[arg(allow_hyphen_values = true)]
+        amount: i64,
+    },
+}
+
+impl<C: Subcommand + AsCommand> Cli<C> {
+    /// Parses the process arguments for the binary `name`; on bad usage prints help and
+    /// exits with code 2. A command that only another binary has (`elsewhere`: its name and
+    /// what to say) gets that message instead of clap's, also with code 2. `completions` is
+    /// answered here, before any store is opened.
+    pub fn parse_for(name: &'static str, about: &'static str, elsewhere: &[(&str, &str)]) -> Self {
+        let command = || Self::command().name(name).bin_name(name).about(about);
+        let matches = command().try_get_matches().unwrap_or_else(|err| {
+            if err.kind() == clap::error::ErrorKind::InvalidSubcommand {
+                let given = err.get(clap::error::ContextKind::InvalidSubcommand);
+                for (other, message) in elsewhere {
+                    if matches!(given, Some(clap::error::ContextValue::String(s)) if s == other) {
+                        eprintln!("error: {message}");
+                        std::process::exit(2);
+                    }
+                }
+            }
+            err.exit()
+        });
+        let cli = Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+        if let Some(Command::Completions { shell }) = cli.command.as_command() {
+            clap_complete::generate(*shell, &mut command(), name, &mut std::io::stdout());
+            std::process::exit(0);
+        }
+        cli
+    }
+
+    /// The instance settings the options ask for.
+    pub fn instance_options(&self) -> InstanceOptions {
+        InstanceOptions {
+            isolation: self.isolation,
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
+            memory_limit_bytes: (self.memory_limit_mib as usize) << 20,
+            ..Default::default()
+        }
+    }
+
+    /// The component to run: `--component PATH`, or the embedded one.
+    pub fn component_source(&self) -> ComponentSource {
+        self.component
+            .clone()
+            .map(ComponentSource::File)
+            .unwrap_or_default()
+    }
+}
+
+/// A binary's command set, seen as the commands both binaries share.
+pub trait AsCommand {
+    /// The shared command this is, if it is one.
+    fn as_command(&self) -> Option<&Command>;
+}
+
+impl AsCommand for Command {
+    fn as_command(&self) -> Option<&Command> {
+        Some(self)
+    }
+}
+
+/// Parses a key as the command line and the HTTP API take it: the human syntax, or the
+/// URL-safe form.
+pub fn parse_key(text: &str) -> Result<Key, String> {
+    Key::parse_any(text).map_err(|err| err.to_string())
+}
+
+/// Parses JSON text a user gave, refusing integer literals with no int64 form.
+pub(crate) fn parse_json(text: &str) -> Result<Value, String> {
+    let value = serde_json::from_str(text).map_err(|err| format!("invalid JSON: {err}"))?;
+    ds_model::json::check_integer_literals(text)?;
+    Ok(value)
+}
+
+fn parse_filter(text: &str) -> Result<Filter, String> {
+    Filter::parse(text).map_err(|err| err.to_string())
+}
+
+fn parse_order(text: &str) -> Result<Order, String> {
+    Order::parse(text).map_err(|err| err.to_string())
+}
+
+impl Command {
+    /// The query a `query` command asks for; `None` for other commands.
+    pub fn query(&self) -> Option<Query> {
+        let Command::Query {
+            kind,
+            ancestor,
+            filters,
+            orders,
+            limit,
+            offset,
+            cursor,
+            end_cursor,
+            keys_only,
+            namespace,
+        } = self
+        else {
+            return None;
+        };
+        Some(Query {
+            namespace: namespace.clone(),
+            kind: Some(kind.clone()),
+            ancestor: ancestor.clone(),
+            filters: filters.clone(),
+            orders: orders.clone(),
+            limit: *limit,
+            offset: *offset,
+            keys_only: *keys_only,
+            start: cursor.clone(),
+            end: end_cursor.clone(),
+        })
+    }
+}
+
+fn parse_properties(text: &str) -> Result<Map<String, Value>, String> {
+    match parse_json(text)? {
+        Value::Object(map) => Ok(map),
+        _ => Err("properties must be a JSON object, e.g. '{\"name\": \"Alice\"}'".into()),
+    }
+}

@@ -1,0 +1,35 @@
+//! `ds`: the datastore command line over the blocking host.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use ds_cli::args::{Cli, Command};
+use ds_cli::output::Output;
+use host_core::mode::complete;
+
+fn main() -> ExitCode {
+    let cli: Cli<Command> = Cli::parse_for(
+        "ds",
+        "ds: the datastore model, run by the blocking host",
+        &[(
+            "serve",
+            "`serve` is the async host's: run `ads serve --listen ADDR`",
+        )],
+    );
+    ds_cli::init_tracing(cli.trace);
+    let mut output = Output::new(cli.output);
+    let result = run(cli, &mut output);
+    ds_cli::exit::finish(&mut output, result)
+}
+
+fn run(cli: Cli<Command>, output: &mut Output) -> anyhow::Result<()> {
+    let db = ds::Datastore::builder()
+        .store_url(&cli.store)
+        .component(cli.component_source())
+        .instance_options(cli.instance_options())
+        .transaction_retries(cli.retries)
+        .build()
+        .with_context(|| ds_cli::cannot_open(&cli.store))?;
+    // Every future of the blocking host is ready when made: one poll runs the command.
+    complete(ds_cli::dispatch::run(&db, cli.command, output))
+}

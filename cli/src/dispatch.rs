@@ -1,0 +1,275 @@
+//! The one dispatch of a parsed command over a datastore, for both binaries: written once
+//! as `async` code over the small [`Datastore`] trait, which `ds::Datastore` (its futures
+//! ready when made, so the blocking binary runs the dispatch with one poll) and
+//! `ads::Datastore` (awaited) implement.
+
+use std::future::Future;
+
+use anyhow::Context as _;
+use ds::{CheckReport, Entity, EntityPage, Error, Key, Query, QueryPage, Receipt};
+use host_core::answer;
+use serde_json::{Value, json};
+
+use crate::args::Command;
+use crate::exit::{CheckFailed, NotFound};
+use crate::import::{ImportReader, import_progress};
+use crate::output::Output;
+
+/// The datastore operations the command line runs: what both hosts' `Datastore`s offer.
+pub trait Datastore {
+    /// Reads the entity at `key`.
+    fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Entity>, Error>>;
+    /// Writes `entity`.
+    fn put(&self, entity: &Entity) -> impl Future<Output = Result<Key, Error>>;
+    /// Deletes the entity at `key`.
+    fn delete(&self, key: &Key) -> impl Future<Output = Result<(), Error>>;
+    /// Writes `entities` in one atomic commit.
+    fn put_many(&self, entities: &[Entity]) -> impl Future<Output = Result<Vec<Key>, Error>>;
+    /// One page of entities in key order.
+    fn entities(
+        &self,
+        start: Option<&[u8]>,
+        kind: Option<&str>,
+    ) -> impl Future<Output = Result<EntityPage, Error>>;
+    /// One page of a query.
+    fn query(&self, query: &Query) -> impl Future<Output = Result<QueryPage, Error>>;
+    /// Reserves ids.
+    fn allocate_ids(
+        &self,
+        namespace: &str,
+        kind: &str,
+        count: u64,
+    ) -> impl Future<Output = Result<u64, Error>>;
+    /// The example application's deposit.
+    fn deposit(&self, account: &Key, amount: i64) -> impl Future<Output = Result<i64, Error>>;
+    /// The example application's transfer.
+    fn transfer(
+        &self,
+        source: &Key,
+        destination: &Key,
+        amount: i64,
+    ) -> impl Future<Output = Result<Receipt, Error>>;
+    /// An operation of the component by name.
+    fn call(&self, name: &str, input: &Value) -> impl Future<Output = Result<Value, Error>>;
+    /// Checks the whole store.
+    fn check(&self) -> impl Future<Output = Result<CheckReport, Error>>;
+}
+
+/// Implements [`Datastore`] for a host's `Datastore`, each method wrapping the host's own
+/// call in `$wrap` (`std::future::ready` for the blocking host).
+macro_rules! implement {
+    ($host:ty, $wrap:path) => {
+        impl Datastore for $host {
+            fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Entity>, Error>> {
+                $wrap(<$host>::get(self, key))
+            }
+            fn put(&self, entity: &Entity) -> impl Future<Output = Result<Key, Error>> {
+                $wrap(<$host>::put(self, entity))
+            }
+            fn delete(&self, key: &Key) -> impl Future<Output = Result<(), Error>> {
+                $wrap(<$host>::delete(self, key))
+            }
+            fn put_many(
+                &self,
+                entities: &[Entity],
+            ) -> impl Future<Output = Result<Vec<Key>, Error>> {
+                $wrap(<$host>::put_many(self, entities))
+            }
+            fn entities(
+                &self,
+                start: Option<&[u8]>,
+                kind: Option<&str>,
+            ) -> impl Future<Output = Result<EntityPage, Error>> {
+                $wrap(<$host>::entities(self, start, kind))
+            }
+            fn query(&self, query: &Query) -> impl Future<Output = Result<QueryPage, Error>> {
+                $wrap(<$host>::query(self, query))
+            }
+            fn allocate_ids(
+                &self,
+                namespace: &str,
+                kind: &str,
+                count: u64,
+            ) -> impl Future<Output = Result<u64, Error>> {
+                $wrap(<$host>::allocate_ids(self, namespace, kind, count))
+            }
+            fn deposit(
+                &self,
+                account: &Key,
+                amount: i64,
+            ) -> impl Future<Output = Result<i64, Error>> {
+                $wrap(<$host>::deposit(self, account, amount))
+            }
+            fn transfer(
+                &self,
+                source: &Key,
+                destination: &Key,
+                amount: i64,
+            ) -> impl Future<Output = Result<Receipt, Error>> {
+                $wrap(<$host>::transfer(self, source, destination, amount))
+            }
+            fn call(
+                &self,
+                name: &str,
+                input: &Value,
+            ) -> impl Future<Output = Result<Value, Error>> {
+                $wrap(<$host>::call(self, name, input))
+            }
+            fn check(&self) -> impl Future<Output = Result<CheckReport, Error>> {
+                $wrap(<$host>::check(self))
+            }
+        }
+    };
+}
+
+/// The async host's futures, as they are.
+fn awaited<F: Future>(future: F) -> F {
+    future
+}
+
+implement!(ds::Datastore, std::future::ready);
+implement!(ads::Datastore, awaited);
+
+/// Runs `command` on `db`, printing its results to `output`.
+pub async fn run(db: &impl Datastore, command: Command, output: &mut Output) -> anyhow::Result<()> {
+    match command {
+        Command::Get { key } => {
+            let entity = db.get(&key).await.with_context(|| format!("get {key}"))?;
+            output.emit(answer::entity_json(&entity.ok_or(NotFound(key))?));
+        }
+        Command::Put { key, properties } => {
+            let entity = Entity::from_json_object(key.clone(), &properties)
+                .map_err(Error::from)
+                .with_context(|| format!("put {key}"))?;
+            let key = db
+                .put(&entity)
+                .await
+                .with_context(|| format!("put {key}"))?;
+            output.emit(answer::key_json(&key));
+        }
+        Command::Delete { key } => {
+            db.delete(&key)
+                .await
+                .with_context(|| format!("delete {key}"))?;
+            output.emit(answer::deleted_json(&key));
+        }
+        Command::Import { file, batch } => {
+            let mut reader = ImportReader::open(&file, batch)?;
+            let progress = import_progress();
+            while let Some(entities) = reader.next_batch().context("import stopped")? {
+                db.put_many(&entities)
+                    .await
+                    .with_context(|| reader.batch_failed(entities.len()))?;
+                progress.inc(entities.len() as u64);
+            }
+            progress.finish_and_clear();
+            output.emit(json!({ "imported": reader.read }));
+        }
+        Command::Export { kind } => {
+            let mut start: Option<Vec<u8>> = None;
+            loop {
+                let page = db
+                    .entities(start.as_deref(), kind.as_deref())
+                    .await
+                    .context("export")?;
+                // A page with none of the kind asked for prints nothing (not an empty table).
+                if !page.entities.is_empty() {
+                    let rows: Vec<_> = page.entities.iter().map(answer::entity_json).collect();
+                    output.emit_rows(&rows);
+                }
+                match page.next {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Command::Query { .. } => {
+            let mut query = command.query().context("query")?;
+            loop {
+                let page = db.query(&query).await.context("query")?;
+                if print_query_page(output, &page, &mut query) {
+                    break;
+                }
+            }
+        }
+        Command::AllocateIds {
+            kind,
+            count,
+            namespace,
+        } => {
+            let first = db
+                .allocate_ids(&namespace, &kind, count)
+                .await
+                .with_context(|| format!("allocate {count} ids of {kind}"))?;
+            output.emit(answer::allocated_json(&kind, first, count));
+        }
+        Command::Deposit { account, amount } => {
+            let balance = db
+                .deposit(&account, amount)
+                .await
+                .with_context(|| format!("deposit {amount} to {account}"))?;
+            output.emit(answer::balance_json(&account, balance));
+        }
+        Command::Transfer {
+            source,
+            destination,
+            amount,
+        } => {
+            let receipt = db
+                .transfer(&source, &destination, amount)
+                .await
+                .with_context(|| format!("transfer {amount} from {source} to {destination}"))?;
+            output.emit(answer::receipt_json(&receipt));
+        }
+        Command::Call { name, input } => {
+            let result = db
+                .call(&name, &input)
+                .await
+                .with_context(|| format!("call {name}"))?;
+            output.emit(result);
+        }
+        Command::Completions { .. } => {} // answered while parsing
+        Command::Check => {
+            let report = db.check().await.context("check")?;
+            report_check(output, &report)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints one page of `query`'s results. Returns true when the caller should stop: the
+/// query asked for one page only (a limit) or is exhausted. Otherwise `query` now asks for
+/// the next page: from the page's cursor, with no offset (the cursor already lies past the
+/// results the offset skipped).
+fn print_query_page(output: &mut Output, page: &QueryPage, query: &mut Query) -> bool {
+    let rows = answer::query_rows(page);
+    if !rows.is_empty() {
+        output.emit_rows(&rows);
+    }
+    match &page.next_cursor {
+        Some(cursor) if query.limit.is_some() => {
+            output.emit(json!({ "next_cursor": cursor }));
+            true
+        }
+        Some(cursor) => {
+            query.start = Some(cursor.clone());
+            query.offset = 0;
+            false
+        }
+        None => true,
+    }
+}
+
+/// Prints a check report; an error if it lists problems.
+fn report_check(output: &mut Output, report: &CheckReport) -> Result<(), CheckFailed> {
+    output.emit(json!({
+        "entities": report.entities,
+        "index_rows": report.index_rows,
+        "problems": report.problems,
+    }));
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CheckFailed(report.problems.len()))
+    }
+}

@@ -1,0 +1,118 @@
+//! Exit codes and the errors that choose them, as README documents: 0 ok, 1 not found,
+//! 2 bad usage or input, 3 conflict, 4 store unavailable, 5 any other failure, 6 `check`
+//! found problems, 7 refused by a business rule.
+
+use std::process::ExitCode;
+
+use ds::Error;
+use ds::store::StoreError;
+
+use crate::import::ImportError;
+use crate::output::Output;
+
+/// A command this binary does not run, or arguments that do not fit together.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// `get` found nothing at the key.
+#[derive(Debug, thiserror::Error)]
+#[error("no entity at key {0}")]
+pub struct NotFound(pub ds::Key);
+
+/// `check` found problems in the store.
+#[derive(Debug, thiserror::Error)]
+#[error("check found {0} problem(s) in the store")]
+pub struct CheckFailed(pub usize);
+
+/// Prints any table rows still held back, then ends the command: exit code 0, or the
+/// error's message and code ([`fail`]). What both binaries' `main` returns.
+pub fn finish(output: &mut Output, result: anyhow::Result<()>) -> ExitCode {
+    output.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+/// Exit codes, documented in README: 0 ok, 1 not found, 2 bad usage or input, 3 conflict,
+/// 4 store unavailable, 5 any other failure, 6 `check` found problems, 7 refused by a
+/// business rule.
+pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if cause.is::<NotFound>() {
+            return ExitCode::from(1);
+        }
+        if cause.is::<ImportError>() || cause.is::<UsageError>() {
+            return ExitCode::from(2);
+        }
+        if cause.is::<CheckFailed>() {
+            return ExitCode::from(6);
+        }
+        if let Some(err) = cause.downcast_ref::<Error>() {
+            return ExitCode::from(match err {
+                Error::NotFound(_) => 1,
+                Error::InvalidKey(_)
+                | Error::InvalidEntity(_)
+                | Error::InvalidQuery(_)
+                | Error::InvalidArgument(_)
+                | Error::StoreUrl(_)
+                | Error::Store(StoreError::InvalidRequest(_)) => 2,
+                Error::Store(StoreError::Conflict(_)) | Error::Conflict(_) => 3,
+                Error::FailedPrecondition(_) => 7,
+                Error::Store(StoreError::Unavailable(_)) => 4,
+                _ => 5,
+            });
+        }
+        if let Some(err) = cause.downcast_ref::<StoreError>() {
+            return ExitCode::from(match err {
+                StoreError::Conflict(_) => 3,
+                StoreError::Unavailable(_) => 4,
+                StoreError::InvalidRequest(_) => 2,
+                StoreError::Internal(_) => 5,
+            });
+        }
+    }
+    ExitCode::from(5)
+}
+
+/// Reports a failed command on stderr and returns its exit code.
+pub fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {err:#}");
+    exit_code(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_readme() {
+        let code = |err: anyhow::Error| exit_code(&err.context("a command"));
+        let store = |err: StoreError| code(anyhow::Error::new(Error::Store(err)));
+        assert_eq!(store(StoreError::Conflict(vec![1])), ExitCode::from(3));
+        assert_eq!(
+            store(StoreError::Unavailable("down".into())),
+            ExitCode::from(4)
+        );
+        assert_eq!(
+            store(StoreError::InvalidRequest("key too long".into())),
+            ExitCode::from(2),
+            "a request past a store's limits is bad input"
+        );
+        assert_eq!(
+            store(StoreError::Internal("unknown".into())),
+            ExitCode::from(5)
+        );
+        let bare = |err: StoreError| code(anyhow::Error::new(err));
+        assert_eq!(
+            bare(StoreError::InvalidRequest("x".into())),
+            ExitCode::from(2)
+        );
+        assert_eq!(bare(StoreError::Internal("x".into())), ExitCode::from(5));
+        assert_eq!(
+            code(anyhow::Error::new(Error::NotFound("Note:a".into()))),
+            ExitCode::from(1)
+        );
+    }
+}
