@@ -96,6 +96,11 @@ impl Datastore {
         self.core.store()
     }
 
+    /// The engine this datastore runs on.
+    pub fn engine(&self) -> &Engine {
+        self.core.engine()
+    }
+
     /// How many warm instances are idle, ready for the next call (always 0 in per-call mode).
     pub fn idle_instances(&self) -> usize {
         self.core.idle_instances()

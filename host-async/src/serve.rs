@@ -71,12 +71,13 @@ struct App {
 /// The HTTP API over `db`, as an axum `Router` (to mount in your own service).
 pub fn router(db: Datastore, options: ServeOptions) -> Router {
     let app = App {
-        db,
-        slots: Arc::new(Semaphore::new(options.max_in_flight.clamp(
-            1,
-            host_core::runtime::engine_options().max_instances as usize,
-        ))),
+        slots: Arc::new(Semaphore::new(
+            options
+                .max_in_flight
+                .clamp(1, db.engine().max_instances() as usize),
+        )),
         queue_timeout: options.queue_timeout,
+        db,
     };
     Router::new()
         .route(

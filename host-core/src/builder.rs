@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::instances::InstanceOptions;
 use crate::retry::RetryPolicy;
@@ -22,6 +23,8 @@ pub struct Settings<S: ?Sized> {
     pub instances: InstanceOptions,
     /// How lost commit races are retried.
     pub retry: RetryPolicy,
+    /// The engine to run on (`None`: the process's default engine).
+    pub engine: Option<Engine>,
 }
 
 impl<S: ?Sized> Default for Settings<S> {
@@ -32,6 +35,7 @@ impl<S: ?Sized> Default for Settings<S> {
             component: ComponentSource::default(),
             instances: InstanceOptions::default(),
             retry: RetryPolicy::default(),
+            engine: None,
         }
     }
 }
@@ -53,14 +57,23 @@ impl<S: ?Sized> Settings<S> {
         Ok(open(&url)?)
     }
 
-    /// Links the host's imports with `link`, pre-instantiates the component, and wraps the
-    /// result in the bindings' typed `…Pre` with `typed`.
+    /// The engine: the one given, or the process's default engine.
+    pub fn take_engine(&mut self) -> Result<Engine, Error> {
+        match self.engine.take() {
+            Some(engine) => Ok(engine),
+            None => Engine::shared().cloned(),
+        }
+    }
+
+    /// Links the host's imports with `link`, pre-instantiates the component on `engine`, and
+    /// wraps the result with `typed`.
     pub fn prepare<T: Send + 'static, P>(
         &self,
+        engine: &Engine,
         link: impl FnOnce(&mut wasmtime::component::Linker<T>) -> wasmtime::Result<()>,
         typed: impl FnOnce(wasmtime::component::InstancePre<T>) -> wasmtime::Result<P>,
     ) -> Result<P, Error> {
-        let pre = crate::runtime::instance_pre(&self.component, link)?;
+        let pre = engine.instance_pre(&self.component, link)?;
         typed(pre).map_err(|err| Error::Component {
             origin: self.component.to_string(),
             reason: format!("{err:#}"),
@@ -83,6 +96,13 @@ macro_rules! builder_setters {
         /// datastore is built.
         pub fn store_url(mut self, url: &str) -> Self {
             self.settings.store_url = Some(url.to_string());
+            self
+        }
+
+        /// Runs on `engine` instead of the process's default engine: its own instance slots,
+        /// its own wasmtime configuration ([`Engine::with_config`](host_core::engine::Engine::with_config)).
+        pub fn engine(mut self, engine: $crate::engine::Engine) -> Self {
+            self.settings.engine = Some(engine);
             self
         }
 

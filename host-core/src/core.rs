@@ -13,6 +13,7 @@ use wasmtime::component::InstancePre;
 use crate::builder::Settings;
 use crate::convert;
 use crate::ctx::{HasInstanceCtx, InstanceCtx};
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::exports::{ExportCalls, ExportIndices, Exports};
 use crate::instances::{Instance, InstancePool, new_store};
@@ -67,7 +68,9 @@ impl<M: ExportCalls> Core<M> {
     /// and links the two. Opening and compiling block the thread.
     pub fn build(mut settings: Settings<M::Store>, mode: M) -> Result<Self, Error> {
         let store = settings.take_store(M::open_store)?;
+        let engine = settings.take_engine()?;
         let (pre, exports) = settings.prepare(
+            &engine,
             |linker| {
                 add_shared_imports(linker)?;
                 M::link(linker)
@@ -78,18 +81,23 @@ impl<M: ExportCalls> Core<M> {
             },
         )?;
         Ok(Core {
-            mode,
+            mode: mode.for_engine(&engine),
             pre,
             exports,
             store,
             retry: settings.retry,
-            pool: InstancePool::new(settings.instances),
+            pool: InstancePool::new(settings.instances, &engine),
         })
     }
 
     /// The mode this core runs in.
     pub fn mode(&self) -> &M {
         &self.mode
+    }
+
+    /// The engine this datastore runs on.
+    pub fn engine(&self) -> &Engine {
+        self.pool.engine()
     }
 
     /// The store this datastore reads and writes.
@@ -233,7 +241,7 @@ impl<M: ExportCalls> Core<M> {
 
     /// Admits a call and leases it an instance, its deadline armed.
     pub(crate) async fn begin(&self) -> Result<Call<'_, M>, Error> {
-        let admission = self.mode.admit().await?;
+        let admission = self.mode.admit(self.engine()).await?;
         let mut instance = self.lease().await?;
         self.pool.arm(&mut instance);
         Ok(Call {
@@ -277,7 +285,7 @@ impl<M: ExportCalls> Core<M> {
         // With every slot of the process taken, idle instances (of any datastore) give theirs
         // up and the instantiation is tried once more.
         match self.instantiate().await {
-            Err(err) if crate::instances::release_idle_for(&err) => self.instantiate().await,
+            Err(err) if self.engine().release_idle_for(&err) => self.instantiate().await,
             result => result,
         }
     }
@@ -287,10 +295,10 @@ impl<M: ExportCalls> Core<M> {
         let options = self.pool.options();
         let state = HostState {
             store: Arc::clone(&self.store),
-            ctx: InstanceCtx::new(options.memory_limit_bytes),
+            ctx: InstanceCtx::new(options.memory_limit_bytes, self.engine().epochs().clone()),
             retry: self.retry,
         };
-        let slots = crate::runtime::engine_options().max_instances;
+        let slots = self.engine().max_instances();
         let mut store = new_store(self.pre.engine(), state, options);
         let instance = M::instantiate(&self.pre, &mut store)
             .await

@@ -1,6 +1,9 @@
 //! The per-instance context both hosts keep in each wasmtime `Store`: the guest's log, the
 //! memory meter, the current call's commits and its deadline.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::{BoundExceeded, Writes};
 use crate::logging::GuestLog;
 
@@ -57,14 +60,17 @@ pub struct InstanceCtx {
     pub meter: MemoryMeter,
     /// The commits of the call running now (reset when a call is armed).
     pub writes: WriteLog,
-    /// The epoch tick ([`crate::runtime::current_epoch`]) at which the call running now
+    /// The engine's epoch tick counter ([`crate::engine::Engine::current_epoch`]).
+    epochs: Arc<AtomicU64>,
+    /// The epoch tick at which the call running now
     /// reaches its deadline.
     pub(crate) deadline_epoch: u64,
 }
 
 impl InstanceCtx {
-    /// A context whose instance may grow its memory to `memory_limit_bytes`.
-    pub fn new(memory_limit_bytes: usize) -> Self {
+    /// A context whose instance may grow its memory to `memory_limit_bytes`, on the engine
+    /// whose epoch counter is `epochs`.
+    pub fn new(memory_limit_bytes: usize, epochs: Arc<AtomicU64>) -> Self {
         InstanceCtx {
             log: GuestLog::default(),
             meter: MemoryMeter {
@@ -72,16 +78,20 @@ impl InstanceCtx {
                 current: 0,
             },
             writes: WriteLog::default(),
+            epochs,
             deadline_epoch: u64::MAX,
         }
+    }
+
+    /// The engine's current epoch tick.
+    pub fn current_epoch(&self) -> u64 {
+        self.epochs.load(Ordering::Relaxed)
     }
 
     /// How long the call running now has left before its deadline (zero once past it): the
     /// most a blocking wait inside the call may take. Precise to one epoch tick.
     pub fn time_left(&self) -> std::time::Duration {
-        let ticks = self
-            .deadline_epoch
-            .saturating_sub(crate::runtime::current_epoch());
+        let ticks = self.deadline_epoch.saturating_sub(self.current_epoch());
         crate::runtime::EPOCH_TICK.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
     }
 }

@@ -9,11 +9,12 @@
 //! mode instantiates for every call and never reuses. See ARCHITECTURE.md for what can and
 //! cannot carry over between calls in warm mode.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use ds_store::affine::AffinePool;
 
 use crate::ctx::{HasInstanceCtx, WriteLog};
+use crate::engine::{Engine, ReleaseIdle};
 pub use crate::error::{BoundExceeded, Writes};
 
 /// How instances are shared between calls.
@@ -87,50 +88,10 @@ pub fn new_store<T: HasInstanceCtx>(
     store
 }
 
-/// The idle instances of every live [`InstancePool`] of the process.
-static IDLE_POOLS: Mutex<Vec<Weak<dyn ReleaseIdle>>> = Mutex::new(Vec::new());
-
-/// A pool whose idle instances can be released (their slots freed).
-trait ReleaseIdle: Send + Sync {
-    /// Drops every idle instance; returns how many there were.
-    fn release_idle(&self) -> usize;
-}
-
 impl<T: Send + 'static, M: Send + 'static> ReleaseIdle for AffinePool<Instance<T, M>> {
     fn release_idle(&self) -> usize {
         self.drain().len()
     }
-}
-
-/// Held while idle instances are released, so that a caller that finds nothing left to
-/// release still waits until the slots another caller is freeing are free.
-static RELEASING: Mutex<()> = Mutex::new(());
-
-/// After a failed instantiation: when `err` says every slot of the process is taken, drops
-/// the idle warm instances of every datastore in the process and returns true: instantiating
-/// once more may succeed. Calls in flight keep their instances.
-///
-/// True even when this caller dropped none: a rival that failed at the same moment may have
-/// taken them all, and once this returns (after the rival's release, which holds
-/// [`RELEASING`]) their slots are free. The price is one more attempt when every slot is in
-/// use by calls in flight.
-pub fn release_idle_for(err: &crate::Error) -> bool {
-    if !matches!(err, crate::Error::Bound(BoundExceeded::Instances { .. })) {
-        return false;
-    }
-    let _releasing = RELEASING.lock().unwrap_or_else(|p| p.into_inner());
-    let pools: Vec<Arc<dyn ReleaseIdle>> = IDLE_POOLS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
-    // Outside the registry's lock: dropping instances frees their slots, which takes time.
-    let released: usize = pools.iter().map(|pool| pool.release_idle()).sum();
-    if released > 0 {
-        tracing::debug!(target: "host_core::instances", released, "every instance slot was taken; released the idle instances of every datastore");
-    }
-    true
 }
 
 /// The epoch ticks that cover `deadline`: one more than the quotient, since the first tick
@@ -176,14 +137,15 @@ impl<T: HasInstanceCtx, M> Instance<T, M> {
 }
 
 /// The idle warm instances of one datastore. A thread (for `ads`, a worker thread) takes back
-/// the instance it returned last, still in its core's cache (see [`crate::affine`]).
+/// the instance it returned last, still in its core's cache (see [`ds_store::affine`]).
 ///
-/// Every pool of the process is also listed in one registry, so that a datastore that finds
-/// no free slot can have the idle instances of all datastores released
-/// ([`release_idle_for`]): otherwise one datastore's idle instances, kept after a burst,
-/// could hold every slot of the process and starve another datastore for good.
+/// Every pool of an engine is also listed in the engine's registry, so that a datastore that
+/// finds no free slot can have the idle instances of all its datastores released
+/// ([`Engine::release_idle_for`]): otherwise one datastore's idle instances, kept after a
+/// burst, could hold every slot of the engine and starve another datastore for good.
 pub struct InstancePool<T: 'static, M> {
     idle: Arc<AffinePool<Instance<T, M>>>,
+    engine: Engine,
     options: InstanceOptions,
     /// `options.deadline` in epoch ticks, computed once (a 128-bit division per call
     /// otherwise).
@@ -191,16 +153,16 @@ pub struct InstancePool<T: 'static, M> {
 }
 
 impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
-    /// An empty pool, listed in the process's registry of pools.
-    pub fn new(options: InstanceOptions) -> Self {
-        let idle = Arc::new(AffinePool::new(options.max_idle));
+    /// An empty pool on `engine`, listed in its registry of pools. It keeps at most as many
+    /// idle instances as the engine has slots.
+    pub fn new(options: InstanceOptions, engine: &Engine) -> Self {
+        let max_idle = options.max_idle.min(engine.max_instances() as usize);
+        let idle = Arc::new(AffinePool::new(max_idle));
         let listed: Arc<dyn ReleaseIdle> = idle.clone();
-        let mut pools = IDLE_POOLS.lock().unwrap_or_else(|p| p.into_inner());
-        pools.retain(|pool| pool.strong_count() > 0);
-        pools.push(Arc::downgrade(&listed));
-        drop(pools);
+        engine.register(Arc::downgrade(&listed));
         InstancePool {
             idle,
+            engine: engine.clone(),
             deadline_ticks: deadline_ticks(options.deadline),
             options,
         }
@@ -230,7 +192,7 @@ impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
         instance.store.set_epoch_deadline(self.deadline_ticks);
         let ctx = instance.store.data_mut().ctx();
         ctx.writes = WriteLog::default();
-        ctx.deadline_epoch = crate::runtime::current_epoch().saturating_add(self.deadline_ticks);
+        ctx.deadline_epoch = ctx.current_epoch().saturating_add(self.deadline_ticks);
     }
 
     /// The error for a trapped call, naming the bound it hit if it hit one, and saying what
@@ -239,7 +201,7 @@ impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
         if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
             return self.deadline_error(writes);
         }
-        match crate::Error::from_wasmtime(err, crate::runtime::engine_options().max_instances) {
+        match crate::Error::from_wasmtime(err, self.engine.max_instances()) {
             crate::Error::Trap(message) if writes != Writes::None => {
                 crate::Error::Trap(format!("{message}{writes}"))
             }
@@ -270,6 +232,11 @@ impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
         }
         // A full pool hands the instance back: it is dropped here, its slot freed.
         let _ = self.idle.put(instance);
+    }
+
+    /// The engine the pool's instances run on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// How many idle instances the pool holds.

@@ -8,8 +8,10 @@
 //! hold only their builders and one-line methods; the stores are the `ds-store` crate.
 //!
 //! Module graph (no cycles): `error` is a leaf; `runtime` uses `error`; `logging` uses the
-//! bindings; `ctx` (the per-instance context) uses `error`, `logging` and `runtime`;
-//! `instances` uses `ctx`; `mode`, `core`, `exports` and `transport` sit on top.
+//! bindings; `engine` (an engine with its epoch ticker, component memo and registry of
+//! pools) uses `runtime`; `ctx` (the per-instance context) uses `error`, `logging` and
+//! `runtime`; `instances` uses `ctx` and `engine`; `mode`, `core`, `exports` and
+//! `transport` sit on top.
 //!
 //! Architecture invariant: nothing here knows how entities are encoded or queried; that is
 //! the guest's job. The one exception is read-only: trace lines and errors render transport
@@ -22,6 +24,7 @@ pub mod builder;
 pub mod convert;
 pub mod core;
 pub mod ctx;
+pub mod engine;
 pub mod error;
 pub mod exports;
 pub mod instances;
@@ -39,9 +42,9 @@ pub mod api {
     pub use crate::bindings::types as wit;
     pub use crate::store;
     pub use crate::{
-        BoundExceeded, CheckReport, ComponentSource, Direction, Entity, EntityPage, Error, Filter,
-        IdOrName, InstanceOptions, Isolation, Key, Op, Order, PathElement, Properties, Query,
-        QueryPage, Receipt, RetryPolicy, Value, Writes,
+        BoundExceeded, CheckReport, ComponentSource, Direction, Engine, EngineOptions, Entity,
+        EntityPage, Error, Filter, IdOrName, InstanceOptions, Isolation, Key, Op, Order,
+        PathElement, Properties, Query, QueryPage, Receipt, RetryPolicy, Value, Writes,
     };
 }
 
@@ -49,10 +52,11 @@ pub use ds_model::query::{Filter, Op, Order};
 pub use ds_model::schema::Direction;
 pub use ds_model::value::{Properties, Value};
 pub use ds_model::{CheckReport, Entity, IdOrName, Key, PathElement, Query};
+pub use engine::Engine;
 pub use error::{BoundExceeded, Error, Writes};
 pub use instances::{InstanceOptions, Isolation};
 pub use retry::RetryPolicy;
-pub use runtime::ComponentSource;
+pub use runtime::{ComponentSource, EngineOptions};
 
 /// One page of query results.
 #[derive(Debug, Clone, PartialEq)]

@@ -21,6 +21,7 @@ use ds_store::{
 };
 
 use crate::core::HostState;
+use crate::engine::Engine;
 use crate::error::Error;
 
 /// How the core runs: everything that differs between the blocking and the async host.
@@ -45,8 +46,17 @@ pub trait Mode: Sized + Send + Sync + 'static {
     /// Links this mode's transport into `linker`.
     fn link(linker: &mut wasmtime::component::Linker<HostState<Self>>) -> wasmtime::Result<()>;
 
-    /// Waits until one more call may run (`ads` bounds the calls in flight).
-    fn admit(&self) -> impl Future<Output = Result<Self::Admission<'_>, Error>> + Send;
+    /// This mode as it runs on `engine` (`ads` drops a bound of its own that the engine's
+    /// is tighter than).
+    fn for_engine(self, _engine: &Engine) -> Self {
+        self
+    }
+
+    /// Waits until one more call may run on `engine` (`ads` bounds the calls in flight).
+    fn admit<'a>(
+        &'a self,
+        engine: &'a Engine,
+    ) -> impl Future<Output = Result<Self::Admission<'a>, Error>> + Send;
 
     /// Instantiates `pre` in `store`.
     fn instantiate<'a>(
@@ -118,7 +128,7 @@ impl Mode for Blocking {
         >(linker, |state| state)
     }
 
-    fn admit(&self) -> Ready<Result<(), Error>> {
+    fn admit<'a>(&'a self, _engine: &'a Engine) -> Ready<Result<(), Error>> {
         ready(Ok(()))
     }
 
@@ -170,34 +180,21 @@ impl Mode for Blocking {
 }
 
 /// The async host's mode: exports run on a wasmtime fiber, the store is awaited, and calls
-/// in flight are bounded (by the process's instance slots, and by this datastore's own
-/// bound if it has one).
+/// in flight are bounded (by the engine's instance slots, and by this datastore's own bound
+/// if it has one).
 #[derive(Debug, Default)]
 pub struct Async {
     /// This datastore's own bound on calls in flight, if the builder set one below the
-    /// process's ([`process_in_flight`]).
+    /// engine's.
     pub in_flight: Option<tokio::sync::Semaphore>,
-}
-
-/// Bounds the calls in flight in the whole process, of all datastores together, to the
-/// engine's instance slots: each call holds an instance (and its fiber) until it ends, so
-/// further calls wait here instead of failing for want of a slot.
-pub fn process_in_flight() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    SLOTS.get_or_init(|| {
-        tokio::sync::Semaphore::new(crate::runtime::engine_options().max_instances as usize)
-    })
 }
 
 impl Async {
     /// A mode whose datastore admits at most `max_in_flight` calls at once (`None`: only
-    /// the process's bound). A bound at or above the process's is no bound of its own.
+    /// the engine's bound).
     pub fn new(max_in_flight: Option<usize>) -> Self {
-        let slots = crate::runtime::engine_options().max_instances as usize;
         Async {
-            in_flight: max_in_flight
-                .filter(|&calls| calls < slots)
-                .map(tokio::sync::Semaphore::new),
+            in_flight: max_in_flight.map(tokio::sync::Semaphore::new),
         }
     }
 }
@@ -206,7 +203,7 @@ impl Mode for Async {
     type Store = dyn AsyncStore;
     type Admission<'a> = (
         Option<tokio::sync::SemaphorePermit<'a>>,
-        tokio::sync::SemaphorePermit<'static>,
+        tokio::sync::SemaphorePermit<'a>,
     );
     const ASYNC: bool = true;
 
@@ -222,15 +219,25 @@ impl Mode for Async {
         >(linker, |state| state)
     }
 
-    async fn admit(&self) -> Result<Self::Admission<'_>, Error> {
+    fn for_engine(self, engine: &Engine) -> Self {
+        // A bound at or above the engine's is no bound of its own.
+        let slots = engine.max_instances() as usize;
+        Async {
+            in_flight: self
+                .in_flight
+                .filter(|bound| bound.available_permits() < slots),
+        }
+    }
+
+    async fn admit<'a>(&'a self, engine: &'a Engine) -> Result<Self::Admission<'a>, Error> {
         // A place for one more call in flight: under this datastore's bound, if it has one,
-        // then under the process's.
+        // then under the engine's.
         let closed = |_| Error::Engine("the datastore is shut down".into());
         let own = match &self.in_flight {
             Some(bound) => Some(bound.acquire().await.map_err(closed)?),
             None => None,
         };
-        let slot = process_in_flight().acquire().await.map_err(closed)?;
+        let slot = engine.in_flight().acquire().await.map_err(closed)?;
         Ok((own, slot))
     }
 

@@ -1,19 +1,19 @@
 //! The process-wide engine and the compiled model component, with its on-disk cache.
 //!
-//! One [`Engine`] per process (both hosts use the same configuration, so a component
-//! compiled by `ds` is reused by `ads`). A component is compiled at most once per process
-//! (memoised by the SHA-256 of its bytes) and cached precompiled on disk between processes.
+//! The engine configuration and the component cache. Both hosts use the same configuration,
+//! so a component compiled by `ds` is reused by `ads`; each [`crate::engine::Engine`]
+//! compiles a component at most once (memoised by the SHA-256 of its bytes), and compiled
+//! components are cached precompiled on disk between processes.
 //!
 //! Cache files are trusted only after a check: the file name is derived from the component
 //! bytes, this crate's version and the engine's compatibility hash; the content starts with
 //! a magic tag and the SHA-256 of the precompiled payload, which must match. Anything else
 //! (stale, truncated, damaged) is ignored and rebuilt.
 
-use std::collections::HashMap;
 use std::hash::Hasher;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -70,15 +70,16 @@ impl Default for EngineOptions {
 }
 
 static OPTIONS: OnceLock<EngineOptions> = OnceLock::new();
-static ENGINE: OnceLock<Engine> = OnceLock::new();
 
-/// Sets the process-wide engine options. Must run before the first datastore is built;
-/// returns `false` (and changes nothing) if the engine already exists with other options.
+/// Sets the options of the process's default engine. Must run before the first datastore on
+/// it is built; returns `false` (and changes nothing) if they were fixed already with other
+/// options. Datastores given an engine of their own ([`crate::engine::Engine::new`]) do not
+/// use these.
 pub fn configure(options: EngineOptions) -> bool {
     OPTIONS.get_or_init(|| options.clone()) == &options
 }
 
-/// The process-wide engine options in force.
+/// The options of the process's default engine.
 pub fn engine_options() -> &'static EngineOptions {
     OPTIONS.get_or_init(EngineOptions::default)
 }
@@ -86,60 +87,9 @@ pub fn engine_options() -> &'static EngineOptions {
 /// How often the engine's epoch advances: the granularity of call deadlines.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Epoch ticks since the epoch thread started: the engine's epoch, readable by the host
-/// (wasmtime does not expose its own), so a call's deadline is known without a clock read.
-static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The current epoch tick (see [`EPOCH_TICK`]).
-pub fn current_epoch() -> u64 {
-    EPOCHS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Whether the epoch thread of [`ENGINE`] runs. Set only once it was spawned: if spawning
-/// fails, the next [`engine`] call tries again, so no datastore ever runs without deadlines.
-static TICKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-/// Held while the epoch thread is being started, so that it starts once.
-static STARTING_TICKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// The process-wide engine, created on first use, with the thread that ticks its epoch.
+/// The process's default engine (see [`crate::engine::Engine::shared`]), as wasmtime's.
 pub fn engine() -> Result<&'static Engine, Error> {
-    let engine = match ENGINE.get() {
-        Some(engine) => engine,
-        None => {
-            let engine =
-                Engine::new(&engine_config()).map_err(|err| Error::Engine(format!("{err:#}")))?;
-            ENGINE.get_or_init(|| engine)
-        }
-    };
-    start_ticker(engine)?;
-    Ok(engine)
-}
-
-/// Starts the thread that advances `engine`'s epoch (deadlines are counted in epochs), unless
-/// it runs already.
-fn start_ticker(engine: &'static Engine) -> Result<(), Error> {
-    use std::sync::atomic::Ordering;
-    if TICKING.load(Ordering::Acquire) {
-        return Ok(());
-    }
-    let _starting = STARTING_TICKER.lock().unwrap_or_else(|p| p.into_inner());
-    if TICKING.load(Ordering::Acquire) {
-        return Ok(());
-    }
-    let ticker = engine.weak();
-    std::thread::Builder::new()
-        .name("ds-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = ticker.upgrade() {
-                engine.increment_epoch();
-                EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .map_err(|err| Error::Engine(format!("cannot start the epoch thread: {err}")))?;
-    TICKING.store(true, Ordering::Release);
-    Ok(())
+    crate::engine::Engine::shared().map(crate::engine::Engine::wasmtime)
 }
 
 /// How a pool slot is made clean for its next instance when an instance is dropped.
@@ -196,9 +146,14 @@ pub fn pooling_config(max_instances: u32, reset: SlotReset) -> PoolingAllocation
     pool
 }
 
-/// The configuration of the process-wide engine (public so benchmarks can vary it).
+/// The configuration of the process's default engine (public so benchmarks can vary it).
 pub fn engine_config() -> Config {
-    let pool = pooling_config(engine_options().max_instances, SlotReset::KeepResidentScan);
+    engine_config_for(engine_options())
+}
+
+/// ds's engine configuration for `options`.
+pub fn engine_config_for(options: &EngineOptions) -> Config {
+    let pool = pooling_config(options.max_instances.max(1), SlotReset::KeepResidentScan);
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
@@ -210,54 +165,25 @@ pub fn engine_config() -> Config {
     config
 }
 
-/// The compiled component for `source`: from this process's memo, the disk cache, or a
-/// fresh compile (which then fills both).
+/// The compiled component for `source`, for the process's default engine.
 pub fn component(source: &ComponentSource) -> Result<Component, Error> {
-    let bytes: std::borrow::Cow<'_, [u8]> = match source {
-        ComponentSource::Embedded => EMBEDDED_COMPONENT.into(),
-        ComponentSource::File(path) => std::fs::read(path)
-            .map_err(|err| Error::Component {
-                origin: path.display().to_string(),
-                reason: err.to_string(),
-            })?
-            .into(),
-        ComponentSource::Bytes(bytes) => bytes.as_ref().into(),
-    };
-    static MEMO: OnceLock<Mutex<HashMap<[u8; 32], Component>>> = OnceLock::new();
-    let memo = MEMO.get_or_init(Default::default);
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
-    if let Some(component) = memo.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
-        return Ok(component.clone());
-    }
-    let engine = engine()?;
-    let component = load_or_compile(engine, &bytes, cache_dir().as_deref()).map_err(|reason| {
-        Error::Component {
-            origin: source.to_string(),
-            reason,
-        }
-    })?;
-    memo.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(digest, component.clone());
-    Ok(component)
+    crate::engine::Engine::shared()?.component(source)
 }
 
-/// Links a host's imports with `link` and pre-instantiates `source`'s component: the one
-/// step both hosts take when a datastore is built. Compiling may take a moment the first
-/// time in a process (unless the disk cache has it).
-pub fn instance_pre<T: Send + 'static>(
-    source: &ComponentSource,
-    link: impl FnOnce(&mut wasmtime::component::Linker<T>) -> wasmtime::Result<()>,
-) -> Result<wasmtime::component::InstancePre<T>, Error> {
-    let engine = engine()?;
-    let component = component(source)?;
-    let mut linker = wasmtime::component::Linker::new(engine);
-    link(&mut linker)
-        .and_then(|()| linker.instantiate_pre(&component))
-        .map_err(|err| Error::Component {
-            origin: source.to_string(),
-            reason: format!("{err:#}"),
+impl ComponentSource {
+    /// The component's bytes.
+    pub fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+        Ok(match self {
+            ComponentSource::Embedded => EMBEDDED_COMPONENT.into(),
+            ComponentSource::File(path) => std::fs::read(path)
+                .map_err(|err| Error::Component {
+                    origin: path.display().to_string(),
+                    reason: err.to_string(),
+                })?
+                .into(),
+            ComponentSource::Bytes(bytes) => bytes.as_ref().into(),
         })
+    }
 }
 
 impl std::fmt::Display for ComponentSource {
@@ -312,7 +238,11 @@ pub fn cache_path(engine: &Engine, dir: &Path, bytes: &[u8]) -> PathBuf {
     dir.join(format!("{name}.cwasm"))
 }
 
-fn load_or_compile(engine: &Engine, bytes: &[u8], dir: Option<&Path>) -> Result<Component, String> {
+pub(crate) fn load_or_compile(
+    engine: &Engine,
+    bytes: &[u8],
+    dir: Option<&Path>,
+) -> Result<Component, String> {
     let Some(dir) = dir else {
         return Component::new(engine, bytes).map_err(|err| format!("{err:#}"));
     };
