@@ -37,19 +37,48 @@ pub fn cargo(args: &[&str]) -> Output {
         .expect("cargo runs")
 }
 
+/// Builds the workspace's programs as the outer `cargo test --workspace` compiled them: the
+/// whole workspace selected, examples included (so dev-dependencies unify as in a test
+/// build), `exclude` left out. A narrower selection (`-p ds-cli`) resolves other features for
+/// shared dependencies and would compile them, Cranelift included, a second time.
+fn build_workspace_programs(exclude: Option<&str>) {
+    let mut args = vec!["build", "-q", "--workspace", "--bins", "--examples"];
+    if let Some(package) = exclude {
+        args.extend(["--exclude", package]);
+    }
+    let out = cargo(&args);
+    assert!(
+        out.status.success(),
+        "building the programs failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The path of the `ds` or `ads` binary (or an example program of `examples/`), built
 /// (once per test process) if needed.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = cargo(&["build", "-q", "-p", "ds-cli", "-p", "ds-examples", "--bins"]);
-        assert!(
-            out.status.success(),
-            "building the binaries failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
+    BUILT.get_or_init(|| build_workspace_programs(None));
     target_dir().join("debug").join(name)
+}
+
+/// The example program `name` of `package`, built as `cargo run -p PACKAGE --example NAME`
+/// would build it, and copied to a path of its own: `ds-host` and `ads-host` both have an
+/// example `client` (as the seed's client.py), and a build of both would write one file.
+pub fn example(package: &str, name: &str) -> PathBuf {
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    let other = match package {
+        "ds-host" => "ads-host",
+        _ => "ds-host",
+    };
+    build_workspace_programs(Some(other));
+    let built = target_dir().join("debug/examples").join(name);
+    let copy = target_dir()
+        .join("debug/examples")
+        .join(format!("{name}-of-{package}"));
+    std::fs::copy(&built, &copy).expect("copy the example program");
+    copy
 }
 
 /// An async store that sleeps before answering each `get`, and records how many `get`s were

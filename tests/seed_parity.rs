@@ -1,10 +1,12 @@
-//! The seed's call path, exactly: `cargo run -p host-sync --example client` and
-//! `cargo run -p host-async --example client` print the seed's four lines and nothing else.
+//! The seed's call path, exactly: the programs `cargo run -p ds-host --example client` and
+//! `cargo run -p ads-host --example client` run print the seed's four lines and nothing else.
 
-use ds_tests::cargo;
+use ds_tests::example;
 
 fn check(package: &str, expect: &str) {
-    let out = cargo(&["run", "-q", "-p", package, "--example", "client"]);
+    let out = std::process::Command::new(example(package, "client"))
+        .output()
+        .expect("the example runs");
     assert!(
         out.status.success(),
         "{package} example failed:\n{}",
@@ -20,7 +22,7 @@ fn check(package: &str, expect: &str) {
 #[test]
 fn blocking_host_prints_the_seed_call_path() {
     check(
-        "host-sync",
+        "ds-host",
         "Model sync get()\nModel base _get()\nget() with key = my_key\nGot a model with key=my_key\n",
     );
 }
@@ -28,7 +30,7 @@ fn blocking_host_prints_the_seed_call_path() {
 #[test]
 fn async_host_prints_the_seed_call_path() {
     check(
-        "host-async",
+        "ads-host",
         "Model async get()\nModel base _get()\nasync get() with key = my_key\nGot a model with key=my_key\n",
     );
 }

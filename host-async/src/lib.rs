@@ -1,6 +1,6 @@
 //! `ads`: the async host of the ds model component.
 //!
-//! The same component that `ds` (crate `host-sync`) runs with a blocking transport runs here
+//! The same component that `ds` (package `ds-host`) runs with a blocking transport runs here
 //! on tokio: each call runs the guest on a wasmtime fiber, and when the guest calls the
 //! transport the fiber is suspended while the task awaits the store, so a worker thread
 //! never waits on I/O and thousands of calls overlap.

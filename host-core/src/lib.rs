@@ -4,7 +4,7 @@
 //!
 //! The core is `async` code over a [`Mode`](mode::Mode): [`Blocking`](mode::Blocking) (the
 //! `ds` host, which runs each call with [`complete`](mode::complete)) or
-//! [`Async`](mode::Async) (the `ads` host, which awaits it). `host-sync` and `host-async`
+//! [`Async`](mode::Async) (the `ads` host, which awaits it). `ds-host` and `ads-host`
 //! hold only their builders and one-line methods; the stores are the `ds-store` crate.
 //!
 //! Module graph (no cycles): `error` is a leaf; `runtime` uses `error`; `logging` uses the

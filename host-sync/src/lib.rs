@@ -2,7 +2,7 @@
 //!
 //! The model logic (keys, entities, validation, and what the model layer adds) is compiled
 //! once into a WebAssembly component; this crate runs it with a blocking transport. Its twin,
-//! `ads` (crate `host-async`), runs the very same component with an async transport.
+//! `ads` (package `ads-host`), runs the very same component with an async transport.
 //!
 //! ```no_run
 //! use ds::{Datastore, Entity, Key, Value};
