@@ -7,6 +7,9 @@
 //!
 //! Invariant: no operation creates or destroys money. `transfer` moves a balance between
 //! two accounts in one transaction; `deposit` is the only way the total changes.
+//!
+//! (One file of about 700 lines, half of them tests, so that a guest author reads the whole
+//! example in one place.)
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

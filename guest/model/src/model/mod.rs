@@ -7,6 +7,8 @@
 //! of index rows (batches grow with the page) plus 1 `get-many` for the entities; a
 //! transaction its reads, then 1 `get-many` for written keys it did not read, then 1
 //! `commit`.
+//!
+//! (About 880 lines, 430 of them the operations' tests.)
 
 use alloc::collections::BTreeMap;
 use alloc::format;
