@@ -1,15 +1,11 @@
 //! Datastores on engines of their own, in one process: each engine's instance slots bound
 //! the calls of its own datastores, whatever the other engines and the default engine allow.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ds_model::Key;
-use ds_tests::SleepStore;
-use host_core::store::{
-    Check, Direction, Entry, KeyRange, MemoryStore, Store, StoreError, Versioned, Write,
-};
+use ds_tests::{BarrierStore, SleepStore};
 use host_core::{BoundExceeded, Engine, EngineOptions, Error};
 
 fn engine(max_instances: u32) -> Engine {
@@ -52,39 +48,9 @@ async fn each_engine_bounds_its_own_calls_in_flight() {
     }
 }
 
-/// A blocking store whose `get`s wait at a barrier until the test thread joins them.
-struct BarrierStore {
-    inner: MemoryStore,
-    barrier: Barrier,
-    waiting: AtomicUsize,
-}
-
-impl Store for BarrierStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        self.barrier.wait();
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        range: &KeyRange,
-        limit: u32,
-        direction: Direction,
-    ) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan(range, limit, direction)
-    }
-    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
-        self.inner.commit(checks, writes)
-    }
-}
-
 #[test]
 fn a_blocking_call_past_its_engines_slots_names_that_engines_limit() {
-    let store = Arc::new(BarrierStore {
-        inner: MemoryStore::new(),
-        barrier: Barrier::new(2),
-        waiting: AtomicUsize::new(0),
-    });
+    let store = Arc::new(BarrierStore::new(2));
     let one_slot = ds::Datastore::builder()
         .store(store.clone())
         .engine(engine(1))
@@ -99,7 +65,7 @@ fn a_blocking_call_past_its_engines_slots_names_that_engines_limit() {
         std::thread::spawn(move || db.get(&key))
     };
     // The holder's call has the engine's one slot, and waits in the store.
-    while store.waiting.load(Ordering::SeqCst) == 0 {
+    while store.waiting() == 0 {
         std::thread::yield_now();
     }
     let second = one_slot.get(&key);
@@ -113,17 +79,17 @@ fn a_blocking_call_past_its_engines_slots_names_that_engines_limit() {
     // The default engine's slots are its own.
     assert_eq!(default.get(&key).unwrap(), None);
 
-    store.barrier.wait();
+    store.release();
     assert_eq!(holder.join().unwrap().unwrap(), None);
     // With the slot back, the small engine serves again.
-    store.waiting.store(0, Ordering::SeqCst);
+    store.reset();
     let again = {
         let (db, key) = (one_slot.clone(), key.clone());
         std::thread::spawn(move || db.get(&key))
     };
-    while store.waiting.load(Ordering::SeqCst) == 0 {
+    while store.waiting() == 0 {
         std::thread::yield_now();
     }
-    store.barrier.wait();
+    store.release();
     assert_eq!(again.join().unwrap().unwrap(), None);
 }

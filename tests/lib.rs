@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use host_core::store::{
-    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, StoreError, Versioned,
-    Write,
+    AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, Store, StoreError,
+    Versioned, Write,
 };
 
 /// The workspace root.
@@ -145,6 +145,59 @@ impl AsyncStore for SleepStore {
         writes: Vec<Write>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         AsyncStore::commit(&self.inner, checks, writes)
+    }
+}
+
+/// A blocking store whose `get`s wait at a barrier of `parties`: `parties - 1` gets are then
+/// in flight together until the test thread joins them ([`BarrierStore::release`]).
+pub struct BarrierStore {
+    inner: MemoryStore,
+    barrier: std::sync::Barrier,
+    waiting: AtomicUsize,
+}
+
+impl BarrierStore {
+    /// An empty store whose gets wait for `parties - 1` others and the test thread.
+    pub fn new(parties: usize) -> Self {
+        BarrierStore {
+            inner: MemoryStore::new(),
+            barrier: std::sync::Barrier::new(parties),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many gets have reached the barrier since the store was made (or [`reset`](Self::reset)).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Counts the gets at the barrier from zero again.
+    pub fn reset(&self) {
+        self.waiting.store(0, Ordering::SeqCst);
+    }
+
+    /// Joins the barrier: the gets waiting at it go on.
+    pub fn release(&self) {
+        self.barrier.wait();
+    }
+}
+
+impl Store for BarrierStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.barrier.wait();
+        Store::get(&self.inner, key)
+    }
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<Entry>, StoreError> {
+        Store::scan(&self.inner, range, limit, direction)
+    }
+    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
+        Store::commit(&self.inner, checks, writes)
     }
 }
 

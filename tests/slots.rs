@@ -2,18 +2,15 @@
 //! instances never starve another, and in `ads` a call waits for a slot rather than failing.
 //! A process of its own with 4 slots; the tests take turns (they share those slots).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ds_model::Key;
-use ds_tests::SleepStore;
+use ds_tests::{BarrierStore, SleepStore};
 use host_core::Error;
 use host_core::instances::BoundExceeded;
 use host_core::runtime::{EngineOptions, configure};
-use host_core::store::{
-    Check, Direction, Entry, KeyRange, MemoryStore, Store, StoreError, Versioned, Write,
-};
+use host_core::store::MemoryStore;
 
 const SLOTS: u32 = 4;
 
@@ -29,42 +26,11 @@ fn four_slots() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A blocking store whose `get`s wait at a barrier: `parties - 1` gets are then in flight
-/// together until the test thread joins them.
-struct BarrierStore {
-    inner: MemoryStore,
-    barrier: Barrier,
-    waiting: AtomicUsize,
-}
-
-impl Store for BarrierStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        self.barrier.wait();
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        range: &KeyRange,
-        limit: u32,
-        direction: Direction,
-    ) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan(range, limit, direction)
-    }
-    fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
-        self.inner.commit(checks, writes)
-    }
-}
-
 #[test]
 fn blocking_idle_instances_give_their_slots_to_another_datastore() {
     let _turn = four_slots();
     let key = Key::name("Item", "a");
-    let store = Arc::new(BarrierStore {
-        inner: MemoryStore::new(),
-        barrier: Barrier::new(SLOTS as usize + 1),
-        waiting: AtomicUsize::new(0),
-    });
+    let store = Arc::new(BarrierStore::new(SLOTS as usize + 1));
     let busy = ds::Datastore::builder()
         .store(store.clone())
         .build()
@@ -78,14 +44,14 @@ fn blocking_idle_instances_give_their_slots_to_another_datastore() {
         let calls: Vec<_> = (0..SLOTS).map(|_| scope.spawn(|| busy.get(&key))).collect();
         // Every slot is in use by a call in flight: a call with no slot fails at once, with
         // the error that says so (nothing idle to release).
-        while store.waiting.load(Ordering::SeqCst) < SLOTS as usize {
+        while store.waiting() < SLOTS as usize {
             std::thread::sleep(Duration::from_millis(5));
         }
         match other.get(&key) {
             Err(Error::Bound(BoundExceeded::Instances { limit })) => assert_eq!(limit, SLOTS),
             result => panic!("expected every slot to be in use, got {result:?}"),
         }
-        store.barrier.wait();
+        store.release();
         for call in calls {
             assert_eq!(call.join().unwrap().unwrap(), None);
         }
