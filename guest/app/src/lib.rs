@@ -23,7 +23,9 @@ use serde_json::{Value as Json, json};
 use ds_model::query::{self, Order, Query};
 use ds_model::schema::{CompositeIndex, Default, Direction, Kind, Property, Schema};
 use ds_model::value::{Type, Value};
-use ds_model::{Entity, Error, IdOrName, Key, Log, Model, PathElement, Transaction, Transport};
+use ds_model::{
+    App, Args, Entity, Error, IdOrName, Key, Log, Model, PathElement, Transaction, Transport,
+};
 
 /// The kind of accounts.
 pub const ACCOUNT: &str = "Account";
@@ -279,97 +281,58 @@ fn free_transfer_id<T: Transport, L: Log>(
 
 // ---- Operations by name (the `call` export) ----
 
-/// The operations [`call`] runs, by name. To add one: write it as a function over the model
-/// (as [`deposit`] and [`transfer`] are), then give it a name here and an arm in [`call`].
-pub const OPERATIONS: &[&str] = &[
-    "deposit", "transfer",
-    // guide: names
-];
+/// The example application, as the component runs it: [`SCHEMA`] and the operations by
+/// name. `ds_guest_sdk::export_model!(ds_app::Bank)` makes it a component.
+pub struct Bank;
 
-/// Runs the operation `name` on `input` (JSON text) and returns its output as JSON text:
-/// what the component's `call` export does, so that the hosts, their command lines and the
-/// HTTP service reach every operation without knowing it in advance.
+impl App for Bank {
+    const SCHEMA: &'static Schema = &SCHEMA;
+
+    /// To add an operation: write it as a function over the model (as [`deposit`] and
+    /// [`transfer`] are), then give it a name here and an arm in `call`.
+    const OPERATIONS: &'static [&'static str] = &[
+        "deposit", "transfer",
+        // guide: names
+    ];
+
+    fn call<T: Transport, L: Log>(
+        model: &mut Model<T, L>,
+        name: &str,
+        args: &Args<'_>,
+    ) -> Result<Json, Error> {
+        Ok(match name {
+            "deposit" => {
+                let account = args.key("account")?;
+                let balance = deposit(model, &account, args.int("amount")?)?;
+                json!({ "account": account.to_string(), "balance": balance })
+            }
+            "transfer" => {
+                let receipt = transfer(
+                    model,
+                    &args.key("source")?,
+                    &args.key("destination")?,
+                    args.int("amount")?,
+                )?;
+                json!({
+                    "transfer": receipt.transfer.to_string(),
+                    "source_balance": receipt.from_balance,
+                    "destination_balance": receipt.to_balance,
+                })
+            }
+            // guide: calls
+            other => return Err(ds_model::app::unknown_operation::<Self>(other)),
+        })
+    }
+}
+
+/// Runs [`Bank`]'s operation `name` on `input` (JSON text) and returns its output as JSON
+/// text, as the component's `call` export does.
 pub fn call<T: Transport, L: Log>(
     model: &mut Model<T, L>,
     name: &str,
     input: &str,
 ) -> Result<String, Error> {
-    let input: Json = serde_json::from_str(input)
-        .map_err(|err| Error::InvalidArgument(format!("the input of {name} is not JSON: {err}")))?;
-    let args = Args {
-        name,
-        input: &input,
-    };
-    let output = match name {
-        "deposit" => {
-            let account = args.key("account")?;
-            let balance = deposit(model, &account, args.int("amount")?)?;
-            json!({ "account": account.to_string(), "balance": balance })
-        }
-        "transfer" => {
-            let receipt = transfer(
-                model,
-                &args.key("source")?,
-                &args.key("destination")?,
-                args.int("amount")?,
-            )?;
-            json!({
-                "transfer": receipt.transfer.to_string(),
-                "source_balance": receipt.from_balance,
-                "destination_balance": receipt.to_balance,
-            })
-        }
-        // guide: calls
-        other => {
-            return Err(Error::NotFound(format!(
-                "no operation {other:?}; this component has: {}",
-                OPERATIONS.join(", ")
-            )));
-        }
-    };
-    Ok(ds_model::json::to_string(&output))
-}
-
-/// The input object of an operation, read with errors that name the argument.
-pub struct Args<'a> {
-    /// The operation, for messages.
-    pub name: &'a str,
-    /// Its input.
-    pub input: &'a Json,
-}
-
-impl Args<'_> {
-    fn field(&self, field: &str) -> Result<&Json, Error> {
-        self.input.get(field).ok_or_else(|| {
-            Error::InvalidArgument(format!("{} needs the argument {field:?}", self.name))
-        })
-    }
-
-    /// A key argument, written as a key string (`"Account:alice"`).
-    pub fn key(&self, field: &str) -> Result<Key, Error> {
-        let text = self.field(field)?.as_str().ok_or_else(|| {
-            Error::InvalidArgument(format!("{}: {field} must be a key string", self.name))
-        })?;
-        Key::parse_any(text)
-            .map_err(|err| Error::InvalidArgument(format!("{}: {field}: {err}", self.name)))
-    }
-
-    /// An integer argument.
-    pub fn int(&self, field: &str) -> Result<i64, Error> {
-        self.field(field)?.as_i64().ok_or_else(|| {
-            Error::InvalidArgument(format!("{}: {field} must be an int64", self.name))
-        })
-    }
-
-    /// A string argument.
-    pub fn string(&self, field: &str) -> Result<String, Error> {
-        self.field(field)?
-            .as_str()
-            .map(String::from)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("{}: {field} must be a string", self.name))
-            })
-    }
+    ds_model::app::call::<Bank, T, L>(model, name, input)
 }
 
 #[cfg(test)]

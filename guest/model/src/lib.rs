@@ -15,6 +15,7 @@
 
 extern crate alloc;
 
+pub mod app;
 pub mod encoding;
 pub mod entity;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod transport;
 mod typed_json;
 pub mod value;
 
+pub use app::{App, Args};
 pub use entity::Entity;
 pub use error::Error;
 pub use key::{IdOrName, Key, PathElement};
