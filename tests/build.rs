@@ -1,5 +1,6 @@
 //! Builds the test-only components and tells the tests where they are: the fault guest
-//! (`FAULT_GUEST_WASM`) and the sandbox probe (`SANDBOX_PROBE_WASM`).
+//! (`FAULT_GUEST_WASM`), the sandbox probe (`SANDBOX_PROBE_WASM`), and a fresh build of the
+//! shipped example component (`FRESH_GUEST_WASM`), which must equal the shipped bytes.
 
 use std::path::PathBuf;
 
@@ -14,4 +15,10 @@ fn main() {
     let built =
         ds_build_support::build_component(workspace, "ds-sandbox-probe", &["tests/sandbox-probe"]);
     println!("cargo:rustc-env=SANDBOX_PROBE_WASM={}", built.display());
+    let built = ds_build_support::build_component(
+        workspace,
+        ds_build_support::SHIPPED_PACKAGE,
+        ds_build_support::SHIPPED_INPUTS,
+    );
+    println!("cargo:rustc-env=FRESH_GUEST_WASM={}", built.display());
 }

@@ -1,5 +1,6 @@
 //! The shipped component imports the project's own interfaces and nothing else: no WASI,
-//! so it can reach no file, socket, clock or environment.
+//! so it can reach no file, socket, clock or environment. And it is byte for byte what its
+//! sources build (`host-core/component/ds_guest.wasm` is shipped prebuilt).
 
 use std::collections::BTreeSet;
 
@@ -107,5 +108,20 @@ fn component_data_segment_stays_small() {
         bytes <= 32 << 10,
         "the component's data segments hold {bytes} bytes (at most 32 KiB); look for a new \
          large table in the guest (e.g. a float formatter: JSON text must go through ds_model::json)"
+    );
+}
+
+/// Nobody changed the model without refreshing the shipped component, and the build is
+/// reproducible: a clean clone anywhere (CI is one) builds the same bytes.
+#[test]
+fn the_shipped_component_is_a_fresh_build_of_the_sources() {
+    let fresh = std::fs::read(env!("FRESH_GUEST_WASM")).expect("the build script built it");
+    let shipped = host_core::runtime::EMBEDDED_COMPONENT;
+    assert!(
+        fresh == shipped,
+        "host-core/component/ds_guest.wasm ({} bytes) differs from a fresh build of guest/ \
+         ({} bytes): run `cargo run -p ds-build-support -- refresh` and commit the result",
+        shipped.len(),
+        fresh.len()
     );
 }

@@ -9,7 +9,7 @@
 /// Bindings for the async host: transport imports are `async fn`, export calls are awaited.
 pub mod asynchronous {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "wit",
         world: "model",
         imports: {
             "ds:datastore/transport": async,
@@ -21,7 +21,7 @@ pub mod asynchronous {
 /// Bindings for the blocking host: every import and export call is an ordinary call.
 pub mod blocking {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "wit",
         world: "model",
         with: {
             "ds:datastore/types": super::asynchronous::ds::datastore::types,

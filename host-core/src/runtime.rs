@@ -21,8 +21,11 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::error::Error;
 
-/// The model component built from `guest/` by this crate's build script.
-pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ds_guest.wasm"));
+/// The example model component (`guest/`), shipped prebuilt in this crate so that it builds
+/// anywhere without a WebAssembly toolchain. `cargo run -p ds-build-support -- refresh`
+/// rebuilds it; `tests/shipped_component.rs` checks it is byte for byte a fresh build of the
+/// sources.
+pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!("../component/ds_guest.wasm");
 
 /// Instances that may exist at once across the process (pool slots), unless
 /// [`configure`] or `DS_MAX_INSTANCES` says otherwise.
