@@ -8,7 +8,8 @@ use ds::store::DEFAULT_STORE_URL;
 use ds::{ComponentSource, Filter, InstanceOptions, Isolation, Key, Order, Query};
 use serde_json::{Map, Value};
 
-use crate::output::OutputFormat;
+use crate::output::{Output, OutputFormat};
+use crate::scaffold::{SdkSource, new_model};
 
 const KEY_HELP: &str = "Entity key: [NAMESPACE@]Kind:id-or-name[/Kind:id-or-name]... \
     An all-digit id-or-name is an integer id; quote names with special characters or that \
@@ -114,6 +115,32 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write a new model crate at PATH (outside any workspace): a kind, a transactional
+    /// operation and a README, ready to build into a component that --component runs.
+    #[command(after_help = "Examples:\n  \
+        ds new-model ../my-model\n  \
+        ds new-model ../my-model --sdk-git https://example.invalid/ds --sdk-rev v0.1.0\n\n\
+        Without --sdk-*: the SDK of the checkout this ds was built from, if it is still \
+        there, else this version of ds-guest-sdk from crates.io.")]
+    NewModel {
+        /// The directory to create (it must not exist, or be empty).
+        path: PathBuf,
+        /// The crate's name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Depend on the guest SDK in this directory (guest/sdk of a ds checkout).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["sdk_git", "sdk_version"])]
+        sdk_path: Option<PathBuf>,
+        /// Depend on the guest SDK from this git repository (the ds workspace).
+        #[arg(long, value_name = "URL", conflicts_with = "sdk_version")]
+        sdk_git: Option<String>,
+        /// With --sdk-git: the commit, tag or branch.
+        #[arg(long, value_name = "REV", requires = "sdk_git")]
+        sdk_rev: Option<String>,
+        /// Depend on this version of ds-guest-sdk from crates.io.
+        #[arg(long, value_name = "VERSION")]
+        sdk_version: Option<String>,
+    },
     /// Check the store: every entity must be readable and have exactly its index rows, and
     /// every index row must belong to its entity. Prints a report; exits 6 on problems.
     #[command(after_help = "Example:\n  ds check")]
@@ -216,7 +243,7 @@ impl<C: Subcommand + AsCommand> Cli<C> {
     /// Parses the process arguments for the binary `name`; on bad usage prints help and
     /// exits with code 2. A command that only another binary has (`elsewhere`: its name and
     /// what to say) gets that message instead of clap's, also with code 2. `completions` is
-    /// answered here, before any store is opened.
+    /// answered here, and `new-model`, before any store is opened.
     pub fn parse_for(name: &'static str, about: &'static str, elsewhere: &[(&str, &str)]) -> Self {
         let command = || Self::command().name(name).bin_name(name).about(about);
         let matches = command().try_get_matches().unwrap_or_else(|err| {
@@ -232,11 +259,43 @@ impl<C: Subcommand + AsCommand> Cli<C> {
             err.exit()
         });
         let cli = Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
-        if let Some(Command::Completions { shell }) = cli.command.as_command() {
-            clap_complete::generate(*shell, &mut command(), name, &mut std::io::stdout());
-            std::process::exit(0);
+        match cli.command.as_command() {
+            Some(Command::Completions { shell }) => {
+                clap_complete::generate(*shell, &mut command(), name, &mut std::io::stdout());
+                std::process::exit(0);
+            }
+            Some(Command::NewModel {
+                path,
+                name,
+                sdk_path,
+                sdk_git,
+                sdk_rev,
+                sdk_version,
+            }) => {
+                let sdk = match (sdk_path, sdk_git, sdk_version) {
+                    (Some(dir), _, _) => SdkSource::Path(dir.clone()),
+                    (_, Some(url), _) => SdkSource::Git {
+                        url: url.clone(),
+                        rev: sdk_rev.clone(),
+                    },
+                    (_, _, Some(version)) => SdkSource::Version(version.clone()),
+                    _ => SdkSource::default_for_this_build(),
+                };
+                let mut output = Output::new(cli.output);
+                match new_model(path, name.as_deref(), &sdk) {
+                    Ok(created) => {
+                        output.emit(created);
+                        output.flush();
+                        std::process::exit(0);
+                    }
+                    Err(err) => {
+                        eprintln!("error: {err:#}");
+                        std::process::exit(i32::from(crate::exit::status(&err)));
+                    }
+                }
+            }
+            _ => cli,
         }
-        cli
     }
 
     /// The instance settings the options ask for.

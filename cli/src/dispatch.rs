@@ -228,7 +228,7 @@ pub async fn run(db: &impl Datastore, command: Command, output: &mut Output) -> 
                 .with_context(|| format!("call {name}"))?;
             output.emit(result);
         }
-        Command::Completions { .. } => {} // answered while parsing
+        Command::Completions { .. } | Command::NewModel { .. } => {} // answered while parsing
         Command::Check => {
             let report = db.check().await.context("check")?;
             report_check(output, &report)?;

@@ -38,19 +38,19 @@ pub fn finish(output: &mut Output, result: anyhow::Result<()>) -> ExitCode {
 /// Exit codes, documented in README: 0 ok, 1 not found, 2 bad usage or input, 3 conflict,
 /// 4 store unavailable, 5 any other failure, 6 `check` found problems, 7 refused by a
 /// business rule.
-pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+pub fn status(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<NotFound>() {
-            return ExitCode::from(1);
+            return 1;
         }
         if cause.is::<ImportError>() || cause.is::<UsageError>() {
-            return ExitCode::from(2);
+            return 2;
         }
         if cause.is::<CheckFailed>() {
-            return ExitCode::from(6);
+            return 6;
         }
         if let Some(err) = cause.downcast_ref::<Error>() {
-            return ExitCode::from(match err {
+            return match err {
                 Error::NotFound(_) => 1,
                 Error::InvalidKey(_)
                 | Error::InvalidEntity(_)
@@ -62,18 +62,23 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
                 Error::FailedPrecondition(_) => 7,
                 Error::Store(StoreError::Unavailable(_)) => 4,
                 _ => 5,
-            });
+            };
         }
         if let Some(err) = cause.downcast_ref::<StoreError>() {
-            return ExitCode::from(match err {
+            return match err {
                 StoreError::Conflict(_) => 3,
                 StoreError::Unavailable(_) => 4,
                 StoreError::InvalidRequest(_) => 2,
                 StoreError::Internal(_) => 5,
-            });
+            };
         }
     }
-    ExitCode::from(5)
+    5
+}
+
+/// [`status`] as the process's exit code.
+pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    ExitCode::from(status(err))
 }
 
 /// Reports a failed command on stderr and returns its exit code.

@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod exit;
 pub mod import;
 pub mod output;
+pub mod scaffold;
 
 /// Installs the `tracing` subscriber on stderr: the call path at `trace` level with
 /// `--trace`, otherwise `RUST_LOG` (default: warnings only).
