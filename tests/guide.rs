@@ -1,9 +1,13 @@
-//! `docs/guest-authoring.md`, followed literally: copy the guest, insert every code block of
-//! the guide at its `// guide: …` marker in `guest/app/src/lib.rs`, build the component
-//! with plain cargo, and call the new operation through the unchanged `ds` and `ads`
-//! binaries with `--component`.
+//! `docs/guest-authoring.md`, followed literally.
+//!
+//! Part A: every `$` line of its console blocks runs as written, in a temporary directory
+//! outside this workspace (`ds new-model`, `cargo build`, `cargo component build`, the
+//! hosts with `--component`), and prints what the guide says, with the exit code it says.
+//! Part B: copy the guest, insert every code block of the guide at its `// guide: …`
+//! marker in `guest/app/src/lib.rs`, build the component with plain cargo, and call the
+//! new operation through the unchanged `ds` and `ads` binaries with `--component`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ds_tests::{binary, workspace_root};
@@ -27,6 +31,123 @@ fn guide_blocks(guide: &str) -> Vec<(String, String)> {
     blocks
 }
 
+/// One `$` line of a console block: the command, the lines it prints (stdout, then
+/// stderr; none given: not checked) and its exit code (`(exit N)`, else 0).
+#[derive(Debug)]
+struct Step {
+    command: String,
+    prints: Vec<String>,
+    exit: i32,
+}
+
+/// The steps of the guide's ```` ```console ```` blocks, in order.
+fn console_steps(guide: &str) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut lines = guide.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```console" {
+            continue;
+        }
+        for line in lines.by_ref().take_while(|l| l.trim() != "```") {
+            if let Some(command) = line.strip_prefix("$ ") {
+                steps.push(Step {
+                    command: command.to_string(),
+                    prints: Vec::new(),
+                    exit: 0,
+                });
+            } else if let Some(step) = steps.last_mut() {
+                match line
+                    .strip_prefix("(exit ")
+                    .and_then(|rest| rest.strip_suffix(')'))
+                {
+                    Some(code) => step.exit = code.parse().expect("(exit N) holds a number"),
+                    None => step.prints.push(line.to_string()),
+                }
+            }
+        }
+    }
+    steps
+}
+
+#[test]
+fn part_a_a_model_of_ones_own_works_as_written() {
+    let root = workspace_root();
+    let guide = std::fs::read_to_string(root.join("docs/guest-authoring.md")).unwrap();
+    let steps = console_steps(&guide);
+    assert!(
+        steps.iter().any(|s| s.command.starts_with("ds new-model"))
+            && steps
+                .iter()
+                .any(|s| s.command.starts_with("cargo component build")),
+        "the guide starts a model and builds it with both tools: {steps:#?}"
+    );
+    // `ds` and `ads` are the binaries built from this checkout; `cargo` is this cargo.
+    let bin_dir = binary("ds").parent().unwrap().to_path_buf();
+    let cargo_dir = Path::new(env!("CARGO")).parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(
+        [bin_dir, cargo_dir]
+            .into_iter()
+            .chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut cwd: PathBuf = work.path().to_path_buf();
+    for step in &steps {
+        if let Some(dir) = step.command.strip_prefix("cd ") {
+            cwd = cwd.join(dir);
+            // The crate's build directory is kept between runs of this test (the guide's
+            // commands still name `target/…`, as a user's do).
+            let kept = root.join("target/guide-model-build");
+            std::fs::create_dir_all(&kept).unwrap();
+            std::os::unix::fs::symlink(&kept, cwd.join("target")).unwrap();
+            continue;
+        }
+        let out = Command::new("sh")
+            .args(["-c", &step.command])
+            .current_dir(&cwd)
+            .env("PATH", &path)
+            .env("DS_CACHE_DIR", work.path().join("cache"))
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let hint = if step.command.starts_with("cargo component") {
+            "\n(cargo-component 0.21.1 is needed: `cargo install cargo-component --version \
+             0.21.1 --locked`, as .ci/run does)"
+        } else {
+            ""
+        };
+        assert_eq!(
+            out.status.code(),
+            Some(step.exit),
+            "`{}` exited with {:?}, the guide says {}:\n{stdout}\n{stderr}{hint}",
+            step.command,
+            out.status.code(),
+            step.exit
+        );
+        if !step.prints.is_empty() {
+            let printed: Vec<&str> = stdout
+                .lines()
+                .chain(stderr.lines())
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            assert_eq!(printed, step.prints, "what `{}` printed", step.command);
+        }
+    }
+    // cargo-component's build leaves no bindings file in the user's sources.
+    let sources: Vec<String> = std::fs::read_dir(cwd.join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(sources, ["lib.rs"], "nothing but the model's own source");
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -44,7 +165,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
-fn the_guest_authoring_guide_works_as_written() {
+fn part_b_extending_the_example_works_as_written() {
     let root = workspace_root();
     let work = tempfile::tempdir().unwrap();
     let copy = work.path();
@@ -66,7 +187,7 @@ fn the_guest_authoring_guide_works_as_written() {
         })
         .map(|l| {
             if l.starts_with("members") {
-                r#"members = ["guest", "guest/model", "guest/app", "guest/rt"]"#
+                r#"members = ["guest", "guest/sdk", "guest/model", "guest/app", "guest/rt"]"#
             } else {
                 l
             }
@@ -203,4 +324,63 @@ fn the_guest_authoring_guide_works_as_written() {
     assert_eq!(reservations(), 3);
     let (code, out, _) = run("ads", &["check"]);
     assert_eq!(code, 0, "{out}");
+}
+
+/// The shipped guest builds with cargo-component too (as the guide's section 5 says), into a
+/// component with the typed `accounts` exports both hosts call, and leaves no generated
+/// bindings in the sources.
+#[test]
+fn the_shipped_guest_builds_with_cargo_component() {
+    let root = workspace_root();
+    // A target directory of its own: the outer `cargo test` holds the workspace's.
+    let target = root.join("target/cargo-component-build");
+    let out = Command::new(env!("CARGO"))
+        .args(["component", "build", "-q", "-p", "ds-guest", "--release"])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo component build -p ds-guest failed (cargo-component 0.21.1 is needed: \
+         `cargo install cargo-component --version 0.21.1 --locked`, as .ci/run does):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let component = target.join("wasm32-wasip1/release/ds_guest.wasm");
+    for dir in ["guest/src", "guest/sdk/src", "guest/app/src"] {
+        let stray = root.join(dir).join("bindings.rs");
+        assert!(!stray.exists(), "cargo-component wrote {}", stray.display());
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", work.path().join("cc.db").display());
+    let run = |host: &str, args: &[&str]| {
+        let out = Command::new(binary(host))
+            .args(["--store", &store, "--component"])
+            .arg(&component)
+            .args(args)
+            .env("DS_CACHE_DIR", work.path().join("cache"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{host} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    run(
+        "ds",
+        &["put", "Account:a", r#"{"owner": "A", "balance": 5}"#],
+    );
+    run("ds", &["put", "Account:b", r#"{"owner": "B"}"#]);
+    assert_eq!(
+        run("ds", &["deposit", "Account:a", "3"]),
+        r#"{"account":"Account:a","balance":8}"#
+    );
+    assert!(
+        run("ads", &["transfer", "Account:a", "Account:b", "2"])
+            .contains(r#""destination_balance":2"#)
+    );
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `cargo package` of every crate a user depends on, with verification: each is built from
+# its .crate alone (its dependencies on the others from the packages just made), so a
+# crate that reaches outside its own directory fails here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PUBLISHED=(ds-model ds-guest-rt ds-guest-sdk ds-store host-core ds-host ads-host ds-cli)
+args=()
+for crate in "${PUBLISHED[@]}"; do args+=(-p "$crate"); done
+# A clean clone has nothing to allow; a working tree with edits is packaged as it is.
+if [ -n "$(git status --porcelain 2>/dev/null)" ]; then args+=(--allow-dirty); fi
+cargo package "${args[@]}" 2>&1 | grep -v "^\s*Compiling\|^\s*Downloaded\|^\s*Checking" | tee target/package.log
+ls -l target/package/*.crate
