@@ -288,6 +288,50 @@ fn ds_serve_is_refused_without_creating_a_store() {
 }
 
 #[test]
+fn new_model_writes_a_crate_or_nothing_and_opens_no_store() {
+    for host in HOSTS {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(
+            host,
+            dir.path(),
+            &["new-model", "notes", "--sdk-version", "0.1.0"],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            out.stdout
+                .contains(r#""component":"target/wasm32-wasip2/release/notes.wasm""#),
+            "{}",
+            out.stdout
+        );
+        let manifest = std::fs::read_to_string(dir.path().join("notes/Cargo.toml")).unwrap();
+        assert!(manifest.contains(r#"ds-guest-sdk = "0.1.0""#), "{manifest}");
+        assert!(
+            !dir.path().join("ds.db").exists(),
+            "{host} new-model opened a store"
+        );
+
+        // Into a directory with something in it: exit 2, and it is left as it was.
+        let out = run(host, dir.path(), &["new-model", "notes"]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains("is not empty"), "{}", out.stderr);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("notes/Cargo.toml")).unwrap(),
+            manifest
+        );
+        // A name cargo would refuse, and conflicting sources, are usage errors too.
+        let out = run(host, dir.path(), &["new-model", "9lives"]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        let out = run(
+            host,
+            dir.path(),
+            &["new-model", "x", "--sdk-path", ".", "--sdk-version", "1"],
+        );
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(!dir.path().join("9lives").exists() && !dir.path().join("x").exists());
+    }
+}
+
+#[test]
 fn a_corrupt_store_file_is_refused_not_overwritten() {
     for host in HOSTS {
         let dir = tempfile::tempdir().unwrap();

@@ -32,10 +32,19 @@ pub(crate) async fn native_async_get(
     }
 }
 
+/// The component the datastores run: the embedded one, or the file `DS_BENCH_COMPONENT`
+/// names (to compare two builds of the model, e.g. under callgrind, with one bench binary).
+pub(crate) fn component_source() -> ComponentSource {
+    std::env::var_os("DS_BENCH_COMPONENT")
+        .map(|path| ComponentSource::File(path.into()))
+        .unwrap_or_default()
+}
+
 pub(crate) fn sync_db(store: Arc<dyn Store>, isolation: Isolation) -> Result<ds::Datastore> {
     Ok(ds::Datastore::builder()
         .store(store)
         .isolation(isolation)
+        .component(component_source())
         .build()?)
 }
 
@@ -46,6 +55,7 @@ pub(crate) async fn async_db(
     Ok(ads::Datastore::builder()
         .store(store)
         .isolation(isolation)
+        .component(component_source())
         .build()
         .await?)
 }

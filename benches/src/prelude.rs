@@ -11,12 +11,12 @@ pub(crate) use std::time::{Duration, Instant};
 pub(crate) use anyhow::{Context as _, Result, bail};
 pub(crate) use ds_model::transport::NoLog;
 pub(crate) use ds_model::{Entity, Key, Model};
-pub(crate) use host_core::Isolation;
 pub(crate) use host_core::runtime::SlotReset;
 pub(crate) use host_core::store::{
     AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, MemoryStore, NativeTransport,
     SqliteStore, Store, StoreError, Versioned, Write,
 };
+pub(crate) use host_core::{ComponentSource, Isolation};
 
 pub(crate) use crate::svg;
 pub(crate) use crate::{
