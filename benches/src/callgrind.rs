@@ -4,8 +4,13 @@ use crate::prelude::*;
 
 /// Runs `count` gets (or puts) of one variant: what callgrind measures.
 pub(crate) fn op_loop(variant: &str, count: u64) -> Result<()> {
-    // Valgrind cannot reserve the address space of a large instance pool.
-    host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances: 2 });
+    // Valgrind cannot reserve the address space of a large instance pool. (A component of
+    // many core instances, such as a Python model, needs more: `DS_MAX_INSTANCES`.)
+    let max_instances = std::env::var("DS_MAX_INSTANCES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2);
+    host_core::runtime::configure(host_core::runtime::EngineOptions { max_instances });
     let store = memory_store();
     let key = key();
     match variant {

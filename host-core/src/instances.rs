@@ -5,7 +5,8 @@
 //! Warm mode (the default) keeps up to `max_idle` instances, each in its own wasmtime
 //! `Store`, and lends one to each call. An instance is discarded instead of returned when
 //! its call trapped or was cancelled, after `max_calls` calls, or when its linear memory has
-//! grown past `recycle_memory_bytes`; so no fault or leak outlives one instance. Per-call
+//! grown by more than `recycle_memory_bytes` since it was instantiated; so no fault or leak
+//! outlives one instance. Per-call
 //! mode instantiates for every call and never reuses. See ARCHITECTURE.md for what can and
 //! cannot carry over between calls in warm mode.
 
@@ -51,7 +52,9 @@ pub struct InstanceOptions {
     pub max_idle: usize,
     /// Calls after which a warm instance is discarded.
     pub max_calls: u64,
-    /// Linear memory size past which a warm instance is discarded after its call.
+    /// Growth of linear memory, past its size when instantiated, beyond which a warm
+    /// instance is discarded after its call. (Growth, not size: a component whose image
+    /// alone is larger, such as a Python model's interpreter, stays warm.)
     pub recycle_memory_bytes: usize,
     /// Largest linear memory an instance may grow to; growing past it traps the call with
     /// [`BoundExceeded::Memory`]. At most [`crate::runtime::MAX_GUEST_MEMORY`].
@@ -116,20 +119,23 @@ pub struct Instance<T: 'static, M> {
     /// The bindings' handle on the instance's exports.
     pub model: M,
     calls: u64,
+    /// Linear memory right after instantiation: what the component's image needs, which
+    /// recycling does not count as growth.
+    instantiated_bytes: usize,
 }
 
-impl<T: 'static, M> Instance<T, M> {
+impl<T: HasInstanceCtx, M> Instance<T, M> {
     /// Wraps a freshly instantiated model.
-    pub fn new(store: wasmtime::Store<T>, model: M) -> Self {
+    pub fn new(mut store: wasmtime::Store<T>, model: M) -> Self {
+        let instantiated_bytes = store.data_mut().ctx().meter.current_bytes();
         Instance {
             store,
             model,
             calls: 0,
+            instantiated_bytes,
         }
     }
-}
 
-impl<T: HasInstanceCtx, M> Instance<T, M> {
     /// What the current call has written so far.
     pub fn writes(&mut self) -> Writes {
         self.store.data_mut().ctx().writes.writes()
@@ -226,7 +232,8 @@ impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
         let keep = self.options.isolation == Isolation::Warm
             && !trapped
             && instance.calls < self.options.max_calls
-            && memory <= self.options.recycle_memory_bytes;
+            && memory.saturating_sub(instance.instantiated_bytes)
+                <= self.options.recycle_memory_bytes;
         if !keep {
             return;
         }
