@@ -57,9 +57,10 @@ impl<M: Mode> HasInstanceCtx for HostState<M> {
     }
 }
 
-/// One call in progress: its admission and its instance.
+/// One call in progress: its admission and its instance. The instance is boxed (a few
+/// hundred bytes with its table of exports), so the call's nested futures move a pointer.
 pub(crate) struct Call<'a, M: Mode> {
-    pub(crate) instance: Instance<HostState<M>, Exports>,
+    pub(crate) instance: Box<Instance<HostState<M>, Exports>>,
     _admission: M::Admission<'a>,
 }
 
@@ -278,7 +279,7 @@ impl<M: ExportCalls> Core<M> {
     /// An instance for one call: a warm one from the pool, or a fresh one in a fresh store.
     /// The caller gives it back to the pool when the call ends; an instance whose call never
     /// ends (a dropped future) is simply dropped, never reused.
-    async fn lease(&self) -> Result<Instance<HostState<M>, Exports>, Error> {
+    async fn lease(&self) -> Result<Box<Instance<HostState<M>, Exports>>, Error> {
         if let Some(instance) = self.pool.take() {
             return Ok(instance);
         }
@@ -291,7 +292,7 @@ impl<M: ExportCalls> Core<M> {
     }
 
     /// A fresh instance in a fresh store.
-    async fn instantiate(&self) -> Result<Instance<HostState<M>, Exports>, Error> {
+    async fn instantiate(&self) -> Result<Box<Instance<HostState<M>, Exports>>, Error> {
         let options = self.pool.options();
         let state = HostState {
             store: Arc::clone(&self.store),
@@ -305,7 +306,7 @@ impl<M: ExportCalls> Core<M> {
             .map_err(|err| Error::from_wasmtime(err, slots))?;
         let model = Exports::new(&mut store, instance, &self.exports)
             .map_err(|err| Error::from_wasmtime(err, slots))?;
-        Ok(Instance::new(store, model))
+        Ok(Box::new(Instance::new(store, model)))
     }
 }
 

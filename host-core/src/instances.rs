@@ -91,7 +91,7 @@ pub fn new_store<T: HasInstanceCtx>(
     store
 }
 
-impl<T: Send + 'static, M: Send + 'static> ReleaseIdle for AffinePool<Instance<T, M>> {
+impl<T: Send + 'static, M: Send + 'static> ReleaseIdle for AffinePool<Box<Instance<T, M>>> {
     fn release_idle(&self) -> usize {
         self.drain().len()
     }
@@ -150,7 +150,7 @@ impl<T: HasInstanceCtx, M> Instance<T, M> {
 /// ([`Engine::release_idle_for`]): otherwise one datastore's idle instances, kept after a
 /// burst, could hold every slot of the engine and starve another datastore for good.
 pub struct InstancePool<T: 'static, M> {
-    idle: Arc<AffinePool<Instance<T, M>>>,
+    idle: Arc<AffinePool<Box<Instance<T, M>>>>,
     engine: Engine,
     options: InstanceOptions,
     /// `options.deadline` in epoch ticks, computed once (a 128-bit division per call
@@ -181,7 +181,7 @@ impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
 
     /// An idle warm instance, if there is one (never in per-call mode). Instances that were
     /// told a log level the host no longer has are dropped on the way.
-    pub fn take(&self) -> Option<Instance<T, M>> {
+    pub fn take(&self) -> Option<Box<Instance<T, M>>> {
         if self.options.isolation == Isolation::PerCall {
             return None;
         }
@@ -226,7 +226,7 @@ impl<T: HasInstanceCtx, M: Send + 'static> InstancePool<T, M> {
     /// Returns `instance` after a call that completed (`trapped == false`) or trapped.
     /// It is kept for reuse only if warm mode, healthy, young and small enough, and the
     /// pool has room; otherwise it is dropped (its pool slot is freed).
-    pub fn give_back(&self, mut instance: Instance<T, M>, trapped: bool) {
+    pub fn give_back(&self, mut instance: Box<Instance<T, M>>, trapped: bool) {
         instance.calls += 1;
         let memory = instance.store.data_mut().ctx().meter.current_bytes();
         let keep = self.options.isolation == Isolation::Warm
