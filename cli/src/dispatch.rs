@@ -1,137 +1,20 @@
 //! The one dispatch of a parsed command over a datastore, for both binaries: written once
-//! as `async` code over the small [`Datastore`] trait, which `ds::Datastore` (its futures
-//! ready when made, so the blocking binary runs the dispatch with one poll) and
-//! `ads::Datastore` (awaited) implement.
-
-use std::future::Future;
+//! as `async` code over [`Face`], which `ds::Datastore` (its futures ready when made, so the
+//! blocking binary runs the dispatch with one poll) and `ads::Datastore` (awaited) implement.
 
 use anyhow::Context as _;
-use ds::{CheckReport, Entity, EntityPage, Error, Key, Query, QueryPage, Receipt};
+use ds::{CheckReport, Entity, Error, Query, QueryPage};
 use host_core::answer;
-use serde_json::{Value, json};
+use host_core::face::Face;
+use serde_json::json;
 
 use crate::args::Command;
 use crate::exit::{CheckFailed, NotFound};
 use crate::import::{ImportReader, import_progress};
 use crate::output::Output;
 
-/// The datastore operations the command line runs: what both hosts' `Datastore`s offer.
-pub trait Datastore {
-    /// Reads the entity at `key`.
-    fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Entity>, Error>>;
-    /// Writes `entity`.
-    fn put(&self, entity: &Entity) -> impl Future<Output = Result<Key, Error>>;
-    /// Deletes the entity at `key`.
-    fn delete(&self, key: &Key) -> impl Future<Output = Result<(), Error>>;
-    /// Writes `entities` in one atomic commit.
-    fn put_many(&self, entities: &[Entity]) -> impl Future<Output = Result<Vec<Key>, Error>>;
-    /// One page of entities in key order.
-    fn entities(
-        &self,
-        start: Option<&[u8]>,
-        kind: Option<&str>,
-    ) -> impl Future<Output = Result<EntityPage, Error>>;
-    /// One page of a query.
-    fn query(&self, query: &Query) -> impl Future<Output = Result<QueryPage, Error>>;
-    /// Reserves ids.
-    fn allocate_ids(
-        &self,
-        namespace: &str,
-        kind: &str,
-        count: u64,
-    ) -> impl Future<Output = Result<u64, Error>>;
-    /// The example application's deposit.
-    fn deposit(&self, account: &Key, amount: i64) -> impl Future<Output = Result<i64, Error>>;
-    /// The example application's transfer.
-    fn transfer(
-        &self,
-        source: &Key,
-        destination: &Key,
-        amount: i64,
-    ) -> impl Future<Output = Result<Receipt, Error>>;
-    /// An operation of the component by name.
-    fn call(&self, name: &str, input: &Value) -> impl Future<Output = Result<Value, Error>>;
-    /// Checks the whole store.
-    fn check(&self) -> impl Future<Output = Result<CheckReport, Error>>;
-}
-
-/// Implements [`Datastore`] for a host's `Datastore`, each method wrapping the host's own
-/// call in `$wrap` (`std::future::ready` for the blocking host).
-macro_rules! implement {
-    ($host:ty, $wrap:path) => {
-        impl Datastore for $host {
-            fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Entity>, Error>> {
-                $wrap(<$host>::get(self, key))
-            }
-            fn put(&self, entity: &Entity) -> impl Future<Output = Result<Key, Error>> {
-                $wrap(<$host>::put(self, entity))
-            }
-            fn delete(&self, key: &Key) -> impl Future<Output = Result<(), Error>> {
-                $wrap(<$host>::delete(self, key))
-            }
-            fn put_many(
-                &self,
-                entities: &[Entity],
-            ) -> impl Future<Output = Result<Vec<Key>, Error>> {
-                $wrap(<$host>::put_many(self, entities))
-            }
-            fn entities(
-                &self,
-                start: Option<&[u8]>,
-                kind: Option<&str>,
-            ) -> impl Future<Output = Result<EntityPage, Error>> {
-                $wrap(<$host>::entities(self, start, kind))
-            }
-            fn query(&self, query: &Query) -> impl Future<Output = Result<QueryPage, Error>> {
-                $wrap(<$host>::query(self, query))
-            }
-            fn allocate_ids(
-                &self,
-                namespace: &str,
-                kind: &str,
-                count: u64,
-            ) -> impl Future<Output = Result<u64, Error>> {
-                $wrap(<$host>::allocate_ids(self, namespace, kind, count))
-            }
-            fn deposit(
-                &self,
-                account: &Key,
-                amount: i64,
-            ) -> impl Future<Output = Result<i64, Error>> {
-                $wrap(<$host>::deposit(self, account, amount))
-            }
-            fn transfer(
-                &self,
-                source: &Key,
-                destination: &Key,
-                amount: i64,
-            ) -> impl Future<Output = Result<Receipt, Error>> {
-                $wrap(<$host>::transfer(self, source, destination, amount))
-            }
-            fn call(
-                &self,
-                name: &str,
-                input: &Value,
-            ) -> impl Future<Output = Result<Value, Error>> {
-                $wrap(<$host>::call(self, name, input))
-            }
-            fn check(&self) -> impl Future<Output = Result<CheckReport, Error>> {
-                $wrap(<$host>::check(self))
-            }
-        }
-    };
-}
-
-/// The async host's futures, as they are.
-fn awaited<F: Future>(future: F) -> F {
-    future
-}
-
-implement!(ds::Datastore, std::future::ready);
-implement!(ads::Datastore, awaited);
-
 /// Runs `command` on `db`, printing its results to `output`.
-pub async fn run(db: &impl Datastore, command: Command, output: &mut Output) -> anyhow::Result<()> {
+pub async fn run(db: &impl Face, command: Command, output: &mut Output) -> anyhow::Result<()> {
     match command {
         Command::Get { key } => {
             let entity = db.get(&key).await.with_context(|| format!("get {key}"))?;

@@ -260,3 +260,6 @@ impl Datastore {
         self.core.check().await
     }
 }
+
+// The operations as they are, for code written once over both hosts.
+host_core::implement_face!(Datastore, host_core::face::awaited);

@@ -11,7 +11,8 @@
 //! bindings; `engine` (an engine with its epoch ticker, component memo and registry of
 //! pools) uses `runtime`; `ctx` (the per-instance context) uses `error`, `logging` and
 //! `runtime`; `instances` uses `ctx` and `engine`; `mode`, `core`, `exports` and
-//! `transport` sit on top.
+//! `transport` sit on top; `face` (the trait both hosts' `Datastore`s implement) uses only
+//! the API types.
 //!
 //! Architecture invariant: nothing here knows how entities are encoded or queried; that is
 //! the guest's job. The one exception is read-only: trace lines and errors render transport
@@ -27,6 +28,7 @@ pub mod ctx;
 pub mod engine;
 pub mod error;
 pub mod exports;
+pub mod face;
 pub mod instances;
 pub mod logging;
 pub mod mode;
