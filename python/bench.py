@@ -96,6 +96,8 @@ def sqlite_get(count: int, folder: str) -> list:
     key = db.put("Account:alice", PROPS)
     stored = json.dumps(db.get(key).properties)
     conn = sqlite3.connect(f"{folder}/plain.db", check_same_thread=False)
+    # The journal mode ds's SQLite store uses: readers take no file locks per statement.
+    conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE entities (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.execute("INSERT INTO entities VALUES (?, ?)", (str(key), stored))
     conn.commit()

@@ -63,6 +63,9 @@ impl Queue {
 pub struct Bridge {
     queue: Arc<Queue>,
     event_loop: Py<PyAny>,
+    /// The loop's `create_future` and `create_task`, bound once: every call uses them.
+    create_future: Py<PyAny>,
+    create_task: Py<PyAny>,
 }
 
 impl Bridge {
@@ -87,6 +90,8 @@ impl Bridge {
         )?;
         Ok(Arc::new(Bridge {
             queue,
+            create_future: event_loop.getattr("create_future")?.unbind(),
+            create_task: event_loop.getattr("create_task")?.unbind(),
             event_loop: event_loop.unbind(),
         }))
     }
@@ -99,6 +104,19 @@ impl Bridge {
             job(py);
             drop(self);
         }));
+    }
+
+    /// Runs `awaitable` (a coroutine, or any awaitable) as a task of the loop; call on the
+    /// loop's thread.
+    pub fn create_task<'py>(&self, awaitable: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = awaitable.py();
+        match self.create_task.bind(py).call1((&awaitable,)) {
+            Ok(task) => Ok(task),
+            // Not a coroutine: an awaitable object, which `ensure_future` wraps.
+            Err(_) => py
+                .import("asyncio")?
+                .call_method1("ensure_future", (awaitable,)),
+        }
     }
 
     /// [`push_owned`](Bridge::push_owned) with a new reference.
@@ -118,7 +136,7 @@ impl Bridge {
         F: Future<Output = PyResult<T>> + Send + 'static,
         T: for<'a> IntoPyObject<'a> + Send + 'static,
     {
-        let future = self.event_loop.bind(py).call_method0("create_future")?;
+        let future = self.create_future.bind(py).call0()?;
         let target = future.clone().unbind();
         let bridge = Arc::clone(self);
         let task = runtime()?.spawn(async move {

@@ -186,9 +186,22 @@ pub struct PyStore {
 }
 
 impl PyStore {
-    /// Wraps a store object (see [`check_store`]).
+    /// Wraps a store object (see [`check_store`]); `async def` methods are refused, since
+    /// a blocking call cannot await them.
     pub fn new(obj: &Bound<'_, PyAny>) -> PyResult<PyStore> {
         check_store(obj)?;
+        let inspect = obj.py().import("inspect")?;
+        for method in REQUIRED {
+            if inspect
+                .call_method1("iscoroutinefunction", (obj.getattr(method)?,))?
+                .is_truthy()?
+            {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "{}.{method} is async def: open it with ads.Datastore, or give ds a store with plain methods",
+                    obj.get_type().name()?
+                )));
+            }
+        }
         Ok(PyStore {
             has_get_many: obj.hasattr("get_many")?,
             obj: obj.clone().unbind(),
@@ -283,6 +296,7 @@ impl PyAsyncStore {
     ) -> BoxFuture<'static, Result<R, StoreError>> {
         let (reply, answered) = tokio::sync::oneshot::channel();
         let obj = Arc::clone(&self.obj);
+        let bridge = Arc::clone(&self.bridge);
         self.bridge.push(Box::new(move |py| {
             let result = match args(py).and_then(|args| obj.bind(py).call_method1(method, args)) {
                 Ok(result) => result,
@@ -302,9 +316,8 @@ impl PyAsyncStore {
                     .and_then(|value| answer(&value));
                 let _ = reply.send(outcome);
             });
-            let scheduled = py
-                .import(intern!(py, "asyncio"))
-                .and_then(|asyncio| asyncio.call_method1(intern!(py, "ensure_future"), (result,)))
+            let scheduled = bridge
+                .create_task(result)
                 .and_then(|task| task.call_method1(intern!(py, "add_done_callback"), (done,)));
             if let Err(err) = scheduled {
                 // `done` was dropped unused; its sender with it, which the caller sees.
