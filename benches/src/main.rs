@@ -19,7 +19,7 @@
 //!
 //! One module per report section (`per_call` is (a), `instantiation` (b), `overlap` (c),
 //! `throughput` (d), `memory` (e), `sqlite`, `model_rows` and `pg` (f), `cold_start`
-//! (g), `callgrind` the instruction counts); `fixtures` and `report` are what they share.
+//! (g), `python` (h: runs `python/bench.py`), `callgrind` the instruction counts); `fixtures` and `report` are what they share.
 //! Timings are medians of several rounds, reported beside the native baseline measured in the
 //! same run, so the ratios are what to read. Instruction counts (callgrind) are repeatable on a
 //! noisy machine. Nothing here asserts a timing.
@@ -34,6 +34,7 @@ mod overlap;
 mod per_call;
 mod pg;
 mod prelude;
+mod python;
 mod report;
 mod sqlite;
 mod svg;
@@ -50,7 +51,7 @@ struct Args {
     /// Fewer iterations.
     #[arg(long)]
     quick: bool,
-    /// Run only these sections (a, callgrind, b, c, d, e, f-sqlite, f-postgres, g), print
+    /// Run only these sections (a, callgrind, b, c, d, e, f-sqlite, f-postgres, g, h), print
     /// them, and leave BENCHMARKS.md alone.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
@@ -176,6 +177,9 @@ fn full_report(quick: bool, only: Option<Vec<String>>) -> Result<()> {
     }
     if run("g") {
         cold_start(&mut report, &root)?;
+    }
+    if run("h") {
+        python::python(&mut report, &root)?;
     }
     if only.is_none() {
         std::fs::write(root.join("BENCHMARKS.md"), &report.out)?;
