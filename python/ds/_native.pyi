@@ -24,9 +24,9 @@ MAX_DEPTH: int
 
 Value = Union[
     None, bool, int, float, str, bytes, bytearray, datetime.datetime, "Key",
-    Sequence[Any], Mapping[str, Any],
+    List[Any], Tuple[Any, ...], Dict[str, Any],
 ]
-"""A property value: lists hold values (not lists); dicts are embedded entities."""
+"""A property value: lists (or tuples) hold values, not lists; dicts are embedded entities."""
 
 KeyLike = Union["Key", str]
 """A key, or its string form (``"Account:alice"``, or the URL-safe form)."""

@@ -30,6 +30,7 @@ pub struct AsyncDatastore {
 
 impl AsyncDatastore {
     fn run<'py>(&self, py: Python<'py>, op: Op) -> PyResult<Bound<'py, PyAny>> {
+        self.bridge.check_loop(py)?;
         let db = self.db.clone();
         self.bridge
             .spawn(py, async move { ops::run(&db, op).await.map_err(to_py) })
@@ -103,6 +104,7 @@ impl Pages {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.bridge.check_loop(py)?;
         let (db, pager, entities) = (self.db.clone(), Arc::clone(&self.pager), self.entities);
         self.bridge.spawn(py, async move {
             let mut pager = pager.lock().await;

@@ -12,7 +12,8 @@ use std::future::Future;
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pyo3::BoundObject as _;
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration};
@@ -21,10 +22,32 @@ use pyo3::prelude::*;
 /// Work for the loop's thread.
 pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
 
-/// The tokio runtime every `ads.Datastore` of the process runs on.
+/// Set when the interpreter begins to exit (an `atexit` hook): from then on no thread
+/// without the GIL takes it, since a thread attaching during finalization is ended by
+/// CPython in the middle of Rust frames.
+pub static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the interpreter is exiting (see [`EXITING`]).
+pub fn exiting() -> bool {
+    EXITING.load(Ordering::Acquire)
+}
+
+/// The `atexit` hook that sets [`EXITING`].
+#[pyfunction]
+pub fn _mark_exiting() {
+    EXITING.store(true, Ordering::Release);
+}
+
+/// The tokio runtime every `ads.Datastore` of this process runs on. A child process after
+/// `fork` has none of its parent's threads, so it gets a runtime of its own (the parent's
+/// is left alone: it is not this process's to stop).
 pub fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(runtime) = RUNTIME.get() {
+    static RUNTIME: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+    let mut current = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if let Some((owner, runtime)) = *current
+        && owner == pid
+    {
         return Ok(runtime);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -32,7 +55,9 @@ pub fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|err| PyRuntimeError::new_err(format!("cannot start tokio: {err}")))?;
-    Ok(RUNTIME.get_or_init(|| runtime))
+    let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(runtime));
+    *current = Some((pid, runtime));
+    Ok(runtime)
 }
 
 /// The jobs queued for the loop, and the socket pair that wakes it.
@@ -122,6 +147,29 @@ impl Bridge {
     /// [`push_owned`](Bridge::push_owned) with a new reference.
     pub fn push(self: &Arc<Self>, job: Job) {
         Arc::clone(self).push_owned(job);
+    }
+
+    /// Refuses a call from any thread but that of a running loop that is this bridge's: the
+    /// loop a datastore was opened on is the one its results are delivered to.
+    pub fn check_loop(&self, py: Python<'_>) -> PyResult<()> {
+        static GET_RUNNING_LOOP: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+        let get = GET_RUNNING_LOOP.get_or_try_init(py, || {
+            py.import("asyncio")?
+                .getattr("get_running_loop")
+                .map(Bound::unbind)
+        })?;
+        let running = get.bind(py).call0().map_err(|_| {
+            PyRuntimeError::new_err(
+                "ads.Datastore calls are made from a coroutine on its event loop",
+            )
+        })?;
+        if running.is(self.event_loop.bind(py)) {
+            Ok(())
+        } else {
+            Err(PyRuntimeError::new_err(
+                "this ads.Datastore was opened on another event loop: open one on each loop that uses it",
+            ))
+        }
     }
 
     /// Runs `call` as a tokio task and returns an asyncio future (of this loop) for its

@@ -118,7 +118,9 @@ pub fn value(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> PyResult<Value
 /// A dict of property values (an entity's properties or an embedded entity).
 pub fn properties(dict: &Bound<'_, PyDict>, path: &str, depth: usize) -> PyResult<Properties> {
     let mut out = Properties::new();
-    for (name, element) in dict.iter() {
+    // A snapshot: Python code run while converting (a `tzinfo`, another thread) may change
+    // the dict, which its live iterator refuses with a panic.
+    for (name, element) in dict.copy()?.iter() {
         let Ok(name) = name.cast::<PyString>() else {
             return Err(PyTypeError::new_err(format!(
                 "{} has a key of type {}: property names are str",
@@ -258,7 +260,7 @@ pub fn json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Json> {
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         let mut out = serde_json::Map::new();
-        for (name, element) in dict.iter() {
+        for (name, element) in dict.copy()?.iter() {
             let Ok(name) = name.cast::<PyString>() else {
                 return Err(PyTypeError::new_err("JSON object keys must be str"));
             };

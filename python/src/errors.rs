@@ -2,7 +2,7 @@
 //! transport's `store-error`), and the mappings: a host [`Error`] to its exception, and an
 //! exception raised by a Python store to the [`StoreError`] the model sees.
 
-use host_core::Error;
+use host_core::Error as HostError;
 use host_core::store::StoreError as TransportError;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -10,59 +10,59 @@ use pyo3::types::PyBytes;
 
 pyo3::create_exception!(
     ds,
-    DsError,
+    Error,
     PyException,
     "Every error a datastore call raises."
 );
 pyo3::create_exception!(
     ds,
     InvalidKey,
-    DsError,
+    Error,
     "The key is not valid; the message says which part."
 );
 pyo3::create_exception!(
     ds,
     InvalidEntity,
-    DsError,
+    Error,
     "The entity is not valid (a property, a limit, the model's schema). Nothing was written."
 );
 pyo3::create_exception!(
     ds,
     Corrupt,
-    DsError,
+    Error,
     "A stored value could not be decoded by the model."
 );
 pyo3::create_exception!(
     ds,
     InvalidQuery,
-    DsError,
+    Error,
     "The query is not valid, or no index serves it (the message names the index to declare)."
 );
 pyo3::create_exception!(
     ds,
     Conflict,
-    DsError,
+    Error,
     "A transaction lost its commit race on every attempt. Nothing was written.\n\nA Python store raises it (with the conflicting key as its argument) when a commit check fails."
 );
 pyo3::create_exception!(
     ds,
     FailedPrecondition,
-    DsError,
+    Error,
     "A business rule refused the operation (e.g. insufficient funds). Nothing was written."
 );
 pyo3::create_exception!(
     ds,
     NotFound,
-    DsError,
+    Error,
     "An entity or operation the call needs does not exist."
 );
 pyo3::create_exception!(
     ds,
     InvalidArgument,
-    DsError,
+    Error,
     "An argument of an application operation is missing or of the wrong type."
 );
-pyo3::create_exception!(ds, StoreError, DsError, "The store failed.");
+pyo3::create_exception!(ds, StoreError, Error, "The store failed.");
 pyo3::create_exception!(
     ds,
     StoreUnavailable,
@@ -81,30 +81,30 @@ pyo3::create_exception!(
     StoreError,
     "Any other store failure; whether a commit applied is unknown. Any other exception a Python store raises becomes this."
 );
-pyo3::create_exception!(ds, InvalidStoreUrl, DsError, "The store URL is not valid.");
+pyo3::create_exception!(ds, InvalidStoreUrl, Error, "The store URL is not valid.");
 pyo3::create_exception!(
     ds,
     BoundExceeded,
-    DsError,
+    Error,
     "A call hit a bound (memory, deadline, instance slots); its instance was discarded."
 );
 pyo3::create_exception!(
     ds,
     Trap,
-    DsError,
+    Error,
     "The model component trapped; the instance was discarded and the next call runs on a fresh one."
 );
 pyo3::create_exception!(
     ds,
     ComponentError,
-    DsError,
+    Error,
     "The model component (or the engine) could not be loaded, compiled or instantiated."
 );
 
 /// Adds every exception class to the module `m`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add("Error", py.get_type::<DsError>())?;
+    m.add("Error", py.get_type::<Error>())?;
     m.add("InvalidKey", py.get_type::<InvalidKey>())?;
     m.add("InvalidEntity", py.get_type::<InvalidEntity>())?;
     m.add("Corrupt", py.get_type::<Corrupt>())?;
@@ -125,32 +125,34 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// The exception for a failed datastore call.
-pub fn to_py(err: Error) -> PyErr {
+pub fn to_py(err: HostError) -> PyErr {
     let message = err.to_string();
     match err {
-        Error::InvalidKey(_) => InvalidKey::new_err(message),
-        Error::InvalidEntity(_) => InvalidEntity::new_err(message),
-        Error::Corrupt(_) => Corrupt::new_err(message),
-        Error::InvalidQuery(_) => InvalidQuery::new_err(message),
-        Error::Conflict(_) | Error::Store(TransportError::Conflict(_)) => {
+        HostError::InvalidKey(_) => InvalidKey::new_err(message),
+        HostError::InvalidEntity(_) => InvalidEntity::new_err(message),
+        HostError::Corrupt(_) => Corrupt::new_err(message),
+        HostError::InvalidQuery(_) => InvalidQuery::new_err(message),
+        HostError::Conflict(_) | HostError::Store(TransportError::Conflict(_)) => {
             Conflict::new_err(message)
         }
-        Error::FailedPrecondition(_) => FailedPrecondition::new_err(message),
-        Error::NotFound(_) => NotFound::new_err(message),
-        Error::InvalidArgument(_) => InvalidArgument::new_err(message),
-        Error::Store(TransportError::Unavailable(_)) => StoreUnavailable::new_err(message),
-        Error::Store(TransportError::InvalidRequest(_)) => StoreInvalidRequest::new_err(message),
-        Error::Store(TransportError::Internal(_)) => StoreInternal::new_err(message),
-        Error::StoreUrl(_) => InvalidStoreUrl::new_err(message),
-        Error::Bound(_) => BoundExceeded::new_err(message),
-        Error::Trap(_) => Trap::new_err(message),
-        Error::Component { .. } | Error::Engine(_) => ComponentError::new_err(message),
-        _ => DsError::new_err(message),
+        HostError::FailedPrecondition(_) => FailedPrecondition::new_err(message),
+        HostError::NotFound(_) => NotFound::new_err(message),
+        HostError::InvalidArgument(_) => InvalidArgument::new_err(message),
+        HostError::Store(TransportError::Unavailable(_)) => StoreUnavailable::new_err(message),
+        HostError::Store(TransportError::InvalidRequest(_)) => {
+            StoreInvalidRequest::new_err(message)
+        }
+        HostError::Store(TransportError::Internal(_)) => StoreInternal::new_err(message),
+        HostError::StoreUrl(_) => InvalidStoreUrl::new_err(message),
+        HostError::Bound(_) => BoundExceeded::new_err(message),
+        HostError::Trap(_) => Trap::new_err(message),
+        HostError::Component { .. } | HostError::Engine(_) => ComponentError::new_err(message),
+        _ => Error::new_err(message),
     }
 }
 
 /// A model error met while converting arguments (a key or filter that does not parse).
-pub fn model_to_py(err: impl Into<Error>) -> PyErr {
+pub fn model_to_py(err: impl Into<HostError>) -> PyErr {
     to_py(err.into())
 }
 

@@ -62,6 +62,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::CheckReport>()?;
     m.add_function(wrap_pyfunction!(logging::enable_logging, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_get, m)?)?;
+    // From interpreter exit on, threads without the GIL must not take it (see `bridge`).
+    let mark_exiting = wrap_pyfunction!(bridge::_mark_exiting, m)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (mark_exiting,))?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
     errors::register(m)?;
     Ok(())

@@ -56,6 +56,9 @@ impl<S: tracing::Subscriber> Layer<S> for ToPython {
         let level = python_level(metadata.level());
         // Not after the interpreter has begun to go (a late event of a call in flight).
         // Events from tokio threads (`ads`) wait for the GIL here: logging is opt-in.
+        if crate::bridge::exiting() {
+            return;
+        }
         Python::try_attach(|py| {
             let logged = py
                 .import("logging")

@@ -346,18 +346,14 @@ impl Pager {
         }
     }
 
-    /// The next page, or `None` after the last. A failed page can be asked for again.
+    /// The next page, or `None` after the last. A failed (or cancelled) page can be asked
+    /// for again.
     pub async fn next_page<F: Face>(&mut self, db: &F) -> Result<Option<Output>, Error> {
-        let Some(op) = self.next.take() else {
+        // Taken only once the page is read: a failed or cancelled read can be retried.
+        let Some(op) = self.next.clone() else {
             return Ok(None);
         };
-        let output = match run(db, op.clone()).await {
-            Ok(output) => output,
-            Err(err) => {
-                self.next = Some(op);
-                return Err(err);
-            }
-        };
+        let output = run(db, op.clone()).await?;
         self.next = match (op, &output) {
             (Op::Query(mut query), Output::QueryPage(page)) => {
                 page.next_cursor.clone().map(|cursor| {

@@ -214,6 +214,11 @@ impl PyStore {
         args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
         answer: impl for<'py> FnOnce(&Bound<'py, PyAny>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
+        if crate::bridge::exiting() {
+            return Err(StoreError::Unavailable(
+                "the Python interpreter is exiting".into(),
+            ));
+        }
         Python::attach(|py| {
             let result = args(py)
                 .and_then(|args| self.obj.bind(py).call_method1(method, args))
