@@ -56,17 +56,26 @@ fn versioned(method: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Versioned>, 
                 "something other than None or a (value, version) tuple",
             )
         })?;
-    let value = pair
-        .get_item(0)
+    value_and_version(method, pair, 0).map(Some)
+}
+
+/// The `(value, version)` at positions `at` and `at + 1` of an answer tuple.
+fn value_and_version(
+    method: &str,
+    tuple: &Bound<'_, PyTuple>,
+    at: usize,
+) -> Result<Versioned, StoreError> {
+    let value = tuple
+        .get_item(at)
         .ok()
         .and_then(|v| v.cast::<PyBytes>().ok().map(|b| b.as_bytes().to_vec()))
         .ok_or_else(|| bad(method, "a value that is not bytes"))?;
-    let version = pair
-        .get_item(1)
+    let version = tuple
+        .get_item(at + 1)
         .ok()
         .and_then(|v| v.extract::<u64>().ok())
         .ok_or_else(|| bad(method, "a version that is not a non-negative int"))?;
-    Ok(Some(Versioned { value, version }))
+    Ok(Versioned { value, version })
 }
 
 fn get_many_answer(
@@ -114,10 +123,7 @@ fn scan_answer(
             .ok()
             .and_then(|k| k.cast::<PyBytes>().ok().map(|b| b.as_bytes().to_vec()))
             .ok_or_else(|| bad("scan", "a key that is not bytes"))?;
-        let rest = PyTuple::new(obj.py(), [triple.get_item(1).ok(), triple.get_item(2).ok()])
-            .map_err(|_| bad("scan", "an unreadable entry"))?;
-        let value =
-            versioned("scan", rest.as_any())?.ok_or_else(|| bad("scan", "an empty entry"))?;
+        let value = value_and_version("scan", triple, 1)?;
         let in_range = key >= range.start && range.end.as_ref().is_none_or(|end| key < *end);
         let in_order = entries.last().is_none_or(|last| match direction {
             Direction::Forward => last.key < key,
