@@ -61,6 +61,20 @@ fn random_fraction() -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Retries of a lost race the policy granted, in this process (all datastores): a service's
+/// metrics report it.
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn count_retry() {
+    RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many times, in this process, a model retried a read-modify-write after a failed
+/// version check (a commit conflict), with the host's leave.
+pub fn retries_so_far() -> u64 {
+    RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,7 @@ impl<M: Mode> HostState<M> {
         trace_transport!(M, attempt = attempt, "backoff()");
         match self.retry.delay(attempt) {
             Some(delay) => {
+                crate::retry::count_retry();
                 M::pause(delay, self.ctx.time_left()).await;
                 true
             }

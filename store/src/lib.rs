@@ -67,6 +67,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies `writes` atomically if all `checks` hold; returns the commit's version.
     fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError>;
+
+    /// Whether the store can serve calls now, for health checks: by default one read (of a
+    /// key no entity has). A store whose reads can succeed while its writes cannot (a file
+    /// deleted or made read-only under it) checks that too.
+    fn health(&self) -> Result<(), StoreError> {
+        self.get(&[]).map(|_| ())
+    }
 }
 
 /// An async ordered key-value store with optimistic commits: [`Store`]'s contract, awaited.
@@ -97,6 +104,11 @@ pub trait AsyncStore: Send + Sync + 'static {
         checks: Vec<Check>,
         writes: Vec<Write>,
     ) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Whether the store can serve calls now: [`Store::health`]'s contract, awaited.
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { self.get(Vec::new()).await.map(|_| ()) })
+    }
 }
 
 /// Runs a blocking [`Store`] as an [`AsyncStore`] on tokio's blocking thread pool.
@@ -159,6 +171,10 @@ impl<S: Store + ?Sized> AsyncStore for Offload<S> {
         writes: Vec<Write>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.run(move |store| store.commit(&checks, &writes))
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(|store| store.health())
     }
 }
 

@@ -51,6 +51,9 @@ pub struct SqliteStore {
     /// any timeout. Queued here instead, they take turns; the busy timeout is left for
     /// writers in other processes.
     writer: Mutex<()>,
+    /// The file's identity (device, inode) when opened: [`Store::health`] notices a file
+    /// deleted or replaced under the store, which SQLite would go on writing into unseen.
+    identity: Option<(u64, u64)>,
 }
 
 impl SqliteStore {
@@ -63,15 +66,43 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        let store = SqliteStore {
+        let mut store = SqliteStore {
             path,
             idle: AffinePool::new(MAX_IDLE_CONNECTIONS),
             writer: Mutex::new(()),
+            identity: None,
         };
         let mut conn = store.connect()?;
         store.init_schema(&mut conn)?;
+        store.identity = file_identity(&store.path).ok();
         store.release(conn);
         Ok(store)
+    }
+
+    /// That the file is still the one opened, and writable.
+    fn check_file(&self) -> Result<(), StoreError> {
+        let path = self.path.display();
+        match file_identity(&self.path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Unavailable(format!(
+                    "{path} was deleted after the store opened it: writes would be lost with the \
+                     unlinked file; restart to reopen it"
+                )));
+            }
+            Err(err) => return Err(StoreError::Unavailable(format!("{path}: {err}"))),
+            Ok(identity) if self.identity.is_some_and(|opened| opened != identity) => {
+                return Err(StoreError::Unavailable(format!(
+                    "{path} was replaced by another file after the store opened it; restart to \
+                     reopen it"
+                )));
+            }
+            Ok(_) => {}
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map(drop)
+            .map_err(|err| StoreError::Unavailable(format!("{path} is not writable: {err}")))
     }
 
     /// The database file.
@@ -256,6 +287,11 @@ impl Store for SqliteStore {
         })
     }
 
+    fn health(&self) -> Result<(), StoreError> {
+        self.check_file()?;
+        self.get(&[]).map(|_| ())
+    }
+
     fn commit(&self, checks: &[Check], writes: &[Write]) -> Result<u64, StoreError> {
         let _turn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut conflict = None;
@@ -297,5 +333,40 @@ impl Store for SqliteStore {
             Some(key) => Err(StoreError::Conflict(key)),
             None => Ok(version),
         }
+    }
+}
+
+/// A file's (device, inode): what stays the same while the file is the same file.
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    let metadata = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok((metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        // No inode to compare: only the file's presence is checked.
+        let _ = metadata;
+        Ok((0, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_notices_a_deleted_or_replaced_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ds.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.health().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let err = store.health().unwrap_err().to_string();
+        assert!(err.contains("deleted"), "{err}");
+        std::fs::write(&path, b"").unwrap();
+        let err = store.health().unwrap_err().to_string();
+        assert!(err.contains("replaced"), "{err}");
     }
 }

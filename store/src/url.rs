@@ -187,6 +187,7 @@ mod tests {
                 url: "postgres://u:secret@localhost:5432/db?connect_timeout=5".into(),
                 schema: Some("run_1".into()),
                 max_connections: crate::postgres::DEFAULT_MAX_CONNECTIONS,
+                tls: Default::default(),
             })
         );
         assert_eq!(
@@ -195,6 +196,7 @@ mod tests {
                 url: "postgres://localhost/db".into(),
                 schema: Some("s".into()),
                 max_connections: 64,
+                tls: Default::default(),
             }))
         );
         assert_eq!(

@@ -15,8 +15,8 @@ use std::pin::{Pin, pin};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use tokio::runtime::Runtime;
-use tokio_postgres::NoTls;
 
+use super::tls::Connector;
 use super::{Conn, PostgresUrl, config, connect_error, map_error, reusable, stale};
 use crate::block_on::off_runtime;
 use crate::{Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Write};
@@ -25,6 +25,7 @@ use crate::{Check, Direction, Entry, KeyRange, Store, StoreError, Versioned, Wri
 /// for blocking callers: each call runs on the calling thread, which drives the connection.
 pub struct BlockingPostgresStore {
     config: tokio_postgres::Config,
+    tls: Connector,
     schema: Option<String>,
     /// The most connections open at once (the URL's `max_connections`).
     max_connections: usize,
@@ -47,6 +48,7 @@ impl BlockingPostgresStore {
     pub fn open(url: &PostgresUrl) -> Result<BlockingPostgresStore, StoreError> {
         let store = BlockingPostgresStore {
             config: config(url)?,
+            tls: url.tls.connector()?,
             schema: url.schema.clone(),
             max_connections: url.max_connections,
             pool: Mutex::new(Pool {
@@ -120,7 +122,11 @@ impl BlockingPostgresStore {
             was_idle: false,
             reusable: false,
         };
-        lease.conn = Some(DrivenConn::open(&self.config, self.schema.as_deref())?);
+        lease.conn = Some(DrivenConn::open(
+            &self.config,
+            &self.tls,
+            self.schema.as_deref(),
+        )?);
         Ok(lease)
     }
 
@@ -194,7 +200,11 @@ struct DrivenConn {
 }
 
 impl DrivenConn {
-    fn open(config: &tokio_postgres::Config, schema: Option<&str>) -> Result<Self, StoreError> {
+    fn open(
+        config: &tokio_postgres::Config,
+        tls: &Connector,
+        schema: Option<&str>,
+    ) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -204,8 +214,8 @@ impl DrivenConn {
             })?;
         let (client, connection) = runtime
             .get()
-            .block_on(config.connect(NoTls))
-            .map_err(|err| connect_error(&err))?;
+            .block_on(config.connect(tls.clone()))
+            .map_err(|err| connect_error(&err, config))?;
         let mut driver: Driver = Box::pin(connection);
         let conn = drive(runtime.get(), &mut driver, Conn::new(client, schema))?;
         Ok(DrivenConn {

@@ -31,9 +31,11 @@ use super::{Check, Direction, Entry, KeyRange, StoreError, Versioned, Write};
 
 mod blocking;
 mod spawned;
+mod tls;
 
 pub use blocking::BlockingPostgresStore;
 pub use spawned::{PostgresStore, open_on};
+pub use tls::{SslMode, TlsSettings};
 
 /// The on-server format this build writes and reads.
 pub const FORMAT_VERSION: i64 = 1;
@@ -84,10 +86,13 @@ pub struct PostgresUrl {
     /// `max_connections=N`: the most connections the store's pool opens (default
     /// [`DEFAULT_MAX_CONNECTIONS`]); callers beyond it wait for a connection to come back.
     pub max_connections: usize,
+    /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`: TLS, with libpq's meanings.
+    pub tls: TlsSettings,
 }
 
 impl PostgresUrl {
-    /// Splits ds's own parameters (`schema`, `max_connections`) off a `postgres://` URL.
+    /// Splits ds's own parameters (`schema`, `max_connections`) and the TLS ones (which ds
+    /// reads as libpq does, beyond what tokio-postgres knows) off a `postgres://` URL.
     pub fn parse(url: &str) -> Result<PostgresUrl, String> {
         let (base, query) = match url.split_once('?') {
             Some((base, query)) => (base, query),
@@ -124,6 +129,7 @@ impl PostgresUrl {
                 _ => rest.push(pair),
             }
         }
+        let tls = TlsSettings::split_off(&mut rest)?;
         let url = if rest.is_empty() {
             base.to_string()
         } else {
@@ -135,6 +141,7 @@ impl PostgresUrl {
             url,
             schema,
             max_connections,
+            tls,
         })
     }
 }
@@ -457,14 +464,24 @@ fn stale<R>(result: &Result<R, tokio_postgres::Error>, client: &Client, was_idle
 
 /// The connection settings of `url`.
 fn config(url: &PostgresUrl) -> Result<tokio_postgres::Config, StoreError> {
-    url.url
+    let mut config: tokio_postgres::Config = url
+        .url
         .parse()
-        .map_err(|err| StoreError::Unavailable(format!("invalid PostgreSQL URL: {err}")))
+        .map_err(|err| StoreError::Unavailable(format!("invalid PostgreSQL URL: {err}")))?;
+    config.ssl_mode(url.tls.wire_mode());
+    Ok(config)
 }
 
-/// The error for a failed connection attempt.
-fn connect_error(err: &tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", chain(err)))
+/// The error for a failed connection attempt; a TLS failure names the `sslmode` it was
+/// under.
+fn connect_error(err: &tokio_postgres::Error, config: &tokio_postgres::Config) -> StoreError {
+    let text = chain(err);
+    let mode = match config.get_ssl_mode() {
+        tokio_postgres::config::SslMode::Disable => "",
+        _ if !text.contains("TLS") && !text.contains("certificate") => "",
+        _ => " (see sslmode, sslrootcert in the store URL)",
+    };
+    StoreError::Unavailable(format!("cannot connect to PostgreSQL: {text}{mode}"))
 }
 
 fn retryable(err: &tokio_postgres::Error) -> bool {

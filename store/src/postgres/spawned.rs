@@ -3,8 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio_postgres::NoTls;
-
+use super::tls::Connector;
 use super::{Conn, PostgresUrl, config, connect_error, map_error, reusable, stale};
 use crate::{
     AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
@@ -14,6 +13,7 @@ use crate::{
 /// awaited: its connections are tasks on the runtime it was opened on.
 pub struct PostgresStore {
     config: tokio_postgres::Config,
+    tls: Connector,
     schema: Option<String>,
     idle: Mutex<Vec<Conn>>,
     slots: tokio::sync::Semaphore,
@@ -27,6 +27,7 @@ impl PostgresStore {
     pub async fn open(url: &PostgresUrl) -> Result<PostgresStore, StoreError> {
         let store = PostgresStore {
             config: config(url)?,
+            tls: url.tls.connector()?,
             schema: url.schema.clone(),
             idle: Mutex::new(Vec::new()),
             slots: tokio::sync::Semaphore::new(url.max_connections),
@@ -41,9 +42,9 @@ impl PostgresStore {
     async fn connect(&self) -> Result<Conn, StoreError> {
         let (client, connection) = self
             .config
-            .connect(NoTls)
+            .connect(self.tls.clone())
             .await
-            .map_err(|err| connect_error(&err))?;
+            .map_err(|err| connect_error(&err, &self.config))?;
         self.runtime.spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(target: "host_core::postgres", "connection closed: {err}");
