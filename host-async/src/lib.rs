@@ -106,6 +106,11 @@ impl Datastore {
         self.core.idle_instances()
     }
 
+    /// Whether the store can serve calls now (see `Store::health`): for health probes.
+    pub async fn health(&self) -> Result<(), Error> {
+        Ok(self.core.store().health().await?)
+    }
+
     /// Reads the entity at `key`, or `None` if there is none.
     pub async fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         self.core.get(key).await

@@ -1,0 +1,919 @@
+//! `ads serve`: the datastore API as a JSON HTTP service, for clients that are not Rust.
+//!
+//! | method and path | body | answer | right |
+//! |---|---|---|---|
+//! | `GET /v1/entities/{key}` | | `{"key", "properties"}`, 404 if missing | read |
+//! | `PUT /v1/entities/{key}` | properties (typed JSON object) | `{"key"}` | write |
+//! | `DELETE /v1/entities/{key}` | | `{"key", "deleted": true}` | write |
+//! | `POST /v1/batch-get` | `{"keys": [...]}` | `{"entities": [entity or null, ...]}` | read |
+//! | `POST /v1/query` | `{"kind", "ancestor"?, "filters"?: ["balance >= 10"], "orders"?: ["-balance"], "limit"?, "offset"?, "cursor"?, "end_cursor"?, "keys_only"?, "namespace"?}` | `{"results": [...], "next_cursor"}` | read |
+//! | `POST /v1/allocate-ids` | `{"kind", "count", "namespace"?}` | `{"kind", "first", "last"}` | write |
+//! | `POST /v1/accounts/deposit` | `{"account", "amount"}` | `{"account", "balance"}` | write |
+//! | `POST /v1/accounts/transfer` | `{"source", "destination", "amount"}` | `{"transfer", "source_balance", "destination_balance"}` | write |
+//! | `POST /v1/call/{name}` | the operation's input (JSON) | its output (JSON) | write |
+//! | `GET /v1/health` | | `{"ok": true}`, or 503 with the reason; `?live`: no store check | none |
+//! | `GET /metrics` | | Prometheus text format | read |
+//!
+//! **Keys in paths.** Everything after `/v1/entities/` is the key's text, as on the command
+//! line (`Account:alice/Order:7`), or its URL-safe form, percent-decoded exactly once: `/`
+//! and `%2F` are the same, and a key holding `?`, `#`, `%`, `"`, a space or any byte a URL
+//! cannot carry as is writes it percent-encoded (`Note:%22a%3Fb%22` is `Note:"a?b"`). An
+//! entity route with a query string, or an invalid escape (`%zz`), is refused (400), so a
+//! key is never silently cut short.
+//!
+//! **Errors** are `{"error": {"kind", "message"}}` with status 400 (bad key, entity, query
+//! or body, or past a store's limits), 401 (no or unknown token), 403 (a token without the
+//! right, or a `Host` or `Origin` the service does not serve), 404 (no such entity or route),
+//! 405 (another method), 408 (a body slower than the body timeout), 409 (a commit conflict
+//! after the retries), 413 (a body over [`MAX_BODY_BYTES`]), 415 (a body that is not
+//! `application/json`), 422 (refused by a business rule), 503 (overloaded: no call slot or
+//! body buffer within the queue timeout, or the store is unavailable), 504 (past the call
+//! deadline) or 500.
+//!
+//! **On a network** (see [`ServeOptions`] and [`ConnectionOptions`]): TLS, bearer tokens
+//! with roles ([`access`]), refusal of foreign `Host` and `Origin` headers (DNS rebinding,
+//! cross-site requests) with CORS for trusted origins, a header timeout, a cap on
+//! connections, a bound on body bytes buffered across connections, and a drain deadline at
+//! shutdown. Every request is logged (target `ads::http`) and counted (`/metrics`); the
+//! answer carries an `X-Request-Id` (the client's, or a new one).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use host_core::answer::{self, entity_json};
+use host_core::instances::BoundExceeded;
+use host_core::store::StoreError;
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::{Datastore, Entity, Error, Filter, Key, Order, Query};
+
+pub mod access;
+mod metrics;
+mod server;
+
+use access::{AccessPolicy, CrossSite, Denied, Right};
+use metrics::{Metrics, route_label};
+pub use server::{ConnectionOptions, TlsConfigError, tls_config};
+
+/// How the service admits and checks requests.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Requests served at once; more wait for a slot. At most the process's instance slots
+    /// (`DS_MAX_INSTANCES`, default 1024) count: requests beyond them could only wait behind
+    /// the slots, past the queue timeout that answers them 503.
+    pub max_in_flight: usize,
+    /// Longest a request waits for a slot (or for its share of the body buffer) before it
+    /// is answered 503.
+    pub queue_timeout: Duration,
+    /// Who may do what: [`access::Open`] (the default), [`access::Tokens`], or your own.
+    pub access: Arc<dyn AccessPolicy>,
+    /// The `Host` and `Origin` values served (default: loopback names, no origin).
+    pub cross_site: CrossSite,
+    /// Longest a request body may take to arrive, once its headers have: 408 after it.
+    pub body_timeout: Duration,
+    /// Most request-body bytes buffered at once, over all connections: a body waits (up to
+    /// the queue timeout) for its share, so many large or slow uploads cannot exhaust
+    /// memory.
+    pub max_buffered_bytes: usize,
+    /// How connections are accepted and bounded (used by [`serve`]; a router mounted in
+    /// your own server leaves them to it).
+    pub connections: ConnectionOptions,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            max_in_flight: 256,
+            queue_timeout: Duration::from_secs(1),
+            access: Arc::new(access::Open),
+            cross_site: CrossSite::default(),
+            body_timeout: Duration::from_secs(30),
+            max_buffered_bytes: 64 << 20,
+            connections: ConnectionOptions::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("max_in_flight", &self.max_in_flight)
+            .field("queue_timeout", &self.queue_timeout)
+            .field("cross_site", &self.cross_site)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    db: Datastore,
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
+    /// Body bytes that may be buffered at once; one permit per byte.
+    buffer: Arc<Semaphore>,
+    body_timeout: Duration,
+    access: Arc<dyn AccessPolicy>,
+    cross_site: Arc<CrossSite>,
+    metrics: Arc<Metrics>,
+}
+
+/// The HTTP API over `db`, as an axum `Router` (to mount in your own service). The
+/// connection limits of `options` are left to the server it is mounted in.
+pub fn router(db: Datastore, options: &ServeOptions) -> Router {
+    router_with(db, options, Arc::new(Metrics::default()))
+}
+
+fn router_with(db: Datastore, options: &ServeOptions, metrics: Arc<Metrics>) -> Router {
+    let app = App {
+        slots: Arc::new(Semaphore::new(
+            options
+                .max_in_flight
+                .clamp(1, db.engine().max_instances() as usize),
+        )),
+        queue_timeout: options.queue_timeout,
+        buffer: Arc::new(Semaphore::new(
+            options
+                .max_buffered_bytes
+                .clamp(MAX_BODY_BYTES, Semaphore::MAX_PERMITS),
+        )),
+        body_timeout: options.body_timeout,
+        access: options.access.clone(),
+        cross_site: Arc::new(options.cross_site.clone()),
+        metrics,
+        db,
+    };
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route(
+            "/v1/entities/{*key}",
+            get(get_entity).put(put_entity).delete(delete_entity),
+        )
+        .route("/v1/batch-get", post(batch_get))
+        .route("/v1/query", post(query))
+        .route("/v1/allocate-ids", post(allocate_ids))
+        .route("/v1/accounts/deposit", post(deposit))
+        .route("/v1/accounts/transfer", post(transfer))
+        .route("/v1/call/{name}", post(call))
+        // Inside the routing (so the matched route is known): the right the route needs,
+        // and the route's name for the outer layer's logs and metrics.
+        .route_layer(middleware::from_fn_with_state(app.clone(), authorize))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        // Outside, for every request, matched or not: cross-site checks, then logging.
+        .layer(middleware::from_fn_with_state(app.clone(), cross_site))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+/// The largest request body: an entity is at most 1 MiB stored, and its JSON (escapes,
+/// base64 for bytes) may take several times that.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+
+/// Serves the API on `listener` until `shutdown` completes, then lets the requests in
+/// flight finish (up to the drain deadline of `options.connections`) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    db: Datastore,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let app = router_with(db, &options, metrics.clone());
+    server::run(listener, app, options.connections, metrics, shutdown).await
+}
+
+/// The matched route's name, passed from the routing layer to the outer one.
+#[derive(Clone)]
+struct RouteName(String);
+
+/// Outermost: request id, one log line, and the request counters.
+async fn observe(State(app): State<App>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .filter(|id| id.len() <= 128 && id.as_bytes().iter().all(|b| b.is_ascii_graphic()))
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    request
+        .headers_mut()
+        .insert("x-request-id", request_id.clone());
+    app.metrics.started();
+    let mut response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<RouteName>()
+        .map(|name| name.0.clone())
+        .unwrap_or_else(|| "unmatched".into());
+    if let Some(kind) = response.extensions().get::<StoreErrorKind>() {
+        app.metrics.store_error(kind.0);
+    }
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    app.metrics
+        .finished(&route, method.as_str(), status, elapsed);
+    tracing::info!(
+        target: "ads::http",
+        method = %method,
+        route = %route,
+        status,
+        duration_ms = elapsed.as_micros() as f64 / 1e3,
+        request_id = request_id.to_str().unwrap_or(""),
+        "request"
+    );
+    response.headers_mut().insert("x-request-id", request_id);
+    response
+}
+
+fn new_request_id() -> HeaderValue {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let process = PROCESS.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        nanos ^ (u64::from(std::process::id()) << 32)
+    });
+    let id = format!("{process:016x}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// `Host` and `Origin` checks, CORS preflights, and CORS headers for trusted origins.
+async fn cross_site(State(app): State<App>, request: Request, next: Next) -> Response {
+    if let Err(message) = app.cross_site.check_host(request.headers()) {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden_host", message).into_response();
+    }
+    let origin = match app.cross_site.check_origin(request.headers()) {
+        Ok(origin) => origin,
+        Err(message) => {
+            return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", message)
+                .into_response();
+        }
+    };
+    let preflight = request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight && origin.is_some() {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, PUT, POST, DELETE"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(
+                "authorization, content-type, if-match, if-none-match, x-request-id",
+            ),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        response
+    } else {
+        next.run(request).await
+    };
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("x-request-id"),
+        );
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// The access policy, for routes that need a right; and the route's name for `observe`.
+async fn authorize(State(app): State<App>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_default();
+    let name = RouteName(route_label(&route));
+    let (parts, body) = request.into_parts();
+    let denied = match Right::of(&parts.method, &route) {
+        Some(right) => app.access.check(&parts, right).err(),
+        None => None,
+    };
+    let mut response = match denied {
+        None => next.run(Request::from_parts(parts, body)).await,
+        Some(Denied::Unauthenticated(message)) => {
+            let mut response =
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ds\""),
+            );
+            response
+        }
+        Some(Denied::Forbidden(message)) => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
+        }
+    };
+    response.extensions_mut().insert(name);
+    response
+}
+
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        kind: "not_found",
+        message: format!("no route {}: see the API table in the README", uri.path()),
+    }
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        kind: "method_not_allowed",
+        message: format!("{} does not take {method}", uri.path()),
+    }
+}
+
+/// A request body, read whole within the body timeout, each byte counted against the
+/// service's body buffer (held until the body is dropped, once parsed); past [`MAX_BODY_BYTES`],
+/// slow, unreadable or not JSON, it is an error in the API's JSON shape.
+struct Body {
+    bytes: axum::body::Bytes,
+    _buffered: Option<OwnedSemaphorePermit>,
+}
+
+impl axum::extract::FromRequest<App> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, app: &App) -> Result<Self, ApiError> {
+        check_content_type(&request)?;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+            return Err(too_large());
+        }
+        let mut body = request.into_body();
+        let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
+        let mut buffered: Option<OwnedSemaphorePermit> = None;
+        // A declared length takes its whole share at once, so two half-read bodies never
+        // hold the buffer each of them waits for.
+        if let Some(length) = declared.filter(|length| *length > 0) {
+            buffered = Some(buffer_share(app, length).await?);
+        }
+        let read = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|err| {
+                    ApiError::bad_request(format!("cannot read the request body: {err}"))
+                })?;
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if bytes.len() + data.len() > MAX_BODY_BYTES {
+                    return Err(too_large());
+                }
+                if declared.is_none() {
+                    let share = buffer_share(app, data.len()).await?;
+                    match &mut buffered {
+                        Some(held) => held.merge(share),
+                        None => buffered = Some(share),
+                    }
+                }
+                bytes.extend_from_slice(&data);
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(app.body_timeout, read).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {} ms",
+                        app.body_timeout.as_millis()
+                    ),
+                ));
+            }
+        }
+        Ok(Body {
+            bytes: bytes.into(),
+            _buffered: buffered,
+        })
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("request bodies hold at most {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// `length` bytes of the body buffer, or 503 after the queue timeout.
+async fn buffer_share(app: &App, length: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+    let permits = u32::try_from(length).map_err(|_| too_large())?;
+    match tokio::time::timeout(
+        app.queue_timeout,
+        app.buffer.clone().acquire_many_owned(permits),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => {
+            app.metrics.overloaded();
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                format!(
+                    "the server is buffering too many request bodies; none freed up within {} ms: retry later",
+                    app.queue_timeout.as_millis()
+                ),
+            ))
+        }
+    }
+}
+
+/// Bodies are JSON: a `Content-Type` other than `application/json` (the shapes a browser
+/// sends cross-site without a preflight: forms, `text/plain`) is refused before anything
+/// runs. An empty body may come without one.
+fn check_content_type(request: &Request) -> Result<(), ApiError> {
+    let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
+        let empty = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() == b"0")
+            || !request.headers().contains_key(header::CONTENT_LENGTH)
+                && !request.headers().contains_key(header::TRANSFER_ENCODING);
+        return if empty {
+            Ok(())
+        } else {
+            Err(unsupported("a body needs `Content-Type: application/json`"))
+        };
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" {
+        Ok(())
+    } else {
+        Err(unsupported(&format!(
+            "bodies are JSON: `Content-Type: application/json`, not {:?}",
+            value.to_str().unwrap_or("(not text)")
+        )))
+    }
+}
+
+fn unsupported(message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        message,
+    )
+}
+
+/// A key from an entity route's path: the rest of the path, percent-decoded exactly once.
+/// A query string (an unencoded `?` in a key, most likely) or an invalid escape is refused
+/// rather than guessed at.
+struct PathKey(Key);
+
+impl axum::extract::FromRequestParts<App> for PathKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &App,
+    ) -> Result<Self, ApiError> {
+        let invalid =
+            |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", message);
+        if let Some(query) = parts.uri.query() {
+            return Err(invalid(format!(
+                "an entity path takes no query string (found ?{query}): a key holding `?` or `#` \
+                 writes them percent-encoded (%3F, %23)"
+            )));
+        }
+        let raw = parts
+            .uri
+            .path()
+            .strip_prefix("/v1/entities/")
+            .unwrap_or_default();
+        let bytes = percent_decode(raw).map_err(invalid)?;
+        // Not text at all: a malformed request rather than a malformed key (as before).
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ApiError::bad_request("the key, percent-decoded, is not UTF-8"))?;
+        key(&text).map(PathKey)
+    }
+}
+
+/// The one path parameter of a route (an operation name), decoded; one that is not UTF-8
+/// after percent-decoding is an error in the API's JSON shape, not axum's plain text.
+struct Segment(String);
+
+impl axum::extract::FromRequestParts<App> for Segment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &App,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(text)) => Ok(Segment(text)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
+/// Percent-decodes a path exactly once; an escape that is not `%` and two hex digits is an
+/// error.
+fn percent_decode(raw: &str) -> Result<Vec<u8>, String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|pair| std::str::from_utf8(pair).ok())
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .filter(|_| bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit());
+            match hex {
+                Some(byte) => out.push(byte),
+                None => {
+                    return Err(format!(
+                        "invalid percent escape at byte {i} of the path: `%` must be followed by \
+                         two hex digits (write a literal % as %25)"
+                    ));
+                }
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+async fn health(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    let live_only = uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair == "live" || pair.starts_with("live="))
+    });
+    if live_only {
+        return JsonAnswer(json!({ "ok": true })).into_response();
+    }
+    let checked = tokio::time::timeout(Duration::from_secs(5), app.db.health()).await;
+    let reason = match checked {
+        Ok(Ok(())) => return JsonAnswer(json!({ "ok": true })).into_response(),
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => "the store did not answer a read within 5 s".to_string(),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        JsonAnswer(json!({ "ok": false, "error": { "kind": "unhealthy", "message": reason } })),
+    )
+        .into_response()
+}
+
+async fn metrics_text(State(app): State<App>) -> Response {
+    let text = app
+        .metrics
+        .render(app.db.idle_instances(), app.db.engine().max_instances());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// An error answer: status and `{"error": {"kind", "message"}}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+/// An answer's error kind when a store caused it, for the metrics.
+#[derive(Clone, Copy)]
+struct StoreErrorKind(&'static str);
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        let (status, kind) = match &err {
+            Error::InvalidKey(_) => (StatusCode::BAD_REQUEST, "invalid_key"),
+            Error::InvalidEntity(_) => (StatusCode::BAD_REQUEST, "invalid_entity"),
+            Error::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            Error::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            Error::Store(StoreError::InvalidRequest(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict(_) | Error::Store(StoreError::Conflict(_)) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            Error::FailedPrecondition(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "failed_precondition")
+            }
+            Error::Store(StoreError::Unavailable(_))
+            | Error::Bound(BoundExceeded::Instances { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            Error::Bound(BoundExceeded::Deadline { .. }) => {
+                (StatusCode::GATEWAY_TIMEOUT, "deadline")
+            }
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError {
+            status,
+            kind,
+            message: err.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let store = match self.kind {
+            "unavailable" | "invalid_request" | "conflict" => Some(self.kind),
+            "internal" if self.message.contains("store") => Some("internal"),
+            _ => None,
+        };
+        let body = json!({ "error": { "kind": self.kind, "message": self.message } });
+        let mut response = (self.status, JsonAnswer(body)).into_response();
+        if let Some(kind) = store {
+            response.extensions_mut().insert(StoreErrorKind(kind));
+        }
+        response
+    }
+}
+
+/// A JSON answer (`application/json`). Not axum's `Json`: its feature turns on serde_json's
+/// `raw_value` for the whole build, and with it every parse of a `serde_json::Value` reads an
+/// object `{"$serde_json::private::RawValue": "…"}` as the JSON text inside. The guest, built
+/// without it, refuses such a name, so the hosts would have read input the model does not.
+struct JsonAnswer(Json);
+
+impl IntoResponse for JsonAnswer {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(bytes) => (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                bytes,
+            )
+                .into_response(),
+            Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+        }
+    }
+}
+
+type Answer = Result<JsonAnswer, ApiError>;
+
+/// A call slot, or 503 after the queue timeout.
+async fn admit(app: &App) -> Result<OwnedSemaphorePermit, ApiError> {
+    let started = Instant::now();
+    let admitted = tokio::time::timeout(app.queue_timeout, app.slots.clone().acquire_owned()).await;
+    app.metrics.queue_wait(started.elapsed());
+    match admitted {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err({
+            app.metrics.overloaded();
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "overloaded",
+                message: format!(
+                    "no call slot became free within {} ms; retry later",
+                    app.queue_timeout.as_millis()
+                ),
+            }
+        }),
+    }
+}
+
+fn key(text: &str) -> Result<Key, ApiError> {
+    Key::parse_any(text).map_err(|err| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        kind: "invalid_key",
+        message: err.to_string(),
+    })
+}
+
+/// A JSON body, with a 400 that says what is wrong (axum's own rejection is plain text).
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::bad_request(format!("bad JSON body: {err}")))?;
+    // Parsed, so UTF-8: integer literals serde_json would turn into floats are refused.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        ds_model::json::check_integer_literals(text)
+            .map_err(|err| ApiError::bad_request(format!("bad JSON body: {err}")))?;
+    }
+    Ok(value)
+}
+
+async fn get_entity(State(app): State<App>, PathKey(key): PathKey) -> Answer {
+    let _slot = admit(&app).await?;
+    match app.db.get(&key).await? {
+        Some(entity) => Ok(JsonAnswer(entity_json(&entity))),
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            kind: "not_found",
+            message: format!("no entity at key {key}"),
+        }),
+    }
+}
+
+async fn put_entity(State(app): State<App>, PathKey(key): PathKey, request: Body) -> Answer {
+    let properties: serde_json::Map<String, Json> = body(&request.bytes)?;
+    let entity = Entity::from_json_object(key, &properties).map_err(Error::from)?;
+    let _slot = admit(&app).await?;
+    let key = app.db.put(&entity).await?;
+    Ok(JsonAnswer(answer::key_json(&key)))
+}
+
+async fn delete_entity(State(app): State<App>, PathKey(key): PathKey) -> Answer {
+    let _slot = admit(&app).await?;
+    app.db.delete(&key).await?;
+    Ok(JsonAnswer(answer::deleted_json(&key)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchGet {
+    keys: Vec<String>,
+}
+
+async fn batch_get(State(app): State<App>, request: Body) -> Answer {
+    let request: BatchGet = body(&request.bytes)?;
+    let keys = request
+        .keys
+        .iter()
+        .map(|k| key(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let _slot = admit(&app).await?;
+    let found = app.db.get_many(&keys).await?;
+    let entities: Vec<Json> = found
+        .iter()
+        .map(|e| e.as_ref().map(entity_json).unwrap_or(Json::Null))
+        .collect();
+    Ok(JsonAnswer(json!({ "entities": entities })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRequest {
+    kind: String,
+    #[serde(default)]
+    namespace: String,
+    ancestor: Option<String>,
+    #[serde(default)]
+    filters: Vec<String>,
+    #[serde(default)]
+    orders: Vec<String>,
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: u32,
+    cursor: Option<String>,
+    end_cursor: Option<String>,
+    #[serde(default)]
+    keys_only: bool,
+}
+
+async fn query(State(app): State<App>, request: Body) -> Answer {
+    let request: QueryRequest = body(&request.bytes)?;
+    let query = Query {
+        namespace: request.namespace,
+        kind: Some(request.kind),
+        ancestor: request.ancestor.as_deref().map(key).transpose()?,
+        filters: request
+            .filters
+            .iter()
+            .map(|f| Filter::parse(f))
+            .collect::<Result<_, _>>()
+            .map_err(Error::from)?,
+        orders: request
+            .orders
+            .iter()
+            .map(|o| Order::parse(o))
+            .collect::<Result<_, _>>()
+            .map_err(Error::from)?,
+        limit: request.limit,
+        offset: request.offset,
+        keys_only: request.keys_only,
+        start: request.cursor,
+        end: request.end_cursor,
+    };
+    let _slot = admit(&app).await?;
+    let page = app.db.query(&query).await?;
+    Ok(JsonAnswer(
+        json!({ "results": answer::query_rows(&page), "next_cursor": page.next_cursor }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllocateIds {
+    kind: String,
+    count: u64,
+    #[serde(default)]
+    namespace: String,
+}
+
+async fn allocate_ids(State(app): State<App>, request: Body) -> Answer {
+    let request: AllocateIds = body(&request.bytes)?;
+    let _slot = admit(&app).await?;
+    let first = app
+        .db
+        .allocate_ids(&request.namespace, &request.kind, request.count)
+        .await?;
+    Ok(JsonAnswer(answer::allocated_json(
+        &request.kind,
+        first,
+        request.count,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Deposit {
+    account: String,
+    amount: i64,
+}
+
+async fn deposit(State(app): State<App>, request: Body) -> Answer {
+    let request: Deposit = body(&request.bytes)?;
+    let account = key(&request.account)?;
+    let _slot = admit(&app).await?;
+    let balance = app.db.deposit(&account, request.amount).await?;
+    Ok(JsonAnswer(answer::balance_json(&account, balance)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Transfer {
+    source: String,
+    destination: String,
+    amount: i64,
+}
+
+async fn transfer(State(app): State<App>, request: Body) -> Answer {
+    let request: Transfer = body(&request.bytes)?;
+    let (source, destination) = (key(&request.source)?, key(&request.destination)?);
+    let _slot = admit(&app).await?;
+    let receipt = app
+        .db
+        .transfer(&source, &destination, request.amount)
+        .await?;
+    Ok(JsonAnswer(answer::receipt_json(&receipt)))
+}
+
+async fn call(State(app): State<App>, Segment(name): Segment, request: Body) -> Answer {
+    let input: Json = if request.bytes.is_empty() {
+        json!({})
+    } else {
+        body(&request.bytes)?
+    };
+    let _slot = admit(&app).await?;
+    Ok(JsonAnswer(app.db.call(&name, &input).await?))
+}
