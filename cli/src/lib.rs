@@ -17,18 +17,29 @@ pub mod scaffold;
 /// Installs the `tracing` subscriber on stderr: the call path at `trace` level with
 /// `--trace`, otherwise `RUST_LOG` (default: warnings only).
 pub fn init_tracing(trace: bool) {
+    init_tracing_with(trace, false, "warn");
+}
+
+/// [`init_tracing`] with a default filter of one's own (when `RUST_LOG` is unset), and
+/// optionally one JSON object per line (with timestamps, for log collectors).
+pub fn init_tracing_with(trace: bool, json: bool, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = if trace {
-        EnvFilter::new("warn,ds=trace,ads=trace,host_core=debug")
+        EnvFilter::new("warn,ds=trace,ads=trace,host_core=debug,ads::http=info")
     } else {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter))
     };
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .without_time()
+            .try_init()
+    };
 }
 
 /// The context of a datastore that could not be built: the store URL, password redacted.
