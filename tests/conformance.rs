@@ -363,6 +363,21 @@ fn postgres_store_keeps_the_contract() {
     }
 }
 
+/// The same contract over TLS (`sslmode=verify-full` against the test CA), through both
+/// pools: the private cluster refuses any connection without TLS.
+#[test]
+fn postgres_store_keeps_the_contract_over_tls() {
+    let Some(servers) = ds_tests::postgres_tls() else {
+        return;
+    };
+    for (round, blocking) in [("blocking", true), ("async", false)] {
+        let schema = PostgresSchema::on(&servers.verified(), &servers.admin());
+        let store = postgres_pool(&schema.url(), blocking);
+        contract(&format!("postgres over TLS ({round})"), store.as_ref());
+        one_winner(&format!("postgres over TLS ({round})"), store);
+    }
+}
+
 /// Opens the PostgreSQL store at `url` as `ds`'s blocking pool, or as `ads`'s async pool
 /// (driven here through `BlockOn`, its connections tasks on a runtime of their own).
 fn postgres_pool(url: &str, blocking: bool) -> Arc<dyn Store> {

@@ -17,6 +17,15 @@ use host_core::store::{
 };
 
 static POSTGRES: OnceLock<Option<String>> = OnceLock::new();
+static POSTGRES_TLS: OnceLock<Option<ds_tests::TlsServers>> = OnceLock::new();
+
+/// A PostgreSQL server for the runs: its store URL and where plain tokio-postgres connects
+/// to drop a test's schema.
+#[derive(Clone, Copy)]
+struct Server<'a> {
+    url: &'a str,
+    admin: &'a str,
+}
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -159,7 +168,7 @@ fn contents(store: &dyn Store) -> Vec<Entry> {
 }
 
 /// Runs `ops` through every host × store × isolation; returns (label, results, contents).
-fn run_everywhere(ops: &[Op], postgres: Option<&str>) -> Vec<(String, Vec<String>, Vec<Entry>)> {
+fn run_everywhere(ops: &[Op], postgres: Option<Server>) -> Vec<(String, Vec<String>, Vec<Entry>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -227,7 +236,7 @@ fn run_everywhere(ops: &[Op], postgres: Option<&str>) -> Vec<(String, Vec<String
         ));
 
         if let Some(server) = postgres {
-            let schema = PostgresSchema::new(server);
+            let schema = PostgresSchema::on(server.url, server.admin);
             let url: StoreUrl = schema.url().parse().unwrap();
             let store = open_blocking(&url).unwrap();
             let db = ds::Datastore::builder()
@@ -241,7 +250,7 @@ fn run_everywhere(ops: &[Op], postgres: Option<&str>) -> Vec<(String, Vec<String
                 contents(store.as_ref()),
             ));
 
-            let schema = PostgresSchema::new(server);
+            let schema = PostgresSchema::on(server.url, server.admin);
             let url: StoreUrl = schema.url().parse().unwrap();
             let results = runtime.block_on(async {
                 let db = ads::Datastore::builder()
@@ -269,7 +278,28 @@ proptest! {
 
     #[test]
     fn every_host_store_and_isolation_agrees(ops in proptest::collection::vec(arb_op(), 1..32)) {
-        let runs = run_everywhere(&ops, POSTGRES.get_or_init(postgres_server).as_deref());
+        let server = POSTGRES.get_or_init(postgres_server).as_deref();
+        let runs = run_everywhere(&ops, server.map(|url| Server { url, admin: url }));
+        let (first, results, contents) = &runs[0];
+        for (label, other_results, other_contents) in &runs[1..] {
+            prop_assert_eq!(other_results, results, "{} vs {}: results", label, first);
+            prop_assert_eq!(other_contents, contents, "{} vs {}: store contents", label, first);
+        }
+    }
+}
+
+proptest! {
+    // Fewer cases: the point is the transport under TLS, which the cases above cover in
+    // depth over plain TCP.
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_host_agrees_over_tls(ops in proptest::collection::vec(arb_op(), 1..32)) {
+        let Some(servers) = POSTGRES_TLS.get_or_init(ds_tests::postgres_tls) else {
+            return Ok(());
+        };
+        let (url, admin) = (servers.verified(), servers.admin());
+        let runs = run_everywhere(&ops, Some(Server { url: &url, admin: &admin }));
         let (first, results, contents) = &runs[0];
         for (label, other_results, other_contents) in &runs[1..] {
             prop_assert_eq!(other_results, results, "{} vs {}: results", label, first);

@@ -242,16 +242,99 @@ pub fn postgres_server() -> Option<String> {
     None
 }
 
+/// The private PostgreSQL clusters `.ci/postgres-tls.sh` starts: one that speaks only TLS,
+/// with a certificate for `localhost` signed by a CA the script made, and one without TLS.
+pub struct TlsServers {
+    /// The script's directory: `certs/` (`ca.pem`, `wrong-ca.pem`, `client.pem`,
+    /// `client.key`), `tls.port`, `plain.port`.
+    pub dir: PathBuf,
+    /// The TLS-only cluster's port.
+    pub tls_port: u16,
+    /// The plain cluster's port.
+    pub plain_port: u16,
+}
+
+impl TlsServers {
+    /// A certificate file of the script's (`ca.pem`, …), as a URL parameter's value.
+    pub fn cert(&self, name: &str) -> String {
+        self.dir.join("certs").join(name).display().to_string()
+    }
+
+    /// The TLS cluster at `host` with `params` (`sslmode=…&sslrootcert=…`).
+    pub fn url(&self, user: &str, host: &str, params: &str) -> String {
+        format!("postgres://{user}@{host}:{}/test?{params}", self.tls_port)
+    }
+
+    /// The TLS cluster as a careful client reaches it: `verify-full` against the test CA.
+    pub fn verified(&self) -> String {
+        self.url(
+            "postgres",
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={}", self.cert("ca.pem")),
+        )
+    }
+
+    /// The TLS cluster through its Unix socket (trusted, no TLS): for plain tokio-postgres,
+    /// which the tests use to clean up.
+    pub fn admin(&self) -> String {
+        format!("host=/tmp port={} user=postgres dbname=test", self.tls_port)
+    }
+
+    /// The cluster without TLS.
+    pub fn plain(&self, params: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/test?{params}",
+            self.plain_port
+        )
+    }
+}
+
+/// The TLS test clusters, from `DS_TEST_POSTGRES_TLS` (the directory `.ci/postgres-tls.sh`
+/// prints). Unset: under `CI=true` this panics; otherwise it says the tests are skipped.
+pub fn postgres_tls() -> Option<TlsServers> {
+    let Some(dir) = std::env::var_os("DS_TEST_POSTGRES_TLS").map(PathBuf::from) else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but DS_TEST_POSTGRES_TLS is not set (run .ci/postgres-tls.sh)");
+        }
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED PostgreSQL TLS tests: set DS_TEST_POSTGRES_TLS=$(bash .ci/postgres-tls.sh)\n",
+        );
+        return None;
+    };
+    let port = |file: &str| -> u16 {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|err| panic!("{}: {err}", dir.join(file).display()))
+            .trim()
+            .parse()
+            .unwrap_or_else(|err| panic!("{file}: {err}"))
+    };
+    Some(TlsServers {
+        tls_port: port("tls.port"),
+        plain_port: port("plain.port"),
+        dir,
+    })
+}
+
 /// A schema of its own on the test server, dropped (with its tables) when this is dropped,
 /// so test runs and test cases never see each other's data.
 pub struct PostgresSchema {
     server: String,
+    /// Where the drop connects (plain tokio-postgres, no TLS): the server's own URL, or
+    /// for a server that only speaks TLS its Unix socket.
+    admin: String,
     name: String,
 }
 
 impl PostgresSchema {
     /// A fresh schema name on `server` (the schema itself is created by the store).
     pub fn new(server: &str) -> PostgresSchema {
+        PostgresSchema::on(server, server)
+    }
+
+    /// A fresh schema name on `server`, dropped through `admin` (a connection string plain
+    /// tokio-postgres can use: see [`TlsServers::admin`]).
+    pub fn on(server: &str, admin: &str) -> PostgresSchema {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -265,6 +348,7 @@ impl PostgresSchema {
         );
         PostgresSchema {
             server: server.to_string(),
+            admin: admin.to_string(),
             name,
         }
     }
@@ -283,7 +367,7 @@ impl PostgresSchema {
 
 impl Drop for PostgresSchema {
     fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
+        let (server, name) = (self.admin.clone(), self.name.clone());
         // A thread of its own: the drop may happen inside a tokio runtime.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()

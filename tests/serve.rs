@@ -338,6 +338,7 @@ fn overload_is_503_and_shutdown_finishes_what_is_in_flight() {
         let options = ads::serve::ServeOptions {
             max_in_flight: 1,
             queue_timeout: Duration::from_millis(50),
+            ..Default::default()
         };
         let server = tokio::spawn(ads::serve::serve(listener, db, options, async {
             let _ = stopped.await;
