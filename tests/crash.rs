@@ -231,7 +231,8 @@ fn postgres_commit_whose_reply_is_lost_is_an_unknown_outcome_in_both_pools() {
     let direct = open_blocking(&schema.url().parse::<StoreUrl>().unwrap()).unwrap();
     let cutter = CommitCutter::start(upstream);
     let relayed: StoreUrl = format!(
-        "postgres://{user}{password}@{}/{database}?schema={}&max_connections=1",
+        // Plain TCP: the relay reads the protocol to find the COMMIT.
+        "postgres://{user}{password}@{}/{database}?schema={}&max_connections=1&sslmode=disable",
         cutter.addr,
         schema.name()
     )

@@ -1522,6 +1522,8 @@ fn health_notices_a_deleted_database_file() {
     );
 
     std::fs::remove_file(&file).unwrap();
+    // Probes within 250 ms of a check share its answer.
+    std::thread::sleep(Duration::from_millis(300));
     let (status, body) = server.call("GET", "/v1/health", None);
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["ok"], json!(false), "{body}");
@@ -1639,4 +1641,79 @@ fn request_ids_are_echoed_or_generated() {
     let reply = server.request("GET", "/v1/health", None, &[header.as_str()]);
     let id = reply.header("x-request-id").unwrap_or("");
     assert!(!id.is_empty() && id != long, "{reply:?}");
+}
+
+#[test]
+fn json_request_logs_carry_the_request_fields() {
+    let mut server = Server::start("memory:", &["--log-format", "json"], &[]);
+    let reply = server.request(
+        "PUT",
+        "/v1/entities/Note:logged",
+        Some("{}"),
+        &["x-request-id: log-check-1"],
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let stderr = server.stop();
+    let line = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["request_id"] == "log-check-1")
+        .unwrap_or_else(|| panic!("a JSON log line for the request in:\n{stderr}"));
+    assert_eq!(line["target"], "ads::http", "{line}");
+    assert_eq!(line["method"], "PUT", "{line}");
+    assert_eq!(line["route"], "/v1/entities/{key}", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
+    assert!(line["duration_ms"].as_f64().is_some(), "{line}");
+    assert!(line["timestamp"].is_string(), "{line}");
+}
+
+#[test]
+fn the_health_probe_answers_any_host_and_nothing_else_does() {
+    let server = Server::start("memory:", &[], &[]);
+    // Orchestrators probe by IP address: health answers whatever the Host.
+    let reply = server.request("GET", "/v1/health", None, &["host: 10.1.2.3:8080"]);
+    assert_eq!((reply.status, &reply.body), (200, &json!({ "ok": true })));
+    let reply = server.request("GET", "/metrics", None, &["host: 10.1.2.3:8080"]);
+    assert_eq!((reply.status, reply.kind()), (403, "forbidden_host"));
+}
+
+#[test]
+fn a_client_that_stops_reading_its_answers_is_cut_off() {
+    let _heavy = heavy();
+    let server = Server::start("memory:", &["--header-timeout-ms", "1000"], &[]);
+    let blob = "x".repeat(700_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob.json");
+    std::fs::write(&file, json!({ "b": { "$unindexed": blob } }).to_string()).unwrap();
+    let put = format!("@{}", file.display());
+    let reply = server.request("PUT", "/v1/entities/Blob:1", Some(&put), &[]);
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // 40 pipelined GETs of a 700 KB entity: 28 MB of answers, more than the sockets'
+    // buffers hold, to a client that reads none of them.
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    let request = "GET /v1/entities/Blob:1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    stream.write_all(request.repeat(40).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut total = 0usize;
+    let mut chunk = vec![0u8; 1 << 16];
+    let ended = loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => total += n,
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    println!("a client that stopped reading got {total} bytes of 28 MB before the close");
+    assert!(ended, "the server closed the stalled connection");
+    assert!(
+        total < 40 * 700_000,
+        "the server gave up writing ({total} bytes arrived)"
+    );
+    assert_eq!(server.call("GET", "/v1/health", None).0, 200);
 }

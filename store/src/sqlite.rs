@@ -79,8 +79,12 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// That the file is still the one opened, and writable.
+    /// That the file is still the one opened, and writable (when the store is a plain file:
+    /// a URI such as `file::memory:` has no identity to compare).
     fn check_file(&self) -> Result<(), StoreError> {
+        if self.identity.is_none() {
+            return Ok(());
+        }
         let path = self.path.display();
         match file_identity(&self.path) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

@@ -108,6 +108,13 @@ impl ServeArgs {
         if !self.listen.ip().is_unspecified() {
             cross_site.allow_host(&self.listen.ip().to_string());
         }
+        if !self.listen.ip().is_loopback() && self.allow_host.is_empty() {
+            tracing::warn!(
+                "listening on {} without --allow-host: requests must name a loopback host or \
+                 the listen address in their Host header (others get 403 forbidden_host)",
+                self.listen
+            );
+        }
         for host in &self.allow_host {
             cross_site.allow_host(host);
         }

@@ -25,15 +25,20 @@ pub enum Right {
 }
 
 impl Right {
-    /// The right a route needs (`None`: open to all, as the health probe).
+    /// The right a route needs (`None`: open to all, as the health probe). `route` is the
+    /// matched route template; it may carry the prefix of a router the service is nested in.
     pub fn of(method: &Method, route: &str) -> Option<Right> {
-        match route {
-            "/v1/health" => None,
-            "/v1/entities/{*key}" if method == Method::GET || method == Method::HEAD => {
-                Some(Right::Read)
-            }
-            "/v1/batch-get" | "/v1/query" | "/metrics" => Some(Right::Read),
-            _ => Some(Right::Write),
+        let read = method == Method::GET || method == Method::HEAD;
+        if route.ends_with("/v1/health") {
+            None
+        } else if route.ends_with("/v1/entities/{*key}") && read
+            || ["/v1/batch-get", "/v1/query", "/metrics"]
+                .iter()
+                .any(|r| route.ends_with(r))
+        {
+            Some(Right::Read)
+        } else {
+            Some(Right::Write)
         }
     }
 }
@@ -250,12 +255,23 @@ impl Default for CrossSite {
 }
 
 impl CrossSite {
-    /// Also serves `host` (a name or an IP address; `*` turns the check off).
+    /// Also serves `host` (a name or an IP address, any port; `*` turns the check off).
     pub fn allow_host(&mut self, host: &str) {
         if host == "*" {
             self.hosts = None;
         } else if let Some(hosts) = &mut self.hosts {
             let host = host.to_ascii_lowercase();
+            // A port is not part of the name (`db.internal:8080`, `[::1]:8080`).
+            let host = match host.rfind(':') {
+                Some(colon)
+                    if host[colon + 1..].bytes().all(|b| b.is_ascii_digit())
+                        && (host.starts_with('[') && host[..colon].ends_with(']')
+                            || !host[..colon].contains(':')) =>
+                {
+                    host[..colon].to_string()
+                }
+                _ => host,
+            };
             if host.contains(':') && !host.starts_with('[') {
                 hosts.insert(format!("[{host}]"));
             }
@@ -391,6 +407,21 @@ mod tests {
         assert!(policy.check_host(&host("evil.example:8080")).is_err());
         policy.allow_host("db.internal");
         assert!(policy.check_host(&host("db.internal:1")).is_ok());
+        policy.allow_host("api.internal:8080");
+        assert!(policy.check_host(&host("api.internal:9")).is_ok());
+        policy.allow_host("fe80::1");
+        assert!(policy.check_host(&host("[fe80::1]:80")).is_ok());
+        policy.allow_host("[fe80::2]:8080");
+        assert!(policy.check_host(&host("[fe80::2]")).is_ok());
+        assert_eq!(Right::of(&Method::GET, "/ds/v1/health"), None);
+        assert_eq!(
+            Right::of(&Method::GET, "/ds/v1/entities/{*key}"),
+            Some(Right::Read)
+        );
+        assert_eq!(
+            Right::of(&Method::PUT, "/v1/entities/{*key}"),
+            Some(Right::Write)
+        );
         policy.allow_host("*");
         assert!(policy.check_host(&host("anything")).is_ok());
 

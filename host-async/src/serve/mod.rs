@@ -11,15 +11,15 @@
 //! | `POST /v1/accounts/deposit` | `{"account", "amount"}` | `{"account", "balance"}` | write |
 //! | `POST /v1/accounts/transfer` | `{"source", "destination", "amount"}` | `{"transfer", "source_balance", "destination_balance"}` | write |
 //! | `POST /v1/call/{name}` | the operation's input (JSON) | its output (JSON) | write |
-//! | `GET /v1/health` | | `{"ok": true}`, or 503 with the reason; `?live`: no store check | none |
+//! | `GET /v1/health` | | `{"ok": true}`, or 503 with the reason; `?live`: no store check | none (nor `Host`, `Origin` checks) |
 //! | `GET /metrics` | | Prometheus text format | read |
 //!
 //! **Keys in paths.** Everything after `/v1/entities/` is the key's text, as on the command
 //! line (`Account:alice/Order:7`), or its URL-safe form, percent-decoded exactly once: `/`
 //! and `%2F` are the same, and a key holding `?`, `#`, `%`, `"`, a space or any byte a URL
 //! cannot carry as is writes it percent-encoded (`Note:%22a%3Fb%22` is `Note:"a?b"`). An
-//! entity route with a query string, or an invalid escape (`%zz`), is refused (400), so a
-//! key is never silently cut short.
+//! entity route with a query string, or an invalid escape (`%zz`), is refused (400). A
+//! bare `#` cannot be refused: clients drop it and what follows before sending.
 //!
 //! **Errors** are `{"error": {"kind", "message"}}` with status 400 (bad key, entity, query
 //! or body, or past a store's limits), 401 (no or unknown token), 403 (a token without the
@@ -128,7 +128,13 @@ struct App {
     access: Arc<dyn AccessPolicy>,
     cross_site: Arc<CrossSite>,
     metrics: Arc<Metrics>,
+    /// The last store check and when it ran: probes share one check per 250 ms, so an open
+    /// route cannot be turned into store load.
+    health: Arc<tokio::sync::Mutex<Option<HealthCheck>>>,
 }
+
+/// A store check: when it ran, and its answer (the reason, if unhealthy).
+type HealthCheck = (Instant, Result<(), String>);
 
 /// The HTTP API over `db`, as an axum `Router` (to mount in your own service). The
 /// connection limits of `options` are left to the server it is mounted in.
@@ -153,6 +159,7 @@ fn router_with(db: Datastore, options: &ServeOptions, metrics: Arc<Metrics>) -> 
         access: options.access.clone(),
         cross_site: Arc::new(options.cross_site.clone()),
         metrics,
+        health: Arc::default(),
         db,
     };
     Router::new()
@@ -179,9 +186,13 @@ fn router_with(db: Datastore, options: &ServeOptions, metrics: Arc<Metrics>) -> 
         .with_state(app)
 }
 
-/// The largest request body: an entity is at most 1 MiB stored, and its JSON (escapes,
-/// base64 for bytes) may take several times that.
+/// The largest request body, for entities and operations' input: an entity is at most
+/// 1 MiB stored, and its JSON (escapes, base64 for bytes) may take several times that.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
+
+/// The largest body of the other routes (batch-get, query, allocate-ids, deposit,
+/// transfer): a thousand long keys fit.
+pub const SMALL_BODY_BYTES: usize = 1 << 20;
 
 /// Serves the API on `listener` until `shutdown` completes, then lets the requests in
 /// flight finish (up to the drain deadline of `options.connections`) and returns.
@@ -213,6 +224,13 @@ async fn observe(State(app): State<App>, mut request: Request, next: Next) -> Re
     request
         .headers_mut()
         .insert("x-request-id", request_id.clone());
+    let mut pending = Pending {
+        app: &app,
+        method: method_label(&method),
+        request_id: &request_id,
+        started,
+        done: false,
+    };
     app.metrics.started();
     let mut response = next.run(request).await;
     let route = response
@@ -223,21 +241,62 @@ async fn observe(State(app): State<App>, mut request: Request, next: Next) -> Re
     if let Some(kind) = response.extensions().get::<StoreErrorKind>() {
         app.metrics.store_error(kind.0);
     }
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    app.metrics
-        .finished(&route, method.as_str(), status, elapsed);
-    tracing::info!(
-        target: "ads::http",
-        method = %method,
-        route = %route,
-        status,
-        duration_ms = elapsed.as_micros() as f64 / 1e3,
-        request_id = request_id.to_str().unwrap_or(""),
-        "request"
-    );
-    response.headers_mut().insert("x-request-id", request_id);
+    pending.finish(&route, response.status().as_u16());
     response
+        .headers_mut()
+        .insert("x-request-id", request_id.clone());
+    response
+}
+
+/// A request being served: logged and counted once, when answered, or when dropped
+/// unanswered (the client went away, or shutdown cut it off: status 499, as nginx logs it).
+struct Pending<'a> {
+    app: &'a App,
+    method: &'static str,
+    request_id: &'a HeaderValue,
+    started: Instant,
+    done: bool,
+}
+
+impl Pending<'_> {
+    fn finish(&mut self, route: &str, status: u16) {
+        self.done = true;
+        let elapsed = self.started.elapsed();
+        self.app
+            .metrics
+            .finished(route, self.method, status, elapsed);
+        tracing::info!(
+            target: "ads::http",
+            method = self.method,
+            route = %route,
+            status,
+            duration_ms = elapsed.as_micros() as f64 / 1e3,
+            request_id = self.request_id.to_str().unwrap_or(""),
+            "request"
+        );
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish("unanswered", 499);
+        }
+    }
+}
+
+/// A method as a metrics label: the API's methods by name, any other token as `other`, so
+/// made-up methods cannot grow the series without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 fn new_request_id() -> HeaderValue {
@@ -254,8 +313,13 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("0"))
 }
 
-/// `Host` and `Origin` checks, CORS preflights, and CORS headers for trusted origins.
+/// `Host` and `Origin` checks, CORS preflights, and CORS headers for trusted origins. The
+/// health probe is exempt: orchestrators probe by IP address, and its answer (ok or not,
+/// and why) is no secret worth rebinding DNS for.
 async fn cross_site(State(app): State<App>, request: Request, next: Next) -> Response {
+    if request.uri().path() == "/v1/health" {
+        return next.run(request).await;
+    }
     if let Err(message) = app.cross_site.check_host(request.headers()) {
         return ApiError::new(StatusCode::FORBIDDEN, "forbidden_host", message).into_response();
     }
@@ -336,19 +400,19 @@ async fn authorize(State(app): State<App>, request: Request, next: Next) -> Resp
 }
 
 async fn no_route(uri: axum::http::Uri) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        kind: "not_found",
-        message: format!("no route {}: see the API table in the README", uri.path()),
-    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {}: see the API table in the README", uri.path()),
+    )
 }
 
 async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    ApiError {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        kind: "method_not_allowed",
-        message: format!("{} does not take {method}", uri.path()),
-    }
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}", uri.path()),
+    )
 }
 
 /// A request body, read whole within the body timeout, each byte counted against the
@@ -369,17 +433,22 @@ impl axum::extract::FromRequest<App> for Body {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-            return Err(too_large());
+        // Routes that take a few fields take at most SMALL_BODY_BYTES: parsed JSON takes
+        // many times its text, and only entities and operations' input need more.
+        let path = request.uri().path();
+        let limit = if path.contains("/v1/entities/") || path.contains("/v1/call/") {
+            MAX_BODY_BYTES
+        } else {
+            SMALL_BODY_BYTES
+        };
+        if declared.is_some_and(|length| length > limit) {
+            return Err(too_large(limit));
         }
         let mut body = request.into_body();
-        let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
+        // Shares are taken as bytes arrive, never ahead of them: a client that declares
+        // 8 MiB and sends nothing holds nothing.
+        let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(64 << 10));
         let mut buffered: Option<OwnedSemaphorePermit> = None;
-        // A declared length takes its whole share at once, so two half-read bodies never
-        // hold the buffer each of them waits for.
-        if let Some(length) = declared.filter(|length| *length > 0) {
-            buffered = Some(buffer_share(app, length).await?);
-        }
         let read = async {
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|err| {
@@ -388,15 +457,13 @@ impl axum::extract::FromRequest<App> for Body {
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
-                if bytes.len() + data.len() > MAX_BODY_BYTES {
-                    return Err(too_large());
+                if bytes.len() + data.len() > limit {
+                    return Err(too_large(limit));
                 }
-                if declared.is_none() {
-                    let share = buffer_share(app, data.len()).await?;
-                    match &mut buffered {
-                        Some(held) => held.merge(share),
-                        None => buffered = Some(share),
-                    }
+                let share = buffer_share(app, data.len()).await?;
+                match &mut buffered {
+                    Some(held) => held.merge(share),
+                    None => buffered = Some(share),
                 }
                 bytes.extend_from_slice(&data);
             }
@@ -422,17 +489,17 @@ impl axum::extract::FromRequest<App> for Body {
     }
 }
 
-fn too_large() -> ApiError {
+fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "too_large",
-        format!("request bodies hold at most {MAX_BODY_BYTES} bytes"),
+        format!("this route's request bodies hold at most {limit} bytes"),
     )
 }
 
 /// `length` bytes of the body buffer, or 503 after the queue timeout.
 async fn buffer_share(app: &App, length: usize) -> Result<OwnedSemaphorePermit, ApiError> {
-    let permits = u32::try_from(length).map_err(|_| too_large())?;
+    let permits = u32::try_from(length).map_err(|_| too_large(MAX_BODY_BYTES))?;
     match tokio::time::timeout(
         app.queue_timeout,
         app.buffer.clone().acquire_many_owned(permits),
@@ -579,6 +646,9 @@ fn percent_decode(raw: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// How long one store check answers the health probes that follow it.
+const HEALTH_CHECK_REUSE: Duration = Duration::from_millis(250);
+
 async fn health(State(app): State<App>, uri: axum::http::Uri) -> Response {
     let live_only = uri.query().is_some_and(|q| {
         q.split('&')
@@ -587,11 +657,26 @@ async fn health(State(app): State<App>, uri: axum::http::Uri) -> Response {
     if live_only {
         return JsonAnswer(json!({ "ok": true })).into_response();
     }
-    let checked = tokio::time::timeout(Duration::from_secs(5), app.db.health()).await;
-    let reason = match checked {
-        Ok(Ok(())) => return JsonAnswer(json!({ "ok": true })).into_response(),
-        Ok(Err(err)) => err.to_string(),
-        Err(_) => "the store did not answer a read within 5 s".to_string(),
+    let outcome = {
+        // One check at a time; the others wait for it and reuse its answer.
+        let mut last = app.health.lock().await;
+        match &*last {
+            Some((at, outcome)) if at.elapsed() < HEALTH_CHECK_REUSE => outcome.clone(),
+            _ => {
+                let checked = tokio::time::timeout(Duration::from_secs(5), app.db.health()).await;
+                let outcome = match checked {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(err)) => Err(err.to_string()),
+                    Err(_) => Err("the store did not answer a read within 5 s".to_string()),
+                };
+                *last = Some((Instant::now(), outcome.clone()));
+                outcome
+            }
+        }
+    };
+    let reason = match outcome {
+        Ok(()) => return JsonAnswer(json!({ "ok": true })).into_response(),
+        Err(reason) => reason,
     };
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -620,6 +705,8 @@ struct ApiError {
     status: StatusCode,
     kind: &'static str,
     message: String,
+    /// The store error's kind, when a store caused it (for the metrics).
+    store: Option<&'static str>,
 }
 
 /// An answer's error kind when a store caused it, for the metrics.
@@ -632,6 +719,7 @@ impl ApiError {
             status,
             kind,
             message: message.into(),
+            store: None,
         }
     }
 
@@ -666,21 +754,25 @@ impl From<Error> for ApiError {
             }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
+        // A conflict is the store's verdict whether the store or the model's retries
+        // reported it.
+        let store = match &err {
+            Error::Store(StoreError::Unavailable(_)) => Some("unavailable"),
+            Error::Store(StoreError::InvalidRequest(_)) => Some("invalid_request"),
+            Error::Store(StoreError::Internal(_)) => Some("internal"),
+            Error::Store(StoreError::Conflict(_)) | Error::Conflict(_) => Some("conflict"),
+            _ => None,
+        };
         ApiError {
-            status,
-            kind,
-            message: err.to_string(),
+            store,
+            ..ApiError::new(status, kind, err.to_string())
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let store = match self.kind {
-            "unavailable" | "invalid_request" | "conflict" => Some(self.kind),
-            "internal" if self.message.contains("store") => Some("internal"),
-            _ => None,
-        };
+        let store = self.store;
         let body = json!({ "error": { "kind": self.kind, "message": self.message } });
         let mut response = (self.status, JsonAnswer(body)).into_response();
         if let Some(kind) = store {
@@ -720,24 +812,21 @@ async fn admit(app: &App) -> Result<OwnedSemaphorePermit, ApiError> {
         Ok(Ok(permit)) => Ok(permit),
         _ => Err({
             app.metrics.overloaded();
-            ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                kind: "overloaded",
-                message: format!(
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                format!(
                     "no call slot became free within {} ms; retry later",
                     app.queue_timeout.as_millis()
                 ),
-            }
+            )
         }),
     }
 }
 
 fn key(text: &str) -> Result<Key, ApiError> {
-    Key::parse_any(text).map_err(|err| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        kind: "invalid_key",
-        message: err.to_string(),
-    })
+    Key::parse_any(text)
+        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", err.to_string()))
 }
 
 /// A JSON body, with a 400 that says what is wrong (axum's own rejection is plain text).
@@ -756,11 +845,11 @@ async fn get_entity(State(app): State<App>, PathKey(key): PathKey) -> Answer {
     let _slot = admit(&app).await?;
     match app.db.get(&key).await? {
         Some(entity) => Ok(JsonAnswer(entity_json(&entity))),
-        None => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            kind: "not_found",
-            message: format!("no entity at key {key}"),
-        }),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no entity at key {key}"),
+        )),
     }
 }
 

@@ -19,7 +19,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::AsyncWriteExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -33,7 +36,8 @@ pub struct ConnectionOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Longest a connection may take to deliver a request's headers, counted from when it
     /// opened or its previous answer was sent (and to finish a TLS handshake): it bounds
-    /// slow clients and idle keep-alive connections alike.
+    /// slow clients and idle keep-alive connections alike. It is also how long an answer
+    /// may make no progress because the client stopped reading.
     pub header_timeout: Duration,
     /// Most connections open at once; more wait in the listen backlog.
     pub max_connections: usize,
@@ -170,7 +174,15 @@ async fn serve_connection(
     stop: watch::Receiver<bool>,
 ) {
     match tls {
-        None => http(TokioIo::new(socket), app, header_timeout, stop).await,
+        None => {
+            http(
+                Stalled::new(socket, header_timeout),
+                app,
+                header_timeout,
+                stop,
+            )
+            .await
+        }
         Some(acceptor) => {
             let handshake = async {
                 if !starts_with_tls(&socket).await? {
@@ -180,7 +192,15 @@ async fn serve_connection(
                 acceptor.accept(socket).await.map(Some)
             };
             match tokio::time::timeout(header_timeout, handshake).await {
-                Ok(Ok(Some(stream))) => http(TokioIo::new(stream), app, header_timeout, stop).await,
+                Ok(Ok(Some(stream))) => {
+                    http(
+                        Stalled::new(stream, header_timeout),
+                        app,
+                        header_timeout,
+                        stop,
+                    )
+                    .await
+                }
                 Ok(Ok(None)) => {}
                 Ok(Err(err)) => {
                     tracing::debug!(target: "ads::http", "TLS handshake failed: {err}");
@@ -198,8 +218,24 @@ async fn starts_with_tls(socket: &TcpStream) -> io::Result<bool> {
     Ok(read == 1 && first[0] == 0x16)
 }
 
-/// A plain-HTTP request on the TLS port: a plain-HTTP answer saying so, then close.
+/// A plain-HTTP request on the TLS port: a plain-HTTP answer saying so, then close. The
+/// request is read first (briefly, and only so much): closing a socket with unread bytes
+/// resets the connection, and the client could lose the answer.
 async fn refuse_plain_http(mut socket: TcpStream) {
+    let mut scratch = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        let mut read = 0;
+        while read < 64 << 10 {
+            match tokio::io::AsyncReadExt::read(&mut socket, &mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+            if scratch.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
     let body =
         r#"{"error":{"kind":"tls_required","message":"this port speaks HTTPS: use https://"}}"#;
     let answer = format!(
@@ -210,16 +246,23 @@ async fn refuse_plain_http(mut socket: TcpStream) {
     let _ = socket.shutdown().await;
 }
 
-async fn http<I>(io: I, app: Router, header_timeout: Duration, mut stop: watch::Receiver<bool>)
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+async fn http<S>(
+    io: Stalled<S>,
+    app: Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(app);
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        // Headers take at most this much memory per connection (hyper's default, 400 KiB,
+        // times thousands of connections is outside every other bound).
+        .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true)
-        .serve_connection(io, service);
+        .serve_connection(TokioIo::new(io), service);
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => log_end(result),
@@ -237,6 +280,102 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
         if stop.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// Most bytes of request headers buffered per connection.
+const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// A socket whose writes fail once they have made no progress for a while: a client that
+/// stops reading its answer would otherwise hold its connection (and its permit) forever,
+/// since hyper's header timeout covers only reading.
+struct Stalled<S> {
+    inner: S,
+    limit: Duration,
+    /// Started when a write first could not proceed; cleared by progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Stalled<S> {
+    fn new(inner: S, limit: Duration) -> Stalled<S> {
+        Stalled {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a write returned `Pending`: an error once the stall has lasted the limit.
+    fn check_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let limit = self.limit;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading its answer",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Stalled<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Stalled<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Pending => self.check_stall(cx).map(|result| result.map(|()| 0)),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Pending => self.check_stall(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.check_stall(cx).map(|result| result.map(|()| 0)),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 

@@ -221,7 +221,7 @@ impl TlsSettings {
             _ => builder.with_no_client_auth(),
         };
         Ok(Connector {
-            config: Some(Arc::new(config)),
+            config: Some((Arc::new(config), self.mode == SslMode::VerifyFull)),
         })
     }
 }
@@ -381,8 +381,9 @@ impl ServerCertVerifier for Verified {
 /// tokio-postgres's TLS hook: makes a TLS client for each connection's host.
 #[derive(Clone)]
 pub(super) struct Connector {
-    /// `None` for `sslmode=disable` (tokio-postgres then never asks for TLS).
-    config: Option<Arc<ClientConfig>>,
+    /// The client configuration and whether it checks the host name (`verify-full`);
+    /// `None` for `sslmode=disable` (tokio-postgres then never uses TLS).
+    config: Option<(Arc<ClientConfig>, bool)>,
 }
 
 impl<S> MakeTlsConnect<S> for Connector
@@ -394,23 +395,36 @@ where
     type Error = io::Error;
 
     // tokio-postgres makes a TLS client for every connection, even under
-    // `sslmode=disable`, and then never uses it.
+    // `sslmode=disable`, and then never uses it; over a Unix socket or to a bare `hostaddr`
+    // it passes an empty host name. Errors wait for `connect`, which only runs once the
+    // server has agreed to TLS.
     fn make_tls_connect(&mut self, host: &str) -> Result<HostConnect, io::Error> {
-        let Some(config) = self.config.clone() else {
-            return Ok(HostConnect(None));
+        let Some((config, check_name)) = self.config.clone() else {
+            return Ok(HostConnect(Err(
+                "TLS asked for under sslmode=disable".into()
+            )));
         };
-        let name = ServerName::try_from(host.to_string()).map_err(|err| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("host {host:?} is not a valid TLS server name: {err}"),
-            )
-        })?;
-        Ok(HostConnect(Some((config, name))))
+        // With no name to check (a socket path, an address alone), any name will do for
+        // the modes that do not check it.
+        let name = match (host, check_name) {
+            ("", false) => Ok(ServerName::try_from("localhost").map_err(|e| e.to_string())),
+            ("", true) => Err(
+                "sslmode=verify-full needs a host name to verify: set host= (not only \
+                 hostaddr=, nor a socket path)"
+                    .to_string(),
+            ),
+            (host, _) => Ok(ServerName::try_from(host.to_string())
+                .map_err(|err| format!("host {host:?} is not a valid TLS server name: {err}"))),
+        };
+        Ok(HostConnect(match name {
+            Ok(Ok(name)) => Ok((config, name)),
+            Ok(Err(message)) | Err(message) => Err(message),
+        }))
     }
 }
 
-/// A TLS client for one host (`None` under `sslmode=disable`).
-pub(super) struct HostConnect(Option<(Arc<ClientConfig>, ServerName<'static>)>);
+/// A TLS client for one host, or why there can be none.
+pub(super) struct HostConnect(Result<(Arc<ClientConfig>, ServerName<'static>), String>);
 
 impl<S> TlsConnect<S> for HostConnect
 where
@@ -422,9 +436,7 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
-            let (config, name) = self.0.ok_or_else(|| {
-                io::Error::other("TLS asked for under sslmode=disable (a bug in ds-store)")
-            })?;
+            let (config, name) = self.0.map_err(io::Error::other)?;
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, stream)
                 .await?;
