@@ -140,7 +140,7 @@ impl TlsSettings {
             && settings.root_cert.is_none()
         {
             return Err(format!(
-                "sslmode={} needs sslrootcert=PATH: the certificate(s) the server's must be signed by",
+                "sslmode={} needs sslrootcert=PATH: the CA certificate(s) that must have signed the server's",
                 settings.mode
             ));
         }
