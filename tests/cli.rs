@@ -878,3 +878,28 @@ fn queries_transactions_and_typed_values_from_the_command_line() {
         assert_eq!(check.code, 0, "{host}: {}", check.stdout);
     }
 }
+
+/// `--version` names the build; in full (`--version`, not `-V`) also the contract and the
+/// store formats this build reads and writes.
+#[test]
+fn version_names_the_build_contract_and_store_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    for host in HOSTS {
+        let short = run(host, dir.path(), &["-V"]);
+        assert_eq!(
+            (short.code, short.stdout.as_str()),
+            (
+                0,
+                format!("{host} {}\n", env!("CARGO_PKG_VERSION")).as_str()
+            )
+        );
+        let long = run(host, dir.path(), &["--version"]);
+        assert_eq!(long.code, 0, "{}", long.stderr);
+        assert!(
+            long.stdout
+                .contains("contract ds:datastore@0.1.0; store formats: sqlite 1, postgres 1"),
+            "{}",
+            long.stdout
+        );
+    }
+}

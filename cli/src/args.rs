@@ -245,7 +245,14 @@ impl<C: Subcommand + AsCommand> Cli<C> {
     /// what to say) gets that message instead of clap's, also with code 2. `completions` is
     /// answered here, and `new-model`, before any store is opened.
     pub fn parse_for(name: &'static str, about: &'static str, elsewhere: &[(&str, &str)]) -> Self {
-        let command = || Self::command().name(name).bin_name(name).about(about);
+        let command = || {
+            Self::command()
+                .name(name)
+                .bin_name(name)
+                .about(about)
+                .version(env!("CARGO_PKG_VERSION"))
+                .long_version(long_version())
+        };
         let matches = command().try_get_matches().unwrap_or_else(|err| {
             if err.kind() == clap::error::ErrorKind::InvalidSubcommand {
                 let given = err.get(clap::error::ContextKind::InvalidSubcommand);
@@ -388,4 +395,18 @@ fn parse_properties(text: &str) -> Result<Map<String, Value>, String> {
         Value::Object(map) => Ok(map),
         _ => Err("properties must be a JSON object, e.g. '{\"name\": \"Alice\"}'".into()),
     }
+}
+
+/// `--version` in full: the build, the WIT contract the hosts run, and the store formats it
+/// reads and writes (a store written by a newer ds is refused, so users need to see both).
+fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{} (contract ds:datastore@0.1.0; store formats: sqlite {}, postgres {})",
+            env!("CARGO_PKG_VERSION"),
+            ds::store::SQLITE_FORMAT_VERSION,
+            ds::store::postgres::FORMAT_VERSION,
+        )
+    })
 }

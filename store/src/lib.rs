@@ -35,7 +35,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{BlockingPostgresStore, PostgresStore, PostgresUrl};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{FORMAT_VERSION as SQLITE_FORMAT_VERSION, SqliteStore};
 pub use url::{DEFAULT_STORE_URL, StoreUrl, StoreUrlError, open_async, open_blocking, redact};
 
 /// Most entries one `scan` returns, whatever limit the model asks for.

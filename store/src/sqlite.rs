@@ -135,36 +135,19 @@ impl SqliteStore {
         Ok(conn)
     }
 
+    /// Checks the store's format, creating the tables first if the file is new. An existing
+    /// store's format is read without the write lock, so opening one (for a read, `export`,
+    /// `check`) never waits for another process's writes: under WAL, readers proceed.
     fn init_schema(&self, conn: &mut Connection) -> Result<(), StoreError> {
+        if let Some(found) = self.read_format(conn)? {
+            return self.check_format(found);
+        }
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|err| self.error(err))?;
-        let format: Option<i64> = tx
-            .query_row(
-                "SELECT value FROM ds_meta WHERE name = 'format'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .or_else(|err| match err {
-                // A new, empty database has no ds_meta table yet.
-                rusqlite::Error::SqliteFailure(_, Some(ref msg))
-                    if msg.contains("no such table") =>
-                {
-                    Ok(None)
-                }
-                err => Err(err),
-            })
-            .map_err(|err| self.error(err))?;
-        match format {
-            Some(found) if found > FORMAT_VERSION => {
-                return Err(StoreError::Unavailable(format!(
-                    "{} was written by a newer ds (store format {found}; this build reads format \
-                     {FORMAT_VERSION}): upgrade ds to open it",
-                    self.path.display()
-                )));
-            }
-            Some(_) => {}
+        // Another process may have created the tables since the read above.
+        match self.read_format(&tx)? {
+            Some(found) => self.check_format(found)?,
             None => {
                 tx.execute_batch(SCHEMA).map_err(|err| self.error(err))?;
                 tx.execute(
@@ -175,6 +158,35 @@ impl SqliteStore {
             }
         }
         tx.commit().map_err(|err| self.error(err))
+    }
+
+    /// The format recorded in the file, or `None` for a new, empty database.
+    fn read_format(&self, conn: &Connection) -> Result<Option<i64>, StoreError> {
+        conn.query_row(
+            "SELECT value FROM ds_meta WHERE name = 'format'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .or_else(|err| match err {
+            // A new, empty database has no ds_meta table yet.
+            rusqlite::Error::SqliteFailure(_, Some(ref msg)) if msg.contains("no such table") => {
+                Ok(None)
+            }
+            err => Err(err),
+        })
+        .map_err(|err| self.error(err))
+    }
+
+    fn check_format(&self, found: i64) -> Result<(), StoreError> {
+        if found > FORMAT_VERSION {
+            return Err(StoreError::Unavailable(format!(
+                "{} was written by a newer ds (store format {found}; this build reads format \
+                 {FORMAT_VERSION}): upgrade ds to open it",
+                self.path.display()
+            )));
+        }
+        Ok(())
     }
 
     /// Runs `work` on a pooled connection (opening one if none is idle).
@@ -372,5 +384,36 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         let err = store.health().unwrap_err().to_string();
         assert!(err.contains("replaced"), "{err}");
+    }
+
+    /// Opening an existing store reads its format without the write lock: it proceeds while
+    /// another connection holds a write transaction open (before, it waited for the lock
+    /// and failed with "locked" after the busy timeout).
+    #[test]
+    fn opening_an_existing_store_does_not_wait_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ds.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .commit(
+                &[],
+                &[Write {
+                    key: b"k".to_vec(),
+                    value: Some(b"v".to_vec()),
+                }],
+            )
+            .unwrap();
+        let mut writer = Connection::open(&path).unwrap();
+        let tx = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute("UPDATE ds_meta SET value = value WHERE name = 'format'", [])
+            .unwrap();
+        let reader = SqliteStore::open(&path).expect("opens while another connection writes");
+        assert_eq!(
+            reader.get(b"k").unwrap().map(|v| v.value),
+            Some(b"v".to_vec())
+        );
+        drop(tx);
     }
 }
