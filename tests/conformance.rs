@@ -1,5 +1,5 @@
-//! The transport contract, one set of checks run against every store: memory, SQLite and
-//! PostgreSQL, each through its blocking form (what `ds` calls) and its async form (what
+//! The transport contract, one set of checks run against every store: memory, SQLite,
+//! PostgreSQL and etcd, each through its blocking form (what `ds` calls) and its async form (what
 //! `ads` calls, driven here by the `BlockOn` adapter).
 //!
 //! The contract is in `wit/transport.wit`: bytewise order, bounded scans both ways, batched
@@ -376,6 +376,38 @@ fn postgres_store_keeps_the_contract_over_tls() {
         contract(&format!("postgres over TLS ({round})"), store.as_ref());
         one_winner(&format!("postgres over TLS ({round})"), store);
     }
+}
+
+/// The contract on a 3-member etcd cluster of the test's own, through `ds`'s form of the
+/// store (the async store behind `BlockOn`, as `open_blocking` builds it) and `ads`'s (the
+/// async store, driven here through a `BlockOn` of the test's).
+#[test]
+fn etcd_store_keeps_the_contract() {
+    let Some(cluster) = ds_tests::EtcdCluster::start(3) else {
+        return;
+    };
+    for (round, blocking) in [("blocking", true), ("async", false)] {
+        let store = etcd_store(&cluster.url(&format!("conformance/{round}")), blocking);
+        contract(&format!("etcd ({round})"), store.as_ref());
+        one_winner(&format!("etcd ({round})"), store);
+    }
+}
+
+/// Opens the etcd store at `url` as `open_blocking` does, or as `open_async` does (driven
+/// here through `BlockOn`).
+fn etcd_store(url: &str, blocking: bool) -> Arc<dyn Store> {
+    let url: StoreUrl = url.parse().unwrap();
+    if blocking {
+        return open_blocking(&url).unwrap();
+    }
+    let StoreUrl::Etcd(etcd) = &url else {
+        unreachable!()
+    };
+    let runtime = BlockOn::<MemoryStore>::runtime().unwrap();
+    async_as_blocking(
+        host_core::store::etcd::open_on(runtime.handle(), etcd).unwrap(),
+        runtime,
+    )
 }
 
 /// Opens the PostgreSQL store at `url` as `ds`'s blocking pool, or as `ads`'s async pool

@@ -2,7 +2,8 @@
 //! allocation) through `ds` and `ads`, over the memory, SQLite and PostgreSQL stores
 //! (PostgreSQL when a server answers; always under `CI=true`), give the
 //! same results and leave the same key-value contents, byte for byte (versions included),
-//! with warm instances and with a fresh instance per call.
+//! with warm instances and with a fresh instance per call. Over a 3-member etcd cluster (when
+//! etcd is installed; always under `CI=true`) the same holds, versions compared by rank.
 
 use std::sync::Arc;
 
@@ -306,4 +307,86 @@ proptest! {
             prop_assert_eq!(other_contents, contents, "{} vs {}: store contents", label, first);
         }
     }
+}
+
+/// A store's contents with each version replaced by its rank among the contents' versions:
+/// etcd's versions are the cluster's revisions (shared by every prefix, and bumped by the
+/// store's own format record), so only their order can match another store's.
+fn ranked(contents: &[Entry]) -> Vec<Entry> {
+    let mut versions: Vec<u64> = contents.iter().map(|e| e.value.version).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    contents
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.value.version = versions.partition_point(|v| *v < e.value.version) as u64;
+            e
+        })
+        .collect()
+}
+
+/// The same operations through `ds` and `ads` over a 3-member etcd cluster, warm and with a
+/// fresh instance per call, give the memory store's results and contents (versions compared
+/// by rank). One cluster serves every case, each run under a prefix of its own.
+#[test]
+fn every_host_agrees_on_etcd() {
+    let Some(cluster) = ds_tests::EtcdCluster::start(3) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let prefix = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 8,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(arb_op(), 1..32), |ops| {
+            let memory = Arc::new(MemoryStore::new());
+            let db = ds::Datastore::builder()
+                .store(memory.clone())
+                .build()
+                .unwrap();
+            let expected = run_blocking(&db, &ops);
+            let expected_contents = ranked(&contents(memory.as_ref()));
+            for isolation in [Isolation::Warm, Isolation::PerCall] {
+                for host in ["ds", "ads"] {
+                    let n = prefix.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let url = cluster.url(&format!("differential/{n}"));
+                    let results = if host == "ds" {
+                        let db = ds::Datastore::builder()
+                            .store_url(&url)
+                            .isolation(isolation)
+                            .build()
+                            .unwrap();
+                        run_blocking(&db, &ops)
+                    } else {
+                        runtime.block_on(async {
+                            let db = ads::Datastore::builder()
+                                .store_url(&url)
+                                .isolation(isolation)
+                                .build()
+                                .await
+                                .unwrap();
+                            run_async(&db, &ops).await
+                        })
+                    };
+                    let store = open_blocking(&url.parse().unwrap()).unwrap();
+                    let label = format!("{host}/etcd/{isolation:?}");
+                    prop_assert_eq!(&results, &expected, "{} vs ds/memory: results", label);
+                    prop_assert_eq!(
+                        ranked(&contents(store.as_ref())),
+                        expected_contents.clone(),
+                        "{} vs ds/memory: store contents",
+                        label
+                    );
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
 }

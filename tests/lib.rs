@@ -422,3 +422,232 @@ pub fn with_guest_lines<R>(run: impl FnOnce() -> R) -> (R, Vec<String>) {
     let lines = lines.0.lock().unwrap().clone();
     (result, lines)
 }
+
+/// The flags every member of a test cluster runs with: the ones the etcd store documents
+/// (README, "Beyond one machine"): transactions of up to 10,000 operations, requests of up
+/// to 16 MiB, an 8 GiB space quota, hourly compaction.
+pub const ETCD_FLAGS: &[&str] = &[
+    "--max-txn-ops=10000",
+    "--max-request-bytes=16777216",
+    "--quota-backend-bytes=8589934592",
+    "--auto-compaction-mode=periodic",
+    "--auto-compaction-retention=1h",
+];
+
+/// A cluster of etcd members of the test's own: processes on free loopback ports with
+/// data directories in a temporary directory, killed (only these) when it is dropped.
+pub struct EtcdCluster {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    members: Vec<EtcdMember>,
+}
+
+struct EtcdMember {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    process: Option<std::process::Child>,
+}
+
+/// The etcd server the tests run: `DS_TEST_ETCD`, or `etcd` on the `PATH`. Under `CI=true`
+/// a missing server panics (`.ci/run` installs Debian's `etcd-server`); otherwise the test
+/// is skipped with a note.
+pub fn etcd_binary() -> Option<PathBuf> {
+    let binary = std::env::var_os("DS_TEST_ETCD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "etcd".into());
+    let found = Command::new(&binary)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if found {
+        return Some(binary);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but no etcd server runs as {binary:?} (install etcd-server)");
+    }
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        b"SKIPPED etcd tests: no etcd on the PATH (apt-get install etcd-server, or set \
+          DS_TEST_ETCD=/path/to/etcd)\n",
+    );
+    None
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+impl EtcdCluster {
+    /// Starts a cluster of `size` members and waits until it has a leader; `None` when no
+    /// etcd is installed (outside CI).
+    pub fn start(size: usize) -> Option<EtcdCluster> {
+        let binary = etcd_binary()?;
+        let members = (0..size)
+            .map(|i| EtcdMember {
+                name: format!("m{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                process: None,
+            })
+            .collect();
+        let mut cluster = EtcdCluster {
+            binary,
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            members,
+        };
+        for i in 0..size {
+            cluster.spawn(i);
+        }
+        cluster.wait_for_leader(Duration::from_secs(30));
+        Some(cluster)
+    }
+
+    fn spawn(&mut self, index: usize) {
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect();
+        let member = &self.members[index];
+        let client = format!("http://127.0.0.1:{}", member.client_port);
+        let peer = format!("http://127.0.0.1:{}", member.peer_port);
+        let log = std::fs::File::create(self.dir.path().join(format!("{}.log", member.name)))
+            .expect("a log file");
+        let process = Command::new(&self.binary)
+            .args(["--name", &member.name])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(&member.name))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &initial.join(",")])
+            .args(["--initial-cluster-token", "ds-test"])
+            .args(["--initial-cluster-state", "new"])
+            .args(ETCD_FLAGS)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd starts");
+        self.members[index].process = Some(process);
+    }
+
+    /// The store URL of this cluster under `prefix`, naming every member.
+    pub fn url(&self, prefix: &str) -> String {
+        self.url_with(prefix, "max_txn_ops=10000")
+    }
+
+    /// The store URL with the query `params` (no `?`).
+    pub fn url_with(&self, prefix: &str, params: &str) -> String {
+        let hosts: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client_port))
+            .collect();
+        format!("etcd://{}/{prefix}?{params}", hosts.join(","))
+    }
+
+    /// The client URL of member `index`.
+    pub fn endpoint(&self, index: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[index].client_port)
+    }
+
+    /// How many members the cluster has.
+    pub fn size(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Member `index`'s answer to `/health`, if it answers: `true` when it has a leader.
+    fn healthy(&self, index: usize) -> bool {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "2"])
+            .arg(format!("{}/health", self.endpoint(index)))
+            .output();
+        out.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("\"true\""))
+    }
+
+    /// Waits until every running member reports a leader.
+    pub fn wait_for_leader(&self, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let all = (0..self.members.len())
+                .filter(|&i| self.members[i].process.is_some())
+                .all(|i| self.healthy(i));
+            if all {
+                return;
+            }
+            if std::time::Instant::now() > deadline {
+                let logs: Vec<String> = self
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let log = std::fs::read_to_string(
+                            self.dir.path().join(format!("{}.log", m.name)),
+                        )
+                        .unwrap_or_default();
+                        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                        format!("{}: {}", m.name, tail.join(" | "))
+                    })
+                    .collect();
+                panic!(
+                    "the etcd cluster has no leader after {within:?}:\n{}",
+                    logs.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The index of the member that is leader now, as the members report it.
+    pub fn leader(&self) -> Option<usize> {
+        let endpoints: Vec<String> = (0..self.members.len())
+            .filter(|&i| self.members[i].process.is_some())
+            .map(|i| self.endpoint(i))
+            .collect();
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--command-timeout=2s", "endpoint", "status", "-w", "json"])
+            .arg(format!("--endpoints={}", endpoints.join(",")))
+            .output()
+            .ok()?;
+        let statuses: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let leader_of = |s: &serde_json::Value| {
+            let member = s["Status"]["header"]["member_id"].as_u64()?;
+            let leader = s["Status"]["leader"].as_u64()?;
+            let endpoint = s["Endpoint"].as_str()?;
+            (member == leader).then(|| endpoint.to_string())
+        };
+        let endpoint = statuses.as_array()?.iter().find_map(leader_of)?;
+        (0..self.members.len()).find(|&i| self.endpoint(i) == endpoint)
+    }
+
+    /// Kills member `index` with SIGKILL, as a crash would.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut process) = self.members[index].process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+
+    /// Starts member `index` again on its data directory.
+    pub fn restart(&mut self, index: usize) {
+        assert!(
+            self.members[index].process.is_none(),
+            "member {index} is running"
+        );
+        self.spawn(index);
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}

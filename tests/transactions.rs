@@ -7,7 +7,8 @@
 //!   balance goes negative, every successful transfer left exactly one `Transfer` record, and
 //!   `check` finds every index row in place.
 //!
-//! On the memory store, SQLite and PostgreSQL (when a server answers; always under CI).
+//! On the memory store, SQLite, PostgreSQL (when a server answers; always under CI) and a
+//! 3-member etcd cluster (when etcd is installed; always under CI).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +48,8 @@ enum Backend {
     Memory(Arc<MemoryStore>),
     Sqlite(tempfile::TempDir),
     Postgres(PostgresSchema),
+    /// A 3-member cluster of the test's own.
+    Etcd(ds_tests::EtcdCluster),
 }
 
 fn backends() -> Vec<(&'static str, Backend)> {
@@ -56,6 +59,9 @@ fn backends() -> Vec<(&'static str, Backend)> {
     ];
     if let Some(server) = postgres_server() {
         all.push(("postgres", Backend::Postgres(PostgresSchema::new(&server))));
+    }
+    if let Some(cluster) = ds_tests::EtcdCluster::start(3) {
+        all.push(("etcd", Backend::Etcd(cluster)));
     }
     all
 }
@@ -68,6 +74,7 @@ fn sync_db(backend: &Backend) -> ds::Datastore {
             SqliteStore::open(dir.path().join("ds.db")).unwrap(),
         )),
         Backend::Postgres(schema) => builder.store_url(&schema.url()),
+        Backend::Etcd(cluster) => builder.store_url(&cluster.url("transactions")),
     }
     .build()
     .unwrap()
@@ -81,6 +88,7 @@ async fn async_db(backend: &Backend) -> ads::Datastore {
             SqliteStore::open(dir.path().join("ds.db")).unwrap(),
         )))),
         Backend::Postgres(schema) => builder.store_url(&schema.url()),
+        Backend::Etcd(cluster) => builder.store_url(&cluster.url("transactions")),
     }
     .build()
     .await

@@ -11,7 +11,7 @@
 //!
 //! Backends are modules behind cargo features, so an embedder builds only what it uses:
 //! `memory:` always, `sqlite:PATH` with `sqlite` and `postgres://…` with `postgres` (both
-//! on by default). [`open_blocking`] and [`open_async`] open a store from its URL; a URL of
+//! on by default in the hosts), `etcd://…` with `etcd` (off by default: it needs protoc). [`open_blocking`] and [`open_async`] open a store from its URL; a URL of
 //! a backend this build lacks is refused with the feature to turn on.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -23,6 +23,8 @@ pub use ds_model::transport::{Check, Direction, Entry, KeyRange, StoreError, Ver
 
 pub mod affine;
 mod block_on;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -31,6 +33,8 @@ mod sqlite;
 mod url;
 
 pub use block_on::BlockOn;
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdStore, EtcdUrl};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{BlockingPostgresStore, PostgresStore, PostgresUrl};

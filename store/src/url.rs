@@ -1,4 +1,5 @@
-//! Store URLs: `memory:`, `sqlite:PATH`, and opening a store from one.
+//! Store URLs: `memory:`, `sqlite:PATH`, `postgres://…`, `etcd://…`, and opening a store
+//! from one.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -6,6 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::{AsyncStore, MemoryStore, Store, StoreError};
+#[cfg(feature = "etcd")]
+use super::{BlockOn, EtcdUrl};
 #[cfg(feature = "postgres")]
 use super::{BlockingPostgresStore, PostgresUrl};
 #[cfg(feature = "sqlite")]
@@ -25,6 +28,9 @@ pub enum StoreUrl {
     /// `postgres://…` or `postgresql://…` — a PostgreSQL (or PostgreSQL-protocol) server.
     #[cfg(feature = "postgres")]
     Postgres(PostgresUrl),
+    /// `etcd://HOST:PORT[,HOST:PORT…]/PREFIX` — an etcd v3 cluster. Needs the `etcd` feature.
+    #[cfg(feature = "etcd")]
+    Etcd(EtcdUrl),
 }
 
 /// Why a store URL is not valid.
@@ -66,8 +72,18 @@ impl FromStr for StoreUrl {
             "postgres" | "postgresql" => Err(error(
                 "this build has no PostgreSQL store: build ds-store with its `postgres` feature",
             )),
+            #[cfg(feature = "etcd")]
+            "etcd" => EtcdUrl::parse(url)
+                .map(StoreUrl::Etcd)
+                .map_err(|reason| error(&reason)),
+            #[cfg(not(feature = "etcd"))]
+            "etcd" => Err(error(
+                "this build has no etcd store: build ds-store (or ds-cli, ds-host, ads-host) with \
+                 its `etcd` feature",
+            )),
             other => Err(error(&format!(
-                "unknown scheme {other:?}; supported: memory:, sqlite:PATH, postgres://USER@HOST/DB"
+                "unknown scheme {other:?}; supported: memory:, sqlite:PATH, postgres://USER@HOST/DB, \
+                 etcd://HOST:PORT/PREFIX"
             ))),
         }
     }
@@ -80,6 +96,8 @@ impl fmt::Display for StoreUrl {
             StoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             #[cfg(feature = "postgres")]
             StoreUrl::Postgres(url) => f.write_str(&redact(&url.url)),
+            #[cfg(feature = "etcd")]
+            StoreUrl::Etcd(url) => url.fmt(f),
         }
     }
 }
@@ -132,6 +150,13 @@ pub fn open_blocking(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
         StoreUrl::Sqlite(_) => return Err(no_sqlite()),
         #[cfg(feature = "postgres")]
         StoreUrl::Postgres(url) => Arc::new(BlockingPostgresStore::open(url)?),
+        // The async store, driven by a private runtime's one thread.
+        #[cfg(feature = "etcd")]
+        StoreUrl::Etcd(url) => {
+            let runtime = BlockOn::<super::EtcdStore>::runtime()?;
+            let store = super::etcd::open_on(runtime.handle(), url)?;
+            Arc::new(BlockOn::new(runtime, store))
+        }
     })
 }
 
@@ -153,6 +178,15 @@ pub fn open_async(url: &StoreUrl) -> Result<Arc<dyn AsyncStore>, StoreError> {
                 )
             })?;
             super::postgres::open_on(&handle, url)?
+        }
+        #[cfg(feature = "etcd")]
+        StoreUrl::Etcd(url) => {
+            let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+                StoreError::Unavailable(
+                    "the async etcd store must be opened inside a tokio runtime".into(),
+                )
+            })?;
+            super::etcd::open_on(&handle, url)?
         }
     })
 }
