@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ds_tests::EtcdCluster;
+use ds_tests::{EtcdCluster, account, balance};
 use host_core::store::{
     BlockOn, Direction, KeyRange, MemoryStore, Store, StoreError, StoreUrl, Write, open_blocking,
 };
-use host_core::{Entity, Error, Key, Query, RetryPolicy, Value};
+use host_core::{Error, Key, RetryPolicy};
 
 fn put(key: &[u8], value: &[u8]) -> Write {
     Write {
@@ -212,19 +212,6 @@ fn losing_quorum_is_unavailable_promptly() {
     assert_eq!(store.get(b"a").unwrap().unwrap().value, b"1");
 }
 
-fn account(name: &str, balance: i64) -> Entity {
-    Entity::new(Key::name("Account", name))
-        .with("owner", Value::String(name.into()))
-        .with("balance", Value::Int(balance))
-}
-
-fn balance(entity: Option<Entity>) -> i64 {
-    match entity.and_then(|e| e.properties.get("balance").cloned()) {
-        Some(Value::Int(n)) => n,
-        other => panic!("no balance: {other:?}"),
-    }
-}
-
 /// What one worker saw.
 #[derive(Default)]
 struct Tally {
@@ -390,23 +377,7 @@ fn a_killed_leader_loses_no_acknowledged_write() {
         (deposited..=deposited + deposit_unknown).contains(&saved),
         "savings {saved}: {deposited} acknowledged deposits, {deposit_unknown} unknown"
     );
-    let mut records = 0;
-    for key in &keys {
-        let mut query = Query {
-            kind: Some("Transfer".into()),
-            ancestor: Some(key.clone()),
-            keys_only: true,
-            ..Query::default()
-        };
-        loop {
-            let page = db.query(&query).unwrap();
-            records += page.keys.len() as u64;
-            match page.next_cursor {
-                Some(cursor) => query.start = Some(cursor),
-                None => break,
-            }
-        }
-    }
+    let records = ds_tests::transfer_records(&db, &keys);
     assert!(
         (moved..=moved + moved_unknown).contains(&records),
         "{records} transfer records: {moved} acknowledged, {moved_unknown} unknown"

@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ds_tests::{EtcdCluster, PostgresSchema, binary, postgres_server};
-use host_core::{Entity, Key, Query, Value};
+use ds_tests::{EtcdCluster, PostgresSchema, account, balance, binary, postgres_server};
+use host_core::Key;
 
 const HOSTS: usize = 3;
 const ACCOUNTS: [&str; 4] = ["a", "b", "c", "d"];
@@ -213,19 +213,6 @@ fn post(address: SocketAddr, path: &str, body: &str) -> Outcome {
     }
 }
 
-fn account(name: &str, balance: i64) -> Entity {
-    Entity::new(Key::name("Account", name))
-        .with("owner", Value::String(name.into()))
-        .with("balance", Value::Int(balance))
-}
-
-fn balance(entity: Option<Entity>) -> i64 {
-    match entity.and_then(|e| e.properties.get("balance").cloned()) {
-        Some(Value::Int(n)) => n,
-        other => panic!("no balance: {other:?}"),
-    }
-}
-
 /// Runs the three hosts over the store at `url` (as this process reaches it), whose
 /// servers listen at `targets` (`HOST:PORT`, each relayed into the namespaces).
 fn hosts_share_one_store(label: &str, tag: char, url: &str, targets: &[String]) {
@@ -332,23 +319,7 @@ fn hosts_share_one_store(label: &str, tag: char, url: &str, targets: &[String]) 
         START * ACCOUNTS.len() as i64,
         "{label}: money was created or destroyed: {balances:?}"
     );
-    let mut records = 0;
-    for key in &keys {
-        let mut query = Query {
-            kind: Some("Transfer".into()),
-            ancestor: Some(key.clone()),
-            keys_only: true,
-            ..Query::default()
-        };
-        loop {
-            let page = db.query(&query).unwrap();
-            records += page.keys.len() as u64;
-            match page.next_cursor {
-                Some(cursor) => query.start = Some(cursor),
-                None => break,
-            }
-        }
-    }
+    let records = ds_tests::transfer_records(&db, &keys);
     assert!(
         (acknowledged..=acknowledged + lost).contains(&records),
         "{label}: {records} records for {acknowledged} acknowledged and {lost} lost transfers"

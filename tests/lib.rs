@@ -651,3 +651,41 @@ impl Drop for EtcdCluster {
         }
     }
 }
+
+/// The example's `Account` entity with `balance`.
+pub fn account(name: &str, balance: i64) -> host_core::Entity {
+    host_core::Entity::new(host_core::Key::name("Account", name))
+        .with("owner", host_core::Value::String(name.into()))
+        .with("balance", host_core::Value::Int(balance))
+}
+
+/// The `balance` of an account read back; panics if there is none.
+pub fn balance(entity: Option<host_core::Entity>) -> i64 {
+    match entity.and_then(|e| e.properties.get("balance").cloned()) {
+        Some(host_core::Value::Int(n)) => n,
+        other => panic!("no balance: {other:?}"),
+    }
+}
+
+/// How many `Transfer` records the example's transfers left under `accounts`, found by
+/// ancestor queries, page by page.
+pub fn transfer_records(db: &ds::Datastore, accounts: &[host_core::Key]) -> u64 {
+    let mut records = 0;
+    for key in accounts {
+        let mut query = host_core::Query {
+            kind: Some("Transfer".into()),
+            ancestor: Some(key.clone()),
+            keys_only: true,
+            ..host_core::Query::default()
+        };
+        loop {
+            let page = db.query(&query).expect("query the transfer records");
+            records += page.keys.len() as u64;
+            match page.next_cursor {
+                Some(cursor) => query.start = Some(cursor),
+                None => break,
+            }
+        }
+    }
+    records
+}

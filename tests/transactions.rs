@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ds_tests::{PostgresSchema, postgres_server};
+use ds_tests::{PostgresSchema, account, balance, postgres_server};
 use host_core::store::{MemoryStore, Offload, SqliteStore};
-use host_core::{Entity, Error, Key, Query, RetryPolicy, Value};
+use host_core::{Error, Key, RetryPolicy};
 
 const WORKERS: usize = 8;
 const OPERATIONS: usize = 200;
@@ -27,19 +27,6 @@ fn generous() -> RetryPolicy {
         retries: 10_000,
         base_delay: Duration::from_micros(200),
         max_delay: Duration::from_millis(20),
-    }
-}
-
-fn account(name: &str, balance: i64) -> Entity {
-    Entity::new(Key::name("Account", name))
-        .with("owner", Value::String(name.into()))
-        .with("balance", Value::Int(balance))
-}
-
-fn balance(entity: Option<Entity>) -> i64 {
-    match entity.and_then(|e| e.properties.get("balance").cloned()) {
-        Some(Value::Int(n)) => n,
-        other => panic!("no balance: {other:?}"),
     }
 }
 
@@ -224,23 +211,7 @@ fn concurrent_transfers_conserve_the_total() {
             "{name}: money was created or destroyed: {balances:?}"
         );
         // One Transfer record per successful transfer, found by ancestor queries.
-        let mut records = 0;
-        for key in &keys {
-            let mut query = Query {
-                kind: Some("Transfer".into()),
-                ancestor: Some(key.clone()),
-                keys_only: true,
-                ..Query::default()
-            };
-            loop {
-                let page = db.query(&query).unwrap();
-                records += page.keys.len() as u64;
-                match page.next_cursor {
-                    Some(cursor) => query.start = Some(cursor),
-                    None => break,
-                }
-            }
-        }
+        let records = ds_tests::transfer_records(&db, &keys);
         let moved = moved.load(Ordering::Relaxed);
         assert!(moved > 0, "{name}: no transfer succeeded");
         assert_eq!(records, moved, "{name}: transfer records");

@@ -19,13 +19,14 @@
 //!
 //! One module per report section (`per_call` is (a), `instantiation` (b), `overlap` (c),
 //! `throughput` (d), `memory` (e), `sqlite`, `model_rows` and `pg` (f), `cold_start`
-//! (g), `python` (h: runs `python/bench.py`), `callgrind` the instruction counts); `fixtures` and `report` are what they share.
+//! (g), `python` (h: runs `python/bench.py`), `etcd` (i), `callgrind` the instruction counts); `fixtures` and `report` are what they share.
 //! Timings are medians of several rounds, reported beside the native baseline measured in the
 //! same run, so the ratios are what to read. Instruction counts (callgrind) are repeatable on a
 //! noisy machine. Nothing here asserts a timing.
 
 mod callgrind;
 mod cold_start;
+mod etcd;
 mod fixtures;
 mod instantiation;
 mod memory;
@@ -51,7 +52,7 @@ struct Args {
     /// Fewer iterations.
     #[arg(long)]
     quick: bool,
-    /// Run only these sections (a, callgrind, b, c, d, e, f-sqlite, f-postgres, g, h), print
+    /// Run only these sections (a, callgrind, b, c, d, e, f-sqlite, f-postgres, g, h, i), print
     /// them, and leave BENCHMARKS.md alone.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
@@ -181,9 +182,15 @@ fn full_report(quick: bool, only: Option<Vec<String>>) -> Result<()> {
     if run("h") {
         python::python(&mut report, &root)?;
     }
+    if run("i") {
+        etcd::etcd(&mut report)?;
+    }
     if only.is_none() {
         std::fs::write(root.join("BENCHMARKS.md"), &report.out)?;
         eprintln!("wrote {}", root.join("BENCHMARKS.md").display());
+    } else {
+        // The sections' Markdown, for a report assembled by hand.
+        print!("{}", report.out);
     }
     Ok(())
 }
