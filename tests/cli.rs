@@ -903,3 +903,81 @@ fn version_names_the_build_contract_and_store_formats() {
         );
     }
 }
+
+/// Rough edges a new user found (issue 28, item 13), through both binaries.
+#[test]
+fn rough_edges_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for host in HOSTS {
+        // Each binary's examples name that binary.
+        let help = run(host, dir.path(), &["put", "--help"]);
+        assert_eq!(help.code, 0, "{}", help.stderr);
+        assert!(
+            help.stdout
+                .contains(&format!("\n  {host} put Account:alice")),
+            "{host}: {}",
+            help.stdout
+        );
+        if host == "ads" {
+            assert!(!help.stdout.contains("\n  ds put"), "{}", help.stdout);
+        }
+
+        // A missing import file is bad input (exit 2), and creates no store.
+        let store = format!("sqlite:{host}.db");
+        let missing = run(
+            host,
+            dir.path(),
+            &["--store", &store, "import", "nope.jsonl"],
+        );
+        assert_eq!(missing.code, 2, "{host}: {}", missing.stderr);
+        assert!(
+            missing.stderr.contains("cannot open nope.jsonl"),
+            "{}",
+            missing.stderr
+        );
+
+        // A UTF-8 byte-order mark at the start of an import file is skipped.
+        std::fs::write(
+            dir.path().join("bom.jsonl"),
+            "\u{feff}{\"key\": \"Note:1\", \"properties\": {\"n\": 1}}\n",
+        )
+        .unwrap();
+        let imported = run(
+            host,
+            dir.path(),
+            &["--store", &store, "import", "bom.jsonl"],
+        );
+        assert_eq!(imported.code, 0, "{host}: {}", imported.stderr);
+        let got = run(host, dir.path(), &["--store", &store, "get", "Note:1"]);
+        assert_eq!(got.code, 0, "{host}: {}", got.stderr);
+
+        // A bad DS_MAX_INSTANCES is refused, not silently replaced by the default.
+        let out = Command::new(binary(host))
+            .args(["--store", "memory:", "get", "Note:1"])
+            .current_dir(dir.path())
+            .env("DS_CACHE_DIR", dir.path().join("cache"))
+            .env("DS_MAX_INSTANCES", "abc")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{host}: {stderr}");
+        assert!(stderr.contains("DS_MAX_INSTANCES=\"abc\""), "{stderr}");
+
+        // A file that is not a component, and a core module, each say so in one line.
+        std::fs::write(dir.path().join("text.wasm"), "hello\n").unwrap();
+        std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        for (file, says) in [
+            ("text.wasm", "not a WebAssembly component"),
+            ("core.wasm", "core WebAssembly module, not a component"),
+        ] {
+            let out = run(
+                host,
+                dir.path(),
+                &["--store", "memory:", "--component", file, "get", "Note:1"],
+            );
+            assert_ne!(out.code, 0, "{host} {file}");
+            assert!(out.stderr.contains(says), "{host} {file}: {}", out.stderr);
+            assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+        }
+    }
+}

@@ -388,3 +388,42 @@ fn a_killed_leader_loses_no_acknowledged_write() {
     let seen = runtime.block_on(adb.get(&savings)).unwrap();
     assert_eq!(balance(seen) as u64, saved);
 }
+
+/// A cluster whose space quota is full refuses writes; the store says `unavailable` and
+/// what to run, and reads go on.
+#[test]
+fn a_full_database_is_unavailable_with_what_to_do() {
+    let Some(cluster) = EtcdCluster::start_with(1, &["--quota-backend-bytes=1048576"]) else {
+        return;
+    };
+    let store = open(&cluster.url("full")).unwrap();
+    let value = vec![7u8; 64 << 10];
+    let mut refused = None;
+    for i in 0..200u32 {
+        match store.commit(&[], &[put(format!("k{i}").as_bytes(), &value)]) {
+            Ok(_) => {}
+            Err(err) => {
+                refused = Some((i, err));
+                break;
+            }
+        }
+    }
+    let Some((written, err)) = refused else {
+        panic!("200 writes of 64 KiB fit a 1 MiB quota");
+    };
+    match &err {
+        StoreError::Unavailable(msg) => {
+            for says in [
+                "database space exceeded",
+                "etcdctl compact",
+                "etcdctl defrag",
+                "alarm disarm",
+            ] {
+                assert!(msg.contains(says), "{msg}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    eprintln!("refused after {written} writes: {err}");
+    assert_eq!(store.get(b"k0").unwrap().unwrap().value, value);
+}

@@ -438,6 +438,8 @@ pub const ETCD_FLAGS: &[&str] = &[
 /// data directories in a temporary directory, killed (only these) when it is dropped.
 pub struct EtcdCluster {
     binary: PathBuf,
+    /// Flags after [`ETCD_FLAGS`], which override them.
+    extra: Vec<String>,
     dir: tempfile::TempDir,
     members: Vec<EtcdMember>,
 }
@@ -486,6 +488,12 @@ impl EtcdCluster {
     /// Starts a cluster of `size` members and waits until it has a leader; `None` when no
     /// etcd is installed (outside CI).
     pub fn start(size: usize) -> Option<EtcdCluster> {
+        EtcdCluster::start_with(size, &[])
+    }
+
+    /// [`EtcdCluster::start`] with flags of the test's own after [`ETCD_FLAGS`] (a later
+    /// flag overrides an earlier one).
+    pub fn start_with(size: usize, extra: &[&str]) -> Option<EtcdCluster> {
         let binary = etcd_binary()?;
         let members = (0..size)
             .map(|i| EtcdMember {
@@ -497,6 +505,7 @@ impl EtcdCluster {
             .collect();
         let mut cluster = EtcdCluster {
             binary,
+            extra: extra.iter().map(|flag| flag.to_string()).collect(),
             dir: tempfile::tempdir().expect("a temporary directory"),
             members,
         };
@@ -530,6 +539,7 @@ impl EtcdCluster {
             .args(["--initial-cluster-token", "ds-test"])
             .args(["--initial-cluster-state", "new"])
             .args(ETCD_FLAGS)
+            .args(&self.extra)
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()

@@ -252,6 +252,19 @@ impl<C: Subcommand + AsCommand> Cli<C> {
                 .about(about)
                 .version(env!("CARGO_PKG_VERSION"))
                 .long_version(long_version())
+                // The shared commands' examples are written for `ds`; each binary shows its
+                // own name.
+                .mut_subcommands(|sub| {
+                    let examples = sub.get_after_help().map(|help| {
+                        help.to_string()
+                            .replace("\n  ds ", &format!("\n  {name} "))
+                            .replace("| ds ", &format!("| {name} "))
+                    });
+                    match examples {
+                        Some(examples) => sub.after_help(examples),
+                        None => sub,
+                    }
+                })
         };
         let matches = command().try_get_matches().unwrap_or_else(|err| {
             if err.kind() == clap::error::ErrorKind::InvalidSubcommand {

@@ -43,12 +43,13 @@ pub struct ImportError {
 impl ImportReader {
     /// Opens `file` (`-`: standard input) to read batches of `batch` entities.
     pub fn open(file: &std::path::Path, batch: u32) -> anyhow::Result<ImportReader> {
-        use anyhow::Context as _;
         let reader: Box<dyn std::io::BufRead + Send> = if file.as_os_str() == "-" {
             Box::new(std::io::BufReader::new(std::io::stdin()))
         } else {
-            let opened = std::fs::File::open(file)
-                .with_context(|| format!("cannot open {}", file.display()))?;
+            // A file that cannot be opened is bad input (exit 2), like a bad line.
+            let opened = std::fs::File::open(file).map_err(|err| {
+                crate::exit::UsageError(format!("cannot open {}: {err}", file.display()))
+            })?;
             Box::new(std::io::BufReader::new(opened))
         };
         Ok(ImportReader {
@@ -78,6 +79,11 @@ impl ImportReader {
             let Some(line) = self.lines.next() else { break };
             self.line += 1;
             let line = line.map_err(|err| error(self.line, format!("cannot read: {err}")))?;
+            // A byte-order mark, as some editors write at the start of UTF-8 files.
+            let line = match line.strip_prefix('\u{feff}') {
+                Some(rest) if self.line == 1 => rest.to_string(),
+                _ => line,
+            };
             if line.trim().is_empty() {
                 continue;
             }

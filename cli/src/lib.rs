@@ -46,3 +46,11 @@ pub fn init_tracing_with(trace: bool, json: bool, default_filter: &str) {
 pub fn cannot_open(store: &str) -> String {
     format!("cannot open the datastore at {}", ds::store::redact(store))
 }
+
+/// Fixes the process's engine settings from the environment (`DS_MAX_INSTANCES`), refusing
+/// a value that is not a number of instances: a typo must not pass for the default.
+pub fn configure_engine() -> Result<(), exit::UsageError> {
+    let options = host_core::runtime::EngineOptions::from_env().map_err(exit::UsageError)?;
+    host_core::runtime::configure(options);
+    Ok(())
+}

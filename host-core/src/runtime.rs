@@ -31,6 +31,10 @@ pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!("../component/ds_guest.wasm
 /// [`configure`] or `DS_MAX_INSTANCES` says otherwise.
 pub const DEFAULT_MAX_INSTANCES: u32 = 1024;
 
+/// The most instances `DS_MAX_INSTANCES` may ask for: far above any use measured (the
+/// benchmark's 10,500), low enough to catch a typo before it reserves the address space.
+pub const MAX_MAX_INSTANCES: u32 = 100_000;
+
 /// Largest linear memory a model instance may grow to.
 pub const MAX_GUEST_MEMORY: usize = 64 << 20;
 
@@ -61,14 +65,43 @@ pub struct EngineOptions {
     pub max_instances: u32,
 }
 
+impl EngineOptions {
+    /// The options `DS_MAX_INSTANCES` asks for (the default when it is unset), or why its
+    /// value is not a number of instances: for programs that want to refuse a typo.
+    pub fn from_env() -> Result<EngineOptions, String> {
+        let max_instances = match std::env::var("DS_MAX_INSTANCES") {
+            Err(std::env::VarError::NotPresent) => DEFAULT_MAX_INSTANCES,
+            Ok(value) => value
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_MAX_INSTANCES).contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "DS_MAX_INSTANCES={value:?} is not a number of instances from 1 to \
+                         {MAX_MAX_INSTANCES}"
+                    )
+                })?,
+            Err(std::env::VarError::NotUnicode(value)) => {
+                return Err(format!(
+                    "DS_MAX_INSTANCES={value:?} is not a number of instances"
+                ));
+            }
+        };
+        Ok(EngineOptions { max_instances })
+    }
+}
+
 impl Default for EngineOptions {
+    /// [`EngineOptions::from_env`]; an invalid `DS_MAX_INSTANCES` is reported as a warning
+    /// and the default used.
     fn default() -> Self {
-        let from_env = std::env::var("DS_MAX_INSTANCES")
-            .ok()
-            .and_then(|v| v.parse().ok());
-        EngineOptions {
-            max_instances: from_env.unwrap_or(DEFAULT_MAX_INSTANCES).max(1),
-        }
+        EngineOptions::from_env().unwrap_or_else(|reason| {
+            tracing::warn!(target: "host_core::runtime", "{reason}; using {DEFAULT_MAX_INSTANCES}");
+            EngineOptions {
+                max_instances: DEFAULT_MAX_INSTANCES,
+            }
+        })
     }
 }
 
@@ -241,11 +274,31 @@ pub fn cache_path(engine: &Engine, dir: &Path, bytes: &[u8]) -> PathBuf {
     dir.join(format!("{name}.cwasm"))
 }
 
+/// What is wrong with `bytes` as a component, in one line, where wasmtime's report would be
+/// a page (a dump of the bytes it expected) or would not say what to do.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    match bytes.get(..8) {
+        // `\0asm`, a version, and layer 1: a component.
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => Err(
+            "this is a core WebAssembly module, not a component: build the model for \
+             wasm32-wasip2 (cargo build --target wasm32-wasip2) or with cargo component"
+                .into(),
+        ),
+        _ => Err(
+            "not a WebAssembly component (the file does not start with the \\0asm magic \
+             bytes)"
+                .into(),
+        ),
+    }
+}
+
 pub(crate) fn load_or_compile(
     engine: &Engine,
     bytes: &[u8],
     dir: Option<&Path>,
 ) -> Result<Component, String> {
+    check_header(bytes)?;
     let Some(dir) = dir else {
         return Component::new(engine, bytes).map_err(|err| format!("{err:#}"));
     };

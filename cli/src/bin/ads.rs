@@ -175,6 +175,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli<AdsCommand>, output: &mut Output) -> anyhow::Result<()> {
+    ds_cli::configure_engine()?;
     let options = match &cli.command {
         AdsCommand::Serve(serve) => Some(serve.options()?),
         AdsCommand::Shared(_) => None,

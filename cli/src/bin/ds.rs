@@ -23,6 +23,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli<Command>, output: &mut Output) -> anyhow::Result<()> {
+    ds_cli::configure_engine()?;
     let db = ds::Datastore::builder()
         .store_url(&cli.store)
         .component(cli.component_source())
