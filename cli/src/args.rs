@@ -95,7 +95,7 @@ pub enum Command {
         file: PathBuf,
         /// Most entities per atomic batch (one commit each); a batch also ends once its
         /// lines hold 4 MiB, so that it fits the component's memory.
-        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000))]
         batch: u32,
     },
     /// Export entities as JSON lines in key order, in the format `import` reads: all of

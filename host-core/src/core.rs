@@ -148,6 +148,8 @@ impl<M: ExportCalls> Core<M> {
             .iter()
             .map(convert::entity_to_wit)
             .collect::<Result<Vec<_>, _>>()?;
+        let bytes = entities.iter().map(|e| e.properties.len()).sum();
+        crate::runtime::check_call_bytes("the batch's entities' properties", bytes)?;
         let result = self.call_put_many(&entities).await;
         convert::call_result(result, |keys| {
             Ok(keys.into_iter().map(convert::key_from_wit).collect())
@@ -222,6 +224,7 @@ impl<M: ExportCalls> Core<M> {
     ) -> Result<serde_json::Value, Error> {
         trace_api!(M, "call({name})");
         let input = input.to_string();
+        crate::runtime::check_call_bytes(&format!("the input of {name}"), input.len())?;
         let result = self.call_call(name, &input).await;
         convert::call_result(result, |output| convert::json_from_wit(name, &output))
     }

@@ -38,6 +38,24 @@ pub const MAX_MAX_INSTANCES: u32 = 100_000;
 /// Largest linear memory a model instance may grow to.
 pub const MAX_GUEST_MEMORY: usize = 64 << 20;
 
+/// Most bytes of properties one call may carry into the model (a batch put's entities, a
+/// `call`'s input): a quarter of [`MAX_GUEST_MEMORY`], since the model holds the text, the
+/// parsed values and the encoded rows at once. A larger batch is refused as bad input
+/// before it runs, where it would otherwise run out of memory inside the model.
+pub const MAX_CALL_BYTES: usize = MAX_GUEST_MEMORY / 4;
+
+/// Refuses a call whose arguments hold `bytes` (see [`MAX_CALL_BYTES`]).
+pub(crate) fn check_call_bytes(what: &str, bytes: usize) -> Result<(), crate::Error> {
+    if bytes > MAX_CALL_BYTES {
+        return Err(crate::Error::InvalidArgument(format!(
+            "{what} holds {bytes} bytes; one call carries at most {MAX_CALL_BYTES} (a quarter \
+             of the model's {} MiB of memory): split it",
+            MAX_GUEST_MEMORY >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Stack of one async call's fiber. The model's calls are shallow; small stacks keep
 /// thousands of in-flight `ads` calls cheap.
 pub const ASYNC_STACK_SIZE: usize = 256 << 10;

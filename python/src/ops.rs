@@ -324,8 +324,13 @@ pub fn query_arg(
                 .push(Order::parse(&text).map_err(errors::model_to_py)?);
         }
     }
-    if limit == Some(0) {
-        return Err(PyValueError::new_err("limit must be at least 1"));
+    if let Some(limit) = limit
+        && !(1..=ds_model::query::MAX_PAGE).contains(&limit)
+    {
+        return Err(PyValueError::new_err(format!(
+            "limit must be from 1 to {} (leave it out for a full page)",
+            ds_model::query::MAX_PAGE
+        )));
     }
     Ok(query)
 }

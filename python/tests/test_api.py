@@ -523,8 +523,11 @@ def test_pages_beyond_the_largest_page(env: Env):
 
     async def body(db):
         count = 1205
-        await db.put_many([(ds.Key("Item", i), {"n": i}) for i in range(1, count + 1)])
-        for limit in (None, 1000, 5000):
+        for first in range(1, count + 1, 500):  # a batch holds at most 1000 entities
+            await db.put_many([(ds.Key("Item", i), {"n": i}) for i in range(first, min(first + 500, count + 1))])
+        with pytest.raises(ValueError, match="limit must be from 1 to 1000"):
+            await db.query("Item", limit=5000)
+        for limit in (None, 1000):
             page = await db.query("Item", limit=limit)
             assert len(page.keys) == 1000 and page.next_cursor is not None, limit
             pages = await collect(db.query_pages("Item", limit=limit))
@@ -539,7 +542,8 @@ def test_pages_beyond_the_largest_page(env: Env):
 def test_entities_pages_and_export_in_key_order(env: Env):
     async def body(db):
         count = 1100  # more than a listing page (500 rows)
-        await db.put_many([(ds.Key("Bulk", i), {"i": i}) for i in range(1, count + 1)])
+        for first in range(1, count + 1, 550):  # a batch holds at most 1000 entities
+            await db.put_many([(ds.Key("Bulk", i), {"i": i}) for i in range(first, first + 550)])
         await db.put_many([("Account:zed", {"owner": "Z"}), ("Aardvark:x", {}), ("ns@Bulk:1", {"i": 0})])
         listed = []
         start = None

@@ -170,6 +170,7 @@ CASES = [
     case("filter-huge-int", lambda db: db.query("Item", filters=[("n", "=", 2**64)]), ValueError),
     case("filter-naive-datetime", lambda db: db.query("Item", filters=[("t", ">", datetime.datetime(2000, 1, 1))]), ValueError),
     case("query-limit-0", lambda db: db.query("Item", limit=0), ValueError),
+    case("query-limit-1001", lambda db: db.query("Item", limit=1001), ValueError),
     case("query-pages-limit-0", lambda db: collect(db.query_pages("Item", limit=0)), ValueError),
     case("call-int-2**64", lambda db: db.call("deposit", {"account": "Account:alice", "amount": 2**64}), ValueError),
     case("call-nan", lambda db: db.call("deposit", {"account": "Account:alice", "amount": math.nan}), ValueError),

@@ -49,6 +49,10 @@ pub const ID_ALLOCATOR: u8 = 0x31;
 /// Most rows one entity may have in one composite index (repeated properties multiply).
 pub const MAX_COMPOSITE_ROWS: usize = 1000;
 
+/// Most index rows one entity may have (kind, property and composite rows together), as
+/// Cloud Datastore allows: every row is a write in the entity's commit.
+pub const MAX_INDEX_ROWS: usize = 20_000;
+
 /// One index row: transport key and value.
 pub type Row = (Vec<u8>, Vec<u8>);
 
@@ -188,6 +192,14 @@ pub fn rows(schema: &Schema, entity: &Entity) -> Result<Vec<Row>, Error> {
         for index in kind.indexes {
             composite_rows(schema, entity, index, &key, &mut rows)?;
         }
+    }
+    if rows.len() > MAX_INDEX_ROWS {
+        return Err(Error::InvalidEntity(format!(
+            "entity {} needs {} index rows; at most {MAX_INDEX_ROWS} are allowed (index fewer \
+             values: write long arrays as {{\"$unindexed\": …}} or declare them unindexed)",
+            entity.key,
+            rows.len()
+        )));
     }
     rows.sort();
     Ok(rows)

@@ -145,6 +145,7 @@ impl<T: Transport, L: Log> Model<T, L> {
     fn read_many(&mut self, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, Error> {
         self.log
             .log(Level::Debug, "model", "Model base _get_many()");
+        check_batch(keys.len())?;
         let encoded = keys
             .iter()
             .map(|key| key.validate().map(|()| key.encode()))
@@ -183,6 +184,7 @@ impl<T: Transport, L: Log> Model<T, L> {
     pub fn put_many_owned(&mut self, entities: Vec<Entity>) -> Result<Vec<Key>, Error> {
         self.log
             .log(Level::Debug, "model", "Model base _put_many()");
+        check_batch(entities.len())?;
         let several = entities.len() > 1;
         let mut keys = Vec::with_capacity(entities.len());
         let mut mutations = Vec::with_capacity(entities.len());
@@ -209,6 +211,7 @@ impl<T: Transport, L: Log> Model<T, L> {
     /// Deletes several entities and their index rows in one atomic commit.
     pub fn delete_many(&mut self, keys: &[Key]) -> Result<(), Error> {
         self.log.log(Level::Debug, "model", "Model base _delete()");
+        check_batch(keys.len())?;
         let mutations = keys
             .iter()
             .map(|key| key.validate().map(|()| Mutation::Delete(key.clone())))
@@ -447,6 +450,19 @@ pub struct QueryPage {
     pub next: Option<String>,
 }
 
+/// Most keys one batch get, put or delete may name, as Cloud Datastore allows.
+pub const MAX_BATCH_KEYS: usize = 1000;
+
+/// Refuses a batch of more than [`MAX_BATCH_KEYS`] keys, before anything is read.
+pub(crate) fn check_batch(keys: usize) -> Result<(), Error> {
+    if keys > MAX_BATCH_KEYS {
+        return Err(Error::InvalidArgument(alloc::format!(
+            "a batch names at most {MAX_BATCH_KEYS} keys; this one names {keys}: split it"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,13 +552,72 @@ mod tests {
         assert_eq!(check_all(&mut model), (0, Vec::new()));
     }
 
+    /// Cloud Datastore's limits, refused before anything is read or written.
+    #[test]
+    fn batches_filters_limits_and_index_rows_are_bounded() {
+        let mut model = model();
+        let keys: Vec<Key> = (1..=1001).map(|i| Key::id("Item", i)).collect();
+        let entities: Vec<Entity> = keys.iter().map(|k| Entity::new(k.clone())).collect();
+        for err in [
+            model.get_many(&keys).map(|_| ()).unwrap_err(),
+            model.put_many(&entities).map(|_| ()).unwrap_err(),
+            model.delete_many(&keys).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, Error::InvalidArgument(msg) if msg.contains("at most 1000 keys")),
+                "{err:?}"
+            );
+        }
+        assert_eq!(check_all(&mut model), (0, Vec::new()));
+        model.put_many(&entities[..1000]).unwrap();
+        assert_eq!(model.get_many(&keys[..1000]).unwrap().len(), 1000);
+
+        let filter = |n: usize| {
+            let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+            crate::query::Filter::parse(&alloc::format!("n IN [{}]", values.join(","))).unwrap()
+        };
+        for (filters, limit, says) in [
+            (alloc::vec![filter(31)], None, "at most 30 values"),
+            (alloc::vec![], Some(0), "limit 0 is out of range"),
+            (alloc::vec![], Some(1001), "limit 1001 is out of range"),
+        ] {
+            let query = Query {
+                kind: Some("Item".into()),
+                filters,
+                limit,
+                ..Query::default()
+            };
+            match model.query(&query) {
+                Err(Error::InvalidQuery(msg)) => assert!(msg.contains(says), "{msg}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let query = Query {
+            kind: Some("Item".into()),
+            filters: alloc::vec![filter(30)],
+            limit: Some(1000),
+            ..Query::default()
+        };
+        assert!(model.query(&query).is_ok());
+
+        let many = Entity::new(Key::id("Wide", 1))
+            .with("n", Value::Array((0..20_000).map(Value::Int).collect()));
+        match model.put(&many) {
+            Err(Error::InvalidEntity(msg)) => assert!(msg.contains("20001 index rows"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(model.get(&Key::id("Wide", 1)).unwrap(), None);
+    }
+
     #[test]
     fn check_pages_through_and_reports_problems() {
         let mut model = model();
         let entities: Vec<Entity> = (1..=1200)
             .map(|i| Entity::new(Key::id("Item", i)).with("n", Value::Int(i as i64)))
             .collect();
-        model.put_many(&entities).unwrap();
+        for batch in entities.chunks(600) {
+            model.put_many(batch).unwrap();
+        }
         assert_eq!(check_all(&mut model), (1200, Vec::new()));
 
         let mut transport = MemoryTransport::new();

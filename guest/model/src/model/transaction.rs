@@ -42,6 +42,7 @@ impl<T: Transport, L: Log> Transaction<'_, T, L> {
 
     /// Reads several entities in at most one `get-many`; sees buffered writes.
     pub fn get_many(&mut self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
+        super::check_batch(keys.len())?;
         let encoded = keys
             .iter()
             .map(|key| key.validate().map(|()| key.encode()))

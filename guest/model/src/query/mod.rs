@@ -50,8 +50,12 @@ use cursor::{decode_cursor, encode_cursor, fingerprint};
 use exec::Run;
 use plan::{Plan, plan};
 
-/// Most results one page holds; a query without a limit pages at this size.
+/// Most results one page holds; a query without a limit pages at this size, and a `limit`
+/// must be from 1 to this.
 pub const MAX_PAGE: u32 = 1000;
+
+/// Most values one `IN` filter may hold, as Cloud Datastore allows.
+pub const MAX_IN_VALUES: usize = 30;
 
 /// A comparison in a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -77,6 +77,7 @@ pub(super) fn fixed_by_equality(query: &Query, property: &str) -> bool {
 /// and then the plan by kind ([`choose`]).
 pub(super) fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
     crate::key::check_namespace(&query.namespace)?;
+    check_limits(query)?;
     let ancestor = match &query.ancestor {
         Some(ancestor) => {
             ancestor.validate()?;
@@ -700,4 +701,32 @@ pub(super) fn column_ranges(
     };
     ranges.sort();
     ranges
+}
+
+/// Refuses what Cloud Datastore refuses before planning: a `limit` outside
+/// 1..=[`super::MAX_PAGE`], and an `IN` of more than [`super::MAX_IN_VALUES`] values (each
+/// value is a scan of its own).
+fn check_limits(query: &Query) -> Result<(), Error> {
+    if let Some(limit) = query.limit
+        && !(1..=super::MAX_PAGE).contains(&limit)
+    {
+        return Err(Error::InvalidQuery(format!(
+            "limit {limit} is out of range: a query returns 1 to {} results (leave it out for a \
+             full page)",
+            super::MAX_PAGE
+        )));
+    }
+    for filter in &query.filters {
+        if let (Op::In, Value::Array(values)) = (&filter.op, &filter.value)
+            && values.len() > super::MAX_IN_VALUES
+        {
+            return Err(Error::InvalidQuery(format!(
+                "{} IN takes at most {} values; this one has {}",
+                filter.property,
+                super::MAX_IN_VALUES,
+                values.len()
+            )));
+        }
+    }
+    Ok(())
 }
