@@ -8,14 +8,16 @@
 //! store listens on loopback, which a namespace does not share). Where namespaces cannot
 //! be made (no root, no `ip`), the hosts run as plain processes on loopback, with a note.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ds_tests::{EtcdCluster, PostgresSchema, account, balance, binary, postgres_server};
+use ds_tests::{
+    EtcdCluster, Outcome, PostgresSchema, account, balance, binary, post, postgres_server,
+};
 use host_core::Key;
 
 const HOSTS: usize = 3;
@@ -172,44 +174,6 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// How a request ended, as far as its sender can tell.
-enum Outcome {
-    /// An HTTP status with its body.
-    Answered(u16, String),
-    /// No connection: nothing was sent.
-    NotSent,
-    /// Sent, but no answer: it may have been applied.
-    Lost,
-}
-
-/// POSTs a JSON `body` to `path` on a fresh connection.
-fn post(address: SocketAddr, path: &str, body: &str) -> Outcome {
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
-        return Outcome::NotSent;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    if stream.write_all(request.as_bytes()).is_err() {
-        return Outcome::Lost;
-    }
-    let mut answer = String::new();
-    if stream.read_to_string(&mut answer).is_err() {
-        return Outcome::Lost;
-    }
-    let status = answer.split(' ').nth(1).and_then(|code| code.parse().ok());
-    match status {
-        Some(status) => {
-            let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-            Outcome::Answered(status, body.to_string())
-        }
-        None => Outcome::Lost,
     }
 }
 

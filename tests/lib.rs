@@ -699,3 +699,44 @@ pub fn transfer_records(db: &ds::Datastore, accounts: &[host_core::Key]) -> u64 
     }
     records
 }
+
+/// How a request ended, as far as its sender can tell.
+pub enum Outcome {
+    /// An HTTP status with its body.
+    Answered(u16, String),
+    /// No connection: nothing was sent.
+    NotSent,
+    /// Sent, but no answer: it may have been applied.
+    Lost,
+}
+
+/// POSTs a JSON `body` to `path` on a fresh connection (`Connection: close`), with a
+/// 30 s read timeout: a plain HTTP/1.1 client for load from many threads.
+pub fn post(address: std::net::SocketAddr, path: &str, body: &str) -> Outcome {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
+    else {
+        return Outcome::NotSent;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return Outcome::Lost;
+    }
+    let mut answer = String::new();
+    if stream.read_to_string(&mut answer).is_err() {
+        return Outcome::Lost;
+    }
+    let status = answer.split(' ').nth(1).and_then(|code| code.parse().ok());
+    match status {
+        Some(status) => {
+            let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            Outcome::Answered(status, body.to_string())
+        }
+        None => Outcome::Lost,
+    }
+}

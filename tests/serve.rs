@@ -17,9 +17,14 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        Server::start_on("memory:", extra)
+    }
+
+    /// `ads serve` over the store at `store`.
+    fn start_on(store: &str, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(binary("ads"))
-            .args(["--store", "memory:", "serve", "--listen", "127.0.0.1:0"])
+            .args(["--store", store, "serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("DS_CACHE_DIR", dir.path().join("cache"))
             .stdout(Stdio::piped())
@@ -396,4 +401,58 @@ fn sigterm_stops_the_server_cleanly() {
     );
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// Hot entities (issue 28, item 12): 8 clients × 30 deposits to one account at once. The
+/// deposits queue by entity group inside `ads` instead of racing in the store, so every one
+/// succeeds, on SQLite and on PostgreSQL (before: 7–27% and 29–54% answered 409).
+#[test]
+fn deposits_to_one_account_from_many_clients_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![format!("sqlite:{}", dir.path().join("hot.db").display())];
+    let schema = ds_tests::postgres_server().map(|server| ds_tests::PostgresSchema::new(&server));
+    if let Some(schema) = &schema {
+        stores.push(schema.url());
+    }
+    for store in stores {
+        let server = Server::start_on(&store, &[]);
+        let (status, _) = server.call(
+            "PUT",
+            "/v1/entities/Account:hot",
+            Some(json!({"owner": "H", "balance": 0})),
+        );
+        assert_eq!(status, 200);
+        let address: std::net::SocketAddr = server.address.parse().unwrap();
+        let statuses = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..30 {
+                        let outcome = ds_tests::post(
+                            address,
+                            "/v1/accounts/deposit",
+                            r#"{"account": "Account:hot", "amount": 1}"#,
+                        );
+                        let status = match outcome {
+                            ds_tests::Outcome::Answered(status, _) => status,
+                            _ => 0,
+                        };
+                        statuses.lock().unwrap().push(status);
+                    }
+                });
+            }
+        });
+        let statuses = statuses.into_inner().unwrap();
+        let refused = statuses.iter().filter(|s| **s != 200).count();
+        assert_eq!(
+            refused, 0,
+            "{store}: {refused} of 240 deposits not answered 200"
+        );
+        let (status, body) = server.call("GET", "/v1/entities/Account:hot", None);
+        assert_eq!(
+            (status, &body["properties"]["balance"]),
+            (200, &json!(240)),
+            "{store}"
+        );
+    }
 }

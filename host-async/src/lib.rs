@@ -32,6 +32,7 @@ use host_core::core::Core;
 use host_core::mode::Async;
 use host_core::store::AsyncStore;
 
+mod groups;
 pub mod serve;
 
 pub use host_core::api::*;
@@ -50,6 +51,8 @@ pub struct Builder {
 #[derive(Clone)]
 pub struct Datastore {
     core: Arc<Core<Async>>,
+    /// The example's transactions queue here by entity group (see `groups`).
+    groups: Arc<groups::GroupQueues>,
 }
 
 impl Builder {
@@ -76,6 +79,7 @@ impl Builder {
         let core = Core::build(self.settings, Async::new(self.max_in_flight))?;
         Ok(Datastore {
             core: Arc::new(core),
+            groups: Arc::default(),
         })
     }
 }
@@ -206,6 +210,9 @@ impl Datastore {
     /// The example application: adds `amount` (negative: a withdrawal) to the balance of
     /// `account` in a transaction and returns the new balance. [`Error::NotFound`] without
     /// such an account, [`Error::FailedPrecondition`] if the balance would go negative.
+    /// Deposits and transfers on one account's entity group queue in this process (clones
+    /// of this datastore share the queue) instead of racing each other in the store, so
+    /// only writers in other processes can make them conflict.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), ads::Error> {
@@ -215,6 +222,7 @@ impl Datastore {
     /// # let _ = balance; Ok(()) }
     /// ```
     pub async fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
+        let _turn = self.groups.turn(&[account]).await;
         self.core.deposit(account, amount).await
     }
 
@@ -236,6 +244,7 @@ impl Datastore {
         destination: &Key,
         amount: i64,
     ) -> Result<Receipt, Error> {
+        let _turn = self.groups.turn(&[source, destination]).await;
         self.core.transfer(source, destination, amount).await
     }
 

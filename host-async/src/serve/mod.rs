@@ -775,6 +775,13 @@ impl IntoResponse for ApiError {
         let store = self.store;
         let body = json!({ "error": { "kind": self.kind, "message": self.message } });
         let mut response = (self.status, JsonAnswer(body)).into_response();
+        if self.status == StatusCode::CONFLICT {
+            // A conflict that outlived the retries: the entity was busy; try again shortly.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if let Some(kind) = store {
             response.extensions_mut().insert(StoreErrorKind(kind));
         }
@@ -1005,4 +1012,27 @@ async fn call(State(app): State<App>, Segment(name): Segment, request: Body) -> 
     };
     let _slot = admit(&app).await?;
     Ok(JsonAnswer(app.db.call(&name, &input).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 409 tells the client when to try again; other errors do not.
+    #[test]
+    fn conflicts_carry_retry_after() {
+        let conflict = ApiError::from(Error::Conflict("busy".into())).into_response();
+        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            conflict.headers().get(axum::http::header::RETRY_AFTER),
+            Some(&axum::http::HeaderValue::from_static("1"))
+        );
+        let missing = ApiError::from(Error::NotFound("x".into())).into_response();
+        assert!(
+            missing
+                .headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .is_none()
+        );
+    }
 }
