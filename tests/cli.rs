@@ -951,6 +951,57 @@ fn rough_edges_are_clear_errors() {
         let got = run(host, dir.path(), &["--store", &store, "get", "Note:1"]);
         assert_eq!(got.code, 0, "{host}: {}", got.stderr);
 
+        // A table shows control characters escaped and aligns wide characters by the
+        // columns they take; --pretty indents JSON.
+        for (key, properties) in [
+            ("Note:2", r#"{"t": "a\u001b[31mred", "w": "日本語"}"#),
+            ("Note:3", r#"{"t": "plain", "w": "ab"}"#),
+        ] {
+            let put = run(
+                host,
+                dir.path(),
+                &["--store", &store, "put", key, properties],
+            );
+            assert_eq!(put.code, 0, "{host}: {}", put.stderr);
+        }
+        let table = run(
+            host,
+            dir.path(),
+            &["--store", &store, "export", "Note", "--output", "table"],
+        );
+        assert_eq!(table.code, 0, "{host}: {}", table.stderr);
+        assert!(
+            !table.stdout.contains('\u{1b}'),
+            "{host}: {:?}",
+            table.stdout
+        );
+        assert!(
+            table.stdout.contains(r"a\u{1b}[31mred"),
+            "{host}: {}",
+            table.stdout
+        );
+        let lines: Vec<&str> = table.stdout.lines().collect();
+        let column = |line: &str, text: &str| {
+            let at = line.find(text).unwrap();
+            unicode_width::UnicodeWidthStr::width(&line[..at])
+        };
+        assert_eq!(
+            column(lines[2], "日本語"),
+            column(lines[3], "ab"),
+            "{}",
+            table.stdout
+        );
+        let pretty = run(
+            host,
+            dir.path(),
+            &["--store", &store, "get", "Note:3", "--pretty"],
+        );
+        assert_eq!(pretty.code, 0, "{host}: {}", pretty.stderr);
+        assert_eq!(
+            pretty.stdout,
+            "{\n  \"key\": \"Note:3\",\n  \"properties\": {\n    \"t\": \"plain\",\n    \"w\": \"ab\"\n  }\n}\n"
+        );
+
         // A bad DS_MAX_INSTANCES is refused, not silently replaced by the default.
         let out = Command::new(binary(host))
             .args(["--store", "memory:", "get", "Note:1"])

@@ -41,10 +41,13 @@ pub struct Cli<C: Subcommand> {
     /// Show the call path (host API, guest, transport) on stderr.
     #[arg(long, global = true)]
     pub trace: bool,
-    /// How results are printed: json (one JSON object per line, for programs; the default)
-    /// or table (aligned columns, for people).
+    /// How results are printed: json (one JSON object per line, for programs; the default),
+    /// table (aligned columns, for people) or pretty (indented JSON).
     #[arg(long, value_enum, default_value = "json", global = true)]
     pub output: OutputFormat,
+    /// Indented JSON: the same as --output pretty.
+    #[arg(long, global = true)]
+    pub pretty: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: C,
@@ -240,6 +243,15 @@ pub enum Command {
 }
 
 impl<C: Subcommand + AsCommand> Cli<C> {
+    /// How results are printed: `--output`, or pretty JSON with `--pretty`.
+    pub fn output_format(&self) -> OutputFormat {
+        if self.pretty {
+            OutputFormat::Pretty
+        } else {
+            self.output
+        }
+    }
+
     /// Parses the process arguments for the binary `name`; on bad usage prints help and
     /// exits with code 2. A command that only another binary has (`elsewhere`: its name and
     /// what to say) gets that message instead of clap's, also with code 2. `completions` is
@@ -301,7 +313,7 @@ impl<C: Subcommand + AsCommand> Cli<C> {
                     (_, _, Some(version)) => SdkSource::Version(version.clone()),
                     _ => SdkSource::default_for_this_build(),
                 };
-                let mut output = Output::new(cli.output);
+                let mut output = Output::new(cli.output_format());
                 match new_model(path, name.as_deref(), &sdk) {
                     Ok(created) => {
                         output.emit(created);

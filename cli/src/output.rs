@@ -8,8 +8,11 @@ use serde_json::Value;
 pub enum OutputFormat {
     /// One JSON object per line.
     Json,
-    /// Aligned columns; an entity's properties are columns of their own.
+    /// Aligned columns; an entity's properties are columns of their own. Control
+    /// characters in the data are shown escaped (`\u{1b}`).
     Table,
+    /// Indented JSON, one object after another: for people reading JSON.
+    Pretty,
 }
 
 /// Most rows held back for one table.
@@ -49,6 +52,16 @@ impl Output {
                 &rows
                     .iter()
                     .map(|row| format!("{row}\n"))
+                    .collect::<String>(),
+            ),
+            OutputFormat::Pretty => write_stdout(
+                &rows
+                    .iter()
+                    .map(|row| {
+                        let text =
+                            serde_json::to_string_pretty(row).unwrap_or_else(|_| row.to_string());
+                        format!("{text}\n")
+                    })
                     .collect::<String>(),
             ),
             OutputFormat::Table => {
@@ -135,6 +148,7 @@ pub fn table(rows: &[Value]) -> String {
         let key = columns.remove(at);
         columns.insert(0, key);
     }
+    let headers: Vec<String> = columns.iter().map(|c| printable(c)).collect();
     let grid: Vec<Vec<String>> = flat
         .iter()
         .map(|cells| {
@@ -155,8 +169,8 @@ pub fn table(rows: &[Value]) -> String {
         .enumerate()
         .map(|(i, c)| {
             grid.iter()
-                .map(|row| row[i].chars().count())
-                .chain([c.chars().count()])
+                .map(|row| display_width(&row[i]))
+                .chain([display_width(c)])
                 .max()
                 .unwrap_or(0)
         })
@@ -165,20 +179,49 @@ pub fn table(rows: &[Value]) -> String {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
+            .map(|(cell, width)| {
+                let pad = width.saturating_sub(display_width(cell));
+                format!("{cell}{}", " ".repeat(pad))
+            })
             .collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
-    let mut out = line(&columns);
+    let mut out = line(&headers);
     for row in &grid {
         out.push_str(&line(row));
     }
     out
 }
 
+/// Columns a cell takes on a terminal: East Asian wide characters take two, combining
+/// marks none.
+fn display_width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
+/// `text` with control characters (and the bidirectional overrides, which reorder what
+/// follows them) escaped: stored data must not move the cursor, recolour or retitle the
+/// terminal of whoever lists it.
+fn printable(text: &str) -> String {
+    let hidden =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hidden) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if hidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn cell(value: &Value) -> String {
     match value {
-        Value::String(text) => text.clone(),
+        Value::String(text) => printable(text),
         Value::Null => String::new(),
         other => other.to_string(),
     }

@@ -169,7 +169,7 @@ async fn main() -> ExitCode {
         }
         AdsCommand::Shared(_) => ds_cli::init_tracing(cli.trace),
     }
-    let mut output = Output::new(cli.output);
+    let mut output = Output::new(cli.output_format());
     let result = run(cli, &mut output).await;
     ds_cli::exit::finish(&mut output, result)
 }

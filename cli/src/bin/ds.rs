@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         )],
     );
     ds_cli::init_tracing(cli.trace);
-    let mut output = Output::new(cli.output);
+    let mut output = Output::new(cli.output_format());
     let result = run(cli, &mut output);
     ds_cli::exit::finish(&mut output, result)
 }
