@@ -1002,6 +1002,24 @@ fn rough_edges_are_clear_errors() {
             "{\n  \"key\": \"Note:3\",\n  \"properties\": {\n    \"t\": \"plain\",\n    \"w\": \"ab\"\n  }\n}\n"
         );
 
+        // `key` prints both forms and reads either; the URL-safe form names a key anywhere.
+        let shown = run(host, dir.path(), &["key", "Account:alice/Order:7"]);
+        assert_eq!(shown.code, 0, "{host}: {}", shown.stderr);
+        let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+        let urlsafe = shown["urlsafe"].as_str().unwrap();
+        assert!(!urlsafe.contains(':'), "{urlsafe}");
+        let back = run(host, dir.path(), &["key", urlsafe]);
+        let back: serde_json::Value = serde_json::from_str(&back.stdout).unwrap();
+        assert_eq!(back, shown);
+        let put = run(host, dir.path(), &["--store", &store, "put", urlsafe, "{}"]);
+        assert_eq!(put.code, 0, "{host}: {}", put.stderr);
+        let got = run(
+            host,
+            dir.path(),
+            &["--store", &store, "get", "Account:alice/Order:7"],
+        );
+        assert_eq!(got.code, 0, "{host}: {}", got.stderr);
+
         // A bad DS_MAX_INSTANCES is refused, not silently replaced by the default.
         let out = Command::new(binary(host))
             .args(["--store", "memory:", "get", "Note:1"])

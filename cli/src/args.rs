@@ -110,6 +110,17 @@ pub enum Command {
         /// Only entities of this kind.
         kind: Option<String>,
     },
+    /// Print a key in both forms: as written (`Kind:id`) and URL-safe (for URLs, and for
+    /// keys whose names hold characters a shell cannot pass, such as NUL). Either form is
+    /// accepted, wherever a key is. Opens no store.
+    #[command(
+        after_help = "Examples:\n  ds key 'Account:alice/Order:7'\n  ds key EAABQWNjb3VudAABAmFsaWNlAAE"
+    )]
+    Key {
+        /// The key, in either form.
+        #[arg(value_parser = parse_key, help = KEY_HELP)]
+        key: Key,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     #[command(
         after_help = "Example:\n  ds completions bash > ~/.local/share/bash-completion/completions/ds"
@@ -294,6 +305,15 @@ impl<C: Subcommand + AsCommand> Cli<C> {
         match cli.command.as_command() {
             Some(Command::Completions { shell }) => {
                 clap_complete::generate(*shell, &mut command(), name, &mut std::io::stdout());
+                std::process::exit(0);
+            }
+            Some(Command::Key { key }) => {
+                let mut output = Output::new(cli.output_format());
+                output.emit(serde_json::json!({
+                    "key": key.to_string(),
+                    "urlsafe": key.to_urlsafe(),
+                }));
+                output.flush();
                 std::process::exit(0);
             }
             Some(Command::NewModel {

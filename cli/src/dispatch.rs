@@ -111,7 +111,7 @@ pub async fn run(db: &impl Face, command: Command, output: &mut Output) -> anyho
                 .with_context(|| format!("call {name}"))?;
             output.emit(result);
         }
-        Command::Completions { .. } | Command::NewModel { .. } => {} // answered while parsing
+        Command::Completions { .. } | Command::NewModel { .. } | Command::Key { .. } => {} // answered while parsing
         Command::Check => {
             let report = db.check().await.context("check")?;
             report_check(output, &report)?;
