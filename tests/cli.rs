@@ -1020,6 +1020,64 @@ fn rough_edges_are_clear_errors() {
         );
         assert_eq!(got.code, 0, "{host}: {}", got.stderr);
 
+        // Properties from a file (`@FILE`) or standard input (`-`); several keys at once.
+        std::fs::write(dir.path().join("note.json"), r#"{"from": "file"}"#).unwrap();
+        let put = run(
+            host,
+            dir.path(),
+            &["--store", &store, "put", "Note:4", "@note.json"],
+        );
+        assert_eq!(put.code, 0, "{host}: {}", put.stderr);
+        let mut piped = Command::new(binary(host))
+            .args(["--store", &store, "put", "Note:5", "-"])
+            .current_dir(dir.path())
+            .env("DS_CACHE_DIR", dir.path().join("cache"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut piped.stdin.take().unwrap(), br#"{"from": "stdin"}"#)
+            .unwrap();
+        assert!(piped.wait_with_output().unwrap().status.success());
+        let missing_file = run(
+            host,
+            dir.path(),
+            &["--store", &store, "put", "Note:6", "@nope.json"],
+        );
+        assert_eq!(missing_file.code, 2, "{host}: {}", missing_file.stderr);
+        assert!(
+            missing_file.stderr.contains("cannot read nope.json"),
+            "{}",
+            missing_file.stderr
+        );
+        let several = run(
+            host,
+            dir.path(),
+            &["--store", &store, "get", "Note:4", "Note:404", "Note:5"],
+        );
+        assert_eq!(several.code, 1, "{host}: {}", several.stderr);
+        let lines: Vec<serde_json::Value> = several
+            .stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{}", several.stdout);
+        assert_eq!(lines[0]["properties"]["from"], "file");
+        assert_eq!(
+            lines[1],
+            serde_json::json!({"key": "Note:404", "found": false})
+        );
+        assert_eq!(lines[2]["properties"]["from"], "stdin");
+        let deleted = run(
+            host,
+            dir.path(),
+            &["--store", &store, "delete", "Note:4", "Note:5"],
+        );
+        assert_eq!(deleted.code, 0, "{host}: {}", deleted.stderr);
+        assert_eq!(deleted.stdout.lines().count(), 2, "{}", deleted.stdout);
+        let gone = run(host, dir.path(), &["--store", &store, "get", "Note:4"]);
+        assert_eq!(gone.code, 1, "{host}: {}", gone.stderr);
+
         // A bad DS_MAX_INSTANCES is refused, not silently replaced by the default.
         let out = Command::new(binary(host))
             .args(["--store", "memory:", "get", "Note:1"])

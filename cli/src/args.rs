@@ -58,32 +58,35 @@ pub struct Cli<C: Subcommand> {
 pub enum Command {
     /// Print the entity at KEY as JSON; exit 1 if there is none.
     #[command(
-        after_help = "Examples:\n  ds get Account:alice\n  ds get 'tenant-1@Account:alice/Order:7' --output table"
+        after_help = "Examples:\n  ds get Account:alice\n  ds get 'tenant-1@Account:alice/Order:7' --output table\n  ds get Account:alice Account:bob"
     )]
     Get {
-        #[arg(help = KEY_HELP, value_parser = parse_key)]
-        /// The key.
-        key: Key,
+        #[arg(help = KEY_HELP, value_parser = parse_key, required = true, num_args = 1..=1000)]
+        /// The keys (one or more; several are read in one batch).
+        keys: Vec<Key>,
     },
     /// Write the entity at KEY with PROPERTIES (a JSON object), replacing any entity there.
     #[command(
-        after_help = "Examples:\n  ds put Account:alice '{\"owner\": \"Alice\", \"balance\": 10}'\n  ds put Note:1 '{\"at\": {\"$timestamp\": \"2024-05-01T12:00:00Z\"}, \"raw\": {\"$bytes\": \"AP8=\"}}'"
+        after_help = "Examples:\n  ds put Account:alice '{\"owner\": \"Alice\", \"balance\": 10}'\n  ds put Note:1 '{\"at\": {\"$timestamp\": \"2024-05-01T12:00:00Z\"}, \"raw\": {\"$bytes\": \"AP8=\"}}'\n  ds put Note:2 @note.json\n  curl -s https://example.invalid/note.json | ds put Note:3 -"
     )]
     Put {
         #[arg(help = KEY_HELP, value_parser = parse_key)]
         /// The key.
         key: Key,
         /// The properties, a JSON object in the typed mapping, e.g.
-        /// '{"owner": "Alice", "balance": 10, "opened": {"$timestamp": "2024-05-01T00:00:00Z"}}'.
-        #[arg(value_parser = parse_properties)]
+        /// '{"owner": "Alice", "balance": 10, "opened": {"$timestamp": "2024-05-01T00:00:00Z"}}';
+        /// `-` reads it from standard input, `@FILE` from a file.
+        #[arg(value_parser = parse_properties_arg)]
         properties: Map<String, Value>,
     },
-    /// Delete the entity at KEY (not an error if there is none).
-    #[command(after_help = "Example:\n  ds delete Account:alice")]
+    /// Delete the entities at KEYS in one atomic commit (not an error if there is none).
+    #[command(
+        after_help = "Examples:\n  ds delete Account:alice\n  ds delete Note:1 Note:2 Note:3"
+    )]
     Delete {
-        #[arg(help = KEY_HELP, value_parser = parse_key)]
-        /// The key.
-        key: Key,
+        #[arg(help = KEY_HELP, value_parser = parse_key, required = true, num_args = 1..=1000)]
+        /// The keys (one or more).
+        keys: Vec<Key>,
     },
     /// Import entities from JSON lines, {"key": "Kind:name", "properties": {...}} per line
     /// (the output format of `get`), in atomic batches. A line that is not an entity stops
@@ -433,6 +436,27 @@ impl Command {
             end: end_cursor.clone(),
         })
     }
+}
+
+/// `put`'s properties: the JSON text, `-` (standard input) or `@FILE`.
+fn parse_properties_arg(text: &str) -> Result<Map<String, Value>, String> {
+    use std::io::Read as _;
+    let read = match text {
+        "-" => {
+            let mut read = String::new();
+            std::io::stdin()
+                .read_to_string(&mut read)
+                .map_err(|err| format!("cannot read standard input: {err}"))?;
+            read
+        }
+        _ => match text.strip_prefix('@') {
+            Some(path) => {
+                std::fs::read_to_string(path).map_err(|err| format!("cannot read {path}: {err}"))?
+            }
+            None => return parse_properties(text),
+        },
+    };
+    parse_properties(read.strip_prefix('\u{feff}').unwrap_or(&read))
 }
 
 fn parse_properties(text: &str) -> Result<Map<String, Value>, String> {

@@ -16,9 +16,31 @@ use crate::output::Output;
 /// Runs `command` on `db`, printing its results to `output`.
 pub async fn run(db: &impl Face, command: Command, output: &mut Output) -> anyhow::Result<()> {
     match command {
-        Command::Get { key } => {
+        Command::Get { keys } if keys.len() == 1 => {
+            let key = keys.into_iter().next().expect("one key");
             let entity = db.get(&key).await.with_context(|| format!("get {key}"))?;
             output.emit(answer::entity_json(&entity.ok_or(NotFound(key))?));
+        }
+        Command::Get { keys } => {
+            // Several keys: one batch read; every key gets a line, in order, and a missing
+            // one makes the exit code 1 (as one missing key does).
+            let found = db.get_many(&keys).await.context("get")?;
+            let mut missing = None;
+            let rows: Vec<_> = keys
+                .iter()
+                .zip(found)
+                .map(|(key, entity)| match entity {
+                    Some(entity) => answer::entity_json(&entity),
+                    None => {
+                        missing.get_or_insert_with(|| key.clone());
+                        serde_json::json!({ "key": key.to_string(), "found": false })
+                    }
+                })
+                .collect();
+            output.emit_rows(&rows);
+            if let Some(key) = missing {
+                return Err(NotFound(key).into());
+            }
         }
         Command::Put { key, properties } => {
             let entity = Entity::from_json_object(key.clone(), &properties)
@@ -30,11 +52,10 @@ pub async fn run(db: &impl Face, command: Command, output: &mut Output) -> anyho
                 .with_context(|| format!("put {key}"))?;
             output.emit(answer::key_json(&key));
         }
-        Command::Delete { key } => {
-            db.delete(&key)
-                .await
-                .with_context(|| format!("delete {key}"))?;
-            output.emit(answer::deleted_json(&key));
+        Command::Delete { keys } => {
+            db.delete_many(&keys).await.context("delete")?;
+            let rows: Vec<_> = keys.iter().map(answer::deleted_json).collect();
+            output.emit_rows(&rows);
         }
         Command::Import { file, batch } => {
             let mut reader = ImportReader::open(&file, batch)?;
