@@ -1078,6 +1078,29 @@ fn rough_edges_are_clear_errors() {
         let gone = run(host, dir.path(), &["--store", &store, "get", "Note:4"]);
         assert_eq!(gone.code, 1, "{host}: {}", gone.stderr);
 
+        // A read of a SQLite store that does not exist is refused and creates nothing; a
+        // write creates it.
+        for read in [
+            &["get", "Note:1"][..],
+            &["query", "Note"],
+            &["export"],
+            &["check"],
+        ] {
+            let mut args = vec!["--store", "sqlite:typo.db"];
+            args.extend_from_slice(read);
+            let refused = run(host, dir.path(), &args);
+            assert_eq!(refused.code, 4, "{host} {read:?}: {}", refused.stderr);
+            assert!(
+                refused.stderr.contains("no store at sqlite:typo.db"),
+                "{host} {read:?}: {}",
+                refused.stderr
+            );
+            assert!(
+                !dir.path().join("typo.db").exists(),
+                "{host} {read:?} created it"
+            );
+        }
+
         // A bad DS_MAX_INSTANCES is refused, not silently replaced by the default.
         let out = Command::new(binary(host))
             .args(["--store", "memory:", "get", "Note:1"])

@@ -476,12 +476,22 @@ pub fn etcd_binary() -> Option<PathBuf> {
     None
 }
 
-/// A loopback port nothing listens on now.
+/// A loopback port nothing listens on now, and never handed out before in this process:
+/// clusters started by tests running at once must not be given the same port between its
+/// release here and etcd's bind.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .expect("a free loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 impl EtcdCluster {

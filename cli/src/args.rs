@@ -20,7 +20,8 @@ const KEY_HELP: &str = "Entity key: [NAMESPACE@]Kind:id-or-name[/Kind:id-or-name
 /// `C` (`ds` runs [`Command`]; `ads` adds `serve` to it).
 #[derive(Debug, Parser)]
 pub struct Cli<C: Subcommand> {
-    /// Store URL: sqlite:PATH (the default, ./ds.db), postgres://USER@HOST/DB or memory:.
+    /// Store URL: sqlite:PATH (the default, ./ds.db), postgres://USER@HOST/DB, memory:, or
+    /// etcd://HOST:PORT[,HOST:PORT…]/PREFIX in builds with the etcd feature.
     #[arg(long, env = "DS_STORE", default_value = DEFAULT_STORE_URL, global = true)]
     pub store: String,
     /// Run another build of the model component instead of the embedded one.
@@ -406,6 +407,15 @@ fn parse_order(text: &str) -> Result<Order, String> {
 }
 
 impl Command {
+    /// Whether the command only reads the store: such a command refuses a store that does
+    /// not exist instead of creating it (see [`crate::refuse_missing_store`]).
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Get { .. } | Command::Query { .. } | Command::Export { .. } | Command::Check
+        )
+    }
+
     /// The query a `query` command asks for; `None` for other commands.
     pub fn query(&self) -> Option<Query> {
         let Command::Query {

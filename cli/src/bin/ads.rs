@@ -176,6 +176,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli<AdsCommand>, output: &mut Output) -> anyhow::Result<()> {
     ds_cli::configure_engine()?;
+    if let AdsCommand::Shared(command) = &cli.command {
+        ds_cli::refuse_missing_store(&cli.store, command.reads_only())?;
+    }
     let options = match &cli.command {
         AdsCommand::Serve(serve) => Some(serve.options()?),
         AdsCommand::Shared(_) => None,

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli<Command>, output: &mut Output) -> anyhow::Result<()> {
     ds_cli::configure_engine()?;
+    ds_cli::refuse_missing_store(&cli.store, cli.command.reads_only())?;
     let db = ds::Datastore::builder()
         .store_url(&cli.store)
         .component(cli.component_source())
