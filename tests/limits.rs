@@ -1,10 +1,8 @@
-//! Cloud Datastore's limits, through both hosts and over HTTP: at most 1,000 keys per batch,
+//! Cloud Datastore's limits, through both hosts (over HTTP: `tests/serve.rs`): at most 1,000 keys per batch,
 //! 30 values per `IN`, a query `limit` of 1 to 1,000, 20,000 index rows per entity, and a
 //! batch too large for the model's memory refused as bad input before it runs. Each is a
 //! clear error naming the limit, and writes nothing.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use host_core::store::MemoryStore;
@@ -100,69 +98,4 @@ fn both_hosts_refuse_what_exceeds_the_limits() {
         .block_on(ads::Datastore::builder().store(store).build())
         .unwrap();
     check_limits!("ads", &db, |f| runtime.block_on(f));
-}
-
-/// Over HTTP the same limits are 400s, where `limit` 0 and 4,294,967,295 used to be served.
-#[test]
-fn http_answers_400_naming_the_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(ds_tests::binary("ads"))
-        .args(["--store", "memory:", "serve", "--listen", "127.0.0.1:0"])
-        .env("DS_CACHE_DIR", dir.path().join("cache"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let announced: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let address = announced["listening"].as_str().unwrap().to_string();
-    let keys: Vec<String> = (1..=1001).map(|i| format!("Item:{i}")).collect();
-    let in_values: Vec<String> = (0..31).map(|i| i.to_string()).collect();
-    for (path, body, says) in [
-        (
-            "/v1/query",
-            r#"{"kind": "Item", "limit": 0}"#.to_string(),
-            "limit 0",
-        ),
-        (
-            "/v1/query",
-            r#"{"kind": "Item", "limit": 4294967295}"#.to_string(),
-            "limit 4294967295",
-        ),
-        (
-            "/v1/query",
-            format!(
-                r#"{{"kind": "Item", "filters": ["n IN [{}]"]}}"#,
-                in_values.join(",")
-            ),
-            "at most 30 values",
-        ),
-        (
-            "/v1/batch-get",
-            serde_json::json!({ "keys": keys }).to_string(),
-            "at most 1000 keys",
-        ),
-    ] {
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "-w",
-                "\n%{http_code}",
-                "-H",
-                "content-type: application/json",
-            ])
-            .args(["--data-binary", &body])
-            .arg(format!("http://{address}{path}"))
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let (answer, status) = text.rsplit_once('\n').unwrap();
-        assert_eq!(status, "400", "{path} {body:.60}: {answer}");
-        assert!(answer.contains(says), "{path}: {answer}");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -456,3 +456,35 @@ fn deposits_to_one_account_from_many_clients_all_succeed() {
         );
     }
 }
+
+/// Cloud Datastore's limits over HTTP are 400s naming the limit, where `limit` 0 and
+/// 4,294,967,295 used to be served (the libraries' side: `tests/limits.rs`).
+#[test]
+fn limits_are_400s_naming_the_limit() {
+    let server = Server::start(&[]);
+    let keys: Vec<String> = (1..=1001).map(|i| format!("Item:{i}")).collect();
+    let in_values: Vec<String> = (0..31).map(|i| i.to_string()).collect();
+    for (path, body, says) in [
+        ("/v1/query", json!({"kind": "Item", "limit": 0}), "limit 0"),
+        (
+            "/v1/query",
+            json!({"kind": "Item", "limit": 4294967295u32}),
+            "limit 4294967295",
+        ),
+        (
+            "/v1/query",
+            json!({"kind": "Item", "filters": [format!("n IN [{}]", in_values.join(","))]}),
+            "at most 30 values",
+        ),
+        (
+            "/v1/batch-get",
+            json!({ "keys": keys }),
+            "at most 1000 keys",
+        ),
+    ] {
+        let (status, answer) = server.call("POST", path, Some(body));
+        assert_eq!(status, 400, "{path}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{path}: {answer}");
+    }
+}

@@ -39,6 +39,7 @@ use etcd_client::{
 use super::{
     AsyncStore, BoxFuture, Check, Direction, Entry, KeyRange, StoreError, Versioned, Write,
 };
+use crate::error_chain as chain;
 
 /// The store format this build writes and reads (at `PREFIX:format`).
 pub const FORMAT_VERSION: u64 = 1;
@@ -693,21 +694,6 @@ fn describe(err: &etcd_client::Error) -> String {
     if let Some(root) = root.filter(|root| !text.contains(root.as_str())) {
         text.push_str(": ");
         text.push_str(&root);
-    }
-    text
-}
-
-/// An error and its sources, joined: tonic puts the useful part in the source.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
     }
     text
 }

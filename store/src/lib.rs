@@ -182,6 +182,23 @@ impl<S: Store + ?Sized> AsyncStore for Offload<S> {
     }
 }
 
+/// An error and its sources, joined (a cause whose text the message already holds is not
+/// repeated): the client crates put the useful part in the source.
+#[cfg(any(feature = "postgres", feature = "etcd"))]
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Every entry of a store in key order, read in pages: for tests, `check` and export.
 pub fn scan_all(store: &dyn Store) -> Result<Vec<Entry>, StoreError> {
     let mut out = Vec::new();

@@ -28,6 +28,7 @@ use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::{Client, Statement};
 
 use super::{Check, Direction, Entry, KeyRange, StoreError, Versioned, Write};
+use crate::error_chain as chain;
 
 mod blocking;
 mod spawned;
@@ -486,18 +487,6 @@ fn connect_error(err: &tokio_postgres::Error, config: &tokio_postgres::Config) -
 
 fn retryable(err: &tokio_postgres::Error) -> bool {
     matches!(err.code(), Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
-}
-
-/// An error and its sources, joined: tokio-postgres puts the useful part in the source.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn map_error(err: &tokio_postgres::Error) -> StoreError {
