@@ -5,6 +5,7 @@
 //! turns that type into a component, and natively [`call`] runs the same operations over
 //! any [`Transport`] (tests, benchmarks). Nothing here knows which one it is.
 
+use crate::error::quote;
 use alloc::format;
 use alloc::string::String;
 
@@ -91,7 +92,8 @@ pub fn call<A: App, T: Transport, L: Log>(
 /// The error for an operation `A` does not have: [`Error::NotFound`] listing those it has.
 pub fn unknown_operation<A: App>(name: &str) -> Error {
     Error::NotFound(format!(
-        "no operation {name:?}; this component has: {}",
+        "no operation {}; this component has: {}",
+        quote(name),
         A::OPERATIONS.join(", ")
     ))
 }

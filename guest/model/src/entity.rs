@@ -204,11 +204,7 @@ impl Entity {
                 }
             }
         }
-        let out = crate::json::to_string_after(
-            FORMAT_TYPED_JSON_TEXT,
-            &Json::Object(self.to_json_object()),
-        )
-        .into_bytes();
+        let out = self.encode_stored();
         if out.len() > MAX_ENTITY_BYTES {
             return Err(Error::InvalidEntity(format!(
                 "entity is {} bytes encoded; at most {MAX_ENTITY_BYTES} are allowed",
@@ -216,6 +212,12 @@ impl Entity {
             )));
         }
         Ok(out)
+    }
+
+    /// The stored form of the entity's properties, as they are: no check, no defaults.
+    pub(crate) fn encode_stored(&self) -> Vec<u8> {
+        crate::json::to_string_after(FORMAT_TYPED_JSON_TEXT, &Json::Object(self.to_json_object()))
+            .into_bytes()
     }
 
     /// Decodes a stored value for `key`.

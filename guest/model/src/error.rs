@@ -60,3 +60,41 @@ impl From<StoreError> for Error {
         Error::Store(err)
     }
 }
+
+/// Most characters of a user's text an error message quotes: a 1 MB argument must not make
+/// a 1 MB message (or fill a terminal or a log line).
+pub const QUOTE_CHARS: usize = 64;
+
+/// `text` quoted for an error message, as `{:?}` quotes it, but at most [`QUOTE_CHARS`]
+/// characters of it, then `…` and its length in bytes.
+pub fn quote(text: &str) -> Quoted<'_> {
+    Quoted(text)
+}
+
+/// What [`quote`] returns: formats as a bounded, quoted prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(QUOTE_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((end, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..end], self.0.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn quotes_are_bounded() {
+        assert_eq!(quote("abc").to_string(), "\"abc\"");
+        let long = "é".repeat(100_000);
+        let quoted = quote(&long).to_string();
+        assert!(quoted.len() < 200, "{quoted}");
+        assert!(quoted.ends_with("… (200000 bytes)"), "{quoted}");
+    }
+}

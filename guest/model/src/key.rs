@@ -13,6 +13,7 @@
 //! (`Account:"42"`, `Note:"a/b"`). Kinds and namespaces follow the same quoting rule.
 //! Examples: `Account:alice`, `Account:alice/Order:7`, `tenant-1@Account:alice`.
 
+use crate::error::quote;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
@@ -112,6 +113,13 @@ impl Key {
 
     /// Checks every rule a stored key must follow; the error names the part that breaks one.
     pub fn validate(&self) -> Result<(), KeyError> {
+        self.validate_with(false)
+    }
+
+    /// [`Key::validate`], but with `metadata` also accepting the kinds of metadata queries
+    /// (`__kind__:Account`, as a `__property__` query's ancestor): keys that can be named,
+    /// never written.
+    fn validate_with(&self, metadata: bool) -> Result<(), KeyError> {
         check_name("namespace", &self.namespace, true)?;
         if self.path.is_empty() {
             return Err(KeyError("key path is empty".into()));
@@ -123,7 +131,9 @@ impl Key {
             )));
         }
         for element in &self.path {
-            check_kind(&element.kind)?;
+            if !(metadata && crate::query::is_metadata_kind(&element.kind)) {
+                check_kind(&element.kind)?;
+            }
             match &element.id {
                 IdOrName::Id(0) => return Err(KeyError("id 0 is not a valid id".into())),
                 IdOrName::Id(_) => {}
@@ -328,14 +338,17 @@ impl Key {
             .decode(text.trim())
             .map_err(|_| {
                 key_error(format_args!(
-                    "{text:?} is not a URL-safe key (bad base64url)"
+                    "{} is not a URL-safe key (bad base64url)",
+                    quote(text)
                 ))
             })?;
-        let key = Key::decode(&bytes)
-            .map_err(|err| key_error(format_args!("{text:?} is not a URL-safe key: {err}")))?;
+        let key = Key::decode(&bytes).map_err(|err| {
+            key_error(format_args!("{} is not a URL-safe key: {err}", quote(text)))
+        })?;
         if key.encode() != bytes {
             return Err(key_error(format_args!(
-                "{text:?} is not a URL-safe key: not in canonical form"
+                "{} is not a URL-safe key: not in canonical form",
+                quote(text)
             )));
         }
         key.validate()?;
@@ -469,7 +482,8 @@ fn id_or_name(token: Token) -> Result<IdOrName, KeyError> {
 impl FromStr for Key {
     type Err = KeyError;
 
-    /// Parses the human syntax and validates the key.
+    /// Parses the human syntax and validates the key (a metadata key such as
+    /// `__kind__:Account` parses, to name a metadata query's ancestor; writes refuse it).
     fn from_str(input: &str) -> Result<Key, KeyError> {
         let mut parser = Parser { input, pos: 0 };
         let mut namespace = String::new();
@@ -495,14 +509,15 @@ impl FromStr for Key {
                 }
                 Some(c) => {
                     return Err(key_error(format_args!(
-                        "unexpected {c:?} at byte {} of {input:?}",
-                        parser.pos
+                        "unexpected {c:?} at byte {} of {}",
+                        parser.pos,
+                        quote(input)
                     )));
                 }
             }
         }
         let key = Key { namespace, path };
-        key.validate()?;
+        key.validate_with(true)?;
         Ok(key)
     }
 }

@@ -34,7 +34,7 @@ pub use app::{App, Args};
 pub use entity::Entity;
 pub use error::Error;
 pub use key::{IdOrName, Key, PathElement};
-pub use model::{CheckReport, EntityPage, Model, QueryPage, Transaction};
+pub use model::{CheckReport, Condition, EntityPage, Model, QueryPage, Transaction};
 pub use query::{Filter, Op, Order, Query};
 pub use schema::Schema;
 pub use transport::{Check, Direction, Level, Log, StoreError, Transport, Versioned, Write};

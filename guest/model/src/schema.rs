@@ -315,6 +315,69 @@ impl Schema {
     pub fn kind(&self, kind: &str) -> Option<&Kind> {
         self.kinds.iter().find(|k| k.name == kind)
     }
+
+    /// The declared kinds as JSON text (what `datastore.schema` returns):
+    /// `{"kinds": [{"kind", "properties": [{"name", "type", "required", "repeated",
+    /// "indexed", "default"?, "validated"}], "indexes": [{"name", "columns": [{"property",
+    /// "direction"}]}]}]}`, in declaration order.
+    pub fn to_json_text(&self) -> String {
+        use serde_json::{Map, Value as Json};
+        let kinds = self
+            .kinds
+            .iter()
+            .map(|kind| {
+                let properties = kind
+                    .properties
+                    .iter()
+                    .map(|p| {
+                        let mut out = Map::new();
+                        out.insert("name".into(), p.name.into());
+                        out.insert("type".into(), p.ty.name().into());
+                        out.insert("required".into(), p.required.into());
+                        out.insert("repeated".into(), p.repeated.into());
+                        out.insert("indexed".into(), p.indexed.into());
+                        if let Some(default) = p.default {
+                            out.insert("default".into(), default.value().to_json());
+                        }
+                        out.insert("validated".into(), p.validate.is_some().into());
+                        Json::Object(out)
+                    })
+                    .collect();
+                let indexes = kind
+                    .indexes
+                    .iter()
+                    .map(|index| {
+                        let columns = index
+                            .columns
+                            .iter()
+                            .map(|(property, direction)| {
+                                let mut column = Map::new();
+                                column.insert("property".into(), (*property).into());
+                                let direction = match direction {
+                                    Direction::Ascending => "asc",
+                                    Direction::Descending => "desc",
+                                };
+                                column.insert("direction".into(), direction.into());
+                                Json::Object(column)
+                            })
+                            .collect();
+                        let mut out = Map::new();
+                        out.insert("name".into(), index.name().into());
+                        out.insert("columns".into(), Json::Array(columns));
+                        Json::Object(out)
+                    })
+                    .collect();
+                let mut out = Map::new();
+                out.insert("kind".into(), kind.name.into());
+                out.insert("properties".into(), Json::Array(properties));
+                out.insert("indexes".into(), Json::Array(indexes));
+                Json::Object(out)
+            })
+            .collect();
+        let mut out = Map::new();
+        out.insert("kinds".into(), Json::Array(kinds));
+        crate::json::to_string(&Json::Object(out))
+    }
 }
 
 #[cfg(test)]

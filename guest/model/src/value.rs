@@ -24,6 +24,7 @@
 //! (One file of about 850 lines, 150 of them tests: the mapping, the index encoding and the
 //! comparison it must agree with are read side by side.)
 
+use crate::error::quote;
 use alloc::borrow::ToOwned;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -449,8 +450,12 @@ pub fn format_timestamp(micros: i64) -> String {
 /// Parses an RFC 3339 timestamp (`Z` or a `±HH:MM` offset; at most microsecond precision;
 /// years 1–9999) into microseconds since the epoch.
 pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    let bad =
-        || format!("{text:?} is not an RFC 3339 timestamp such as \"2024-05-01T12:00:00.5Z\"");
+    let bad = || {
+        format!(
+            "{} is not an RFC 3339 timestamp such as \"2024-05-01T12:00:00.5Z\"",
+            quote(text)
+        )
+    };
     let b = text.as_bytes();
     let digits = |range: core::ops::Range<usize>| -> Result<i64, String> {
         let part = b.get(range).ok_or_else(bad)?;
@@ -493,7 +498,8 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
                 micros += d * 10i64.pow(5 - i as u32);
             } else if d != 0 {
                 return Err(format!(
-                    "{text:?} has sub-microsecond digits; timestamps have microsecond precision"
+                    "{} has sub-microsecond digits; timestamps have microsecond precision",
+                    quote(text)
                 ));
             }
         }
@@ -520,14 +526,15 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
         || minute > 59
         || second > 59
     {
-        return Err(format!("{text:?} is not a valid date and time"));
+        return Err(format!("{} is not a valid date and time", quote(text)));
     }
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
     let total = seconds * MICROS_PER_SECOND + micros;
     if !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&total) {
         return Err(format!(
-            "{text:?} is outside the supported range (years 1 to 9999 in UTC)"
+            "{} is outside the supported range (years 1 to 9999 in UTC)",
+            quote(text)
         ));
     }
     Ok(total)

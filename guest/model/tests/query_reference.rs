@@ -477,6 +477,18 @@ proptest! {
             prop_assert!(all.next.is_none());
             // Page by page through cursors.
             prop_assert_eq!(&run_pages(&mut model, &query, page), &want, "paged {:?}", query);
+            // Counted from the indexes: as many as the results; with an offset and a limit,
+            // as many as that window holds.
+            let counted = model.count(&query).unwrap();
+            prop_assert_eq!(counted.count as usize, want.len(), "count {:?}", query);
+            prop_assert!(counted.next.is_none());
+            let mut window = query.clone();
+            window.offset = 1;
+            window.limit = Some(page);
+            prop_assert_eq!(
+                model.count(&window).unwrap().count as usize,
+                want.len().saturating_sub(1).min(page as usize)
+            );
             // Offset and limit, and an end cursor that stops where a page ended.
             let mut windowed = query.clone();
             windowed.offset = 1;

@@ -143,6 +143,14 @@ impl<T: Transport, L: Log> Model<T, L> {
     }
 
     fn read_many(&mut self, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        Ok(self
+            .read_many_versioned(keys)?
+            .into_iter()
+            .map(|v| v.map(|v| v.value))
+            .collect())
+    }
+
+    fn read_many_versioned(&mut self, keys: &[Key]) -> Result<Vec<Option<Versioned>>, Error> {
         self.log
             .log(Level::Debug, "model", "Model base _get_many()");
         check_batch(keys.len())?;
@@ -150,12 +158,27 @@ impl<T: Transport, L: Log> Model<T, L> {
             .iter()
             .map(|key| key.validate().map(|()| key.encode()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(self
-            .transport
-            .get_many(&encoded)?
-            .into_iter()
-            .map(|v| v.map(|v| v.value))
-            .collect())
+        Ok(self.transport.get_many(&encoded)?)
+    }
+
+    /// Reads several entities as [`Model::get_many_json`] does, each with the version of its
+    /// row: what a conditional write ([`Model::put_if`], [`Model::delete_if`]) names.
+    pub fn get_versioned_json(
+        &mut self,
+        keys: &[Key],
+    ) -> Result<Vec<Option<(String, u64)>>, Error> {
+        let stored = self.read_many_versioned(keys)?;
+        keys.iter()
+            .zip(stored)
+            .map(|(key, stored)| {
+                stored
+                    .map(|stored| {
+                        crate::entity::into_json(key, stored.value)
+                            .map(|json| (json, stored.version))
+                    })
+                    .transpose()
+            })
+            .collect()
     }
 
     /// Validates `entity` against its kind, then writes it and its index rows in one atomic
@@ -219,22 +242,88 @@ impl<T: Transport, L: Log> Model<T, L> {
         self.write(mutations)
     }
 
-    /// Applies `mutations` (a later one for the same key wins): reads the old values, then
-    /// commits entities and index rows with checks on the versions read; a lost race is
-    /// retried as the transport's backoff allows.
+    /// Like [`Model::put_many`], but each entity is written only if its [`Condition`] holds
+    /// for what is stored at its key; if one does not, nothing is written and the error is
+    /// [`Error::FailedPrecondition`], naming the key and what is stored. Returns the
+    /// version of the commit, which every written entity now has.
+    pub fn put_if(&mut self, writes: Vec<(Entity, Condition)>) -> Result<u64, Error> {
+        self.log.log(Level::Debug, "model", "Model base _put_if()");
+        check_batch(writes.len())?;
+        let several = writes.len() > 1;
+        let mut mutations = Vec::with_capacity(writes.len());
+        let mut conditions = Vec::with_capacity(writes.len());
+        for (mut entity, condition) in writes {
+            let stored = entity.prepare(self.schema).map_err(|err| match err {
+                Error::InvalidEntity(msg) if several => {
+                    Error::InvalidEntity(format!("{}: {msg}", entity.key))
+                }
+                other => other,
+            })?;
+            conditions.push(condition);
+            mutations.push(Mutation::Put(entity, stored));
+        }
+        Ok(self.write_if(mutations, &conditions)?.version)
+    }
+
+    /// Deletes the entities at `deletes`' keys in one atomic commit, if every [`Condition`]
+    /// holds (else [`Error::FailedPrecondition`], and nothing is deleted). Returns, per key,
+    /// whether an entity was there.
+    pub fn delete_if(&mut self, deletes: &[(Key, Condition)]) -> Result<Vec<bool>, Error> {
+        self.log
+            .log(Level::Debug, "model", "Model base _delete_if()");
+        check_batch(deletes.len())?;
+        let mutations = deletes
+            .iter()
+            .map(|(key, _)| key.validate().map(|()| Mutation::Delete(key.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let conditions: Vec<Condition> = deletes.iter().map(|(_, c)| *c).collect();
+        let written = self.write_if(mutations, &conditions)?;
+        Ok(deletes
+            .iter()
+            .map(|(key, _)| written.existed.get(&key.encode()).copied().unwrap_or(false))
+            .collect())
+    }
+
+    /// Applies `mutations` unconditionally (see [`Model::write_if`]).
     fn write(&mut self, mutations: Vec<Mutation>) -> Result<(), Error> {
+        let conditions = alloc::vec![Condition::Any; mutations.len()];
+        self.write_if(mutations, &conditions).map(|_| ())
+    }
+
+    /// Applies `mutations` (a later one for the same key wins) if each one's condition (in
+    /// `conditions`, beside it) holds: reads the old values, checks the conditions against
+    /// them, then commits entities and index rows with checks on the versions read; a lost
+    /// race is retried as the transport's backoff allows (and the conditions checked again).
+    fn write_if(
+        &mut self,
+        mutations: Vec<Mutation>,
+        conditions: &[Condition],
+    ) -> Result<Written, Error> {
+        let mut required: Vec<(Vec<u8>, Key, Condition)> = Vec::new();
         let mut by_key: BTreeMap<Vec<u8>, Mutation> = BTreeMap::new();
-        for mutation in mutations {
-            by_key.insert(mutation.key().encode(), mutation);
+        for (mutation, condition) in mutations.into_iter().zip(conditions) {
+            let encoded = mutation.key().encode();
+            if *condition != Condition::Any {
+                required.push((encoded.clone(), mutation.key().clone(), *condition));
+            }
+            by_key.insert(encoded, mutation);
         }
         let keys: Vec<Vec<u8>> = by_key.keys().cloned().collect();
         self.retrying(|model| {
             let old = model.transport.get_many(&keys)?;
             let reads: BTreeMap<Vec<u8>, Option<Versioned>> =
                 keys.iter().cloned().zip(old).collect();
+            for (encoded, key, condition) in &required {
+                let stored = reads.get(encoded).and_then(Option::as_ref);
+                condition.check(key, stored.map(|s| s.version))?;
+            }
+            let existed = reads
+                .iter()
+                .map(|(k, v)| (k.clone(), v.is_some()))
+                .collect();
             let (checks, writes) = commit_plan(model.schema, reads, &by_key)?;
-            model.transport.commit(&checks, &writes)?;
-            Ok(())
+            let version = model.transport.commit(&checks, &writes)?;
+            Ok(Written { version, existed })
         })
     }
 
@@ -320,6 +409,12 @@ impl<T: Transport, L: Log> Model<T, L> {
             results,
             next: page.next,
         })
+    }
+
+    /// Counts the results of `query` from its index (see [`crate::query::count`]).
+    pub fn count(&mut self, query: &Query) -> Result<query::Count, Error> {
+        self.log.log(Level::Debug, "model", "Model base _count()");
+        query::count(&mut self.transport, self.schema, query)
     }
 
     /// Reserves `count` consecutive ids for `kind` in `namespace` and returns the first.
@@ -439,6 +534,51 @@ fn commit_plan(
         .map(|(key, value)| Write { key, value })
         .collect();
     Ok((checks, writes))
+}
+
+/// What a conditional write requires of the entity stored at its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Nothing: the write applies whatever is stored.
+    Any,
+    /// No entity is stored at the key (create, never replace).
+    Absent,
+    /// An entity is stored at the key, at any version (replace, never create).
+    Present,
+    /// An entity is stored at the key, at exactly this version.
+    Version(u64),
+}
+
+impl Condition {
+    /// `Ok` when the condition holds for `stored`, the version of the entity at `key`
+    /// (`None`: absent); else the error that says what is stored.
+    fn check(self, key: &Key, stored: Option<u64>) -> Result<(), Error> {
+        let failed = |why: String| Err(Error::FailedPrecondition(why));
+        match (self, stored) {
+            (Condition::Any, _) | (Condition::Absent, None) | (Condition::Present, Some(_)) => {
+                Ok(())
+            }
+            (Condition::Present, None) => failed(format!(
+                "{key} does not exist; the write required that it did"
+            )),
+            (Condition::Version(want), Some(have)) if want == have => Ok(()),
+            (Condition::Absent, Some(have)) => failed(format!(
+                "{key} exists (version {have}); the write required that it did not"
+            )),
+            (Condition::Version(want), None) => failed(format!(
+                "{key} does not exist; the write required version {want}"
+            )),
+            (Condition::Version(want), Some(have)) => failed(format!(
+                "{key} is at version {have}, not {want}: it was written since it was read"
+            )),
+        }
+    }
+}
+
+/// What [`Model::write_if`] did: the commit's version, and whether each key held an entity.
+struct Written {
+    version: u64,
+    existed: BTreeMap<Vec<u8>, bool>,
 }
 
 /// One page of [`Model::query_json`].

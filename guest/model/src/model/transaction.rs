@@ -118,6 +118,13 @@ impl<T: Transport, L: Log> Transaction<'_, T, L> {
                 "queries inside a transaction must have an ancestor (as in Cloud Datastore)".into(),
             ));
         };
+        if query.kind.as_deref().is_some_and(query::is_metadata_kind) {
+            return Err(Error::InvalidQuery(
+                "metadata queries do not run inside a transaction: their results are not \
+                 entities with versions to check"
+                    .into(),
+            ));
+        }
         let group = index::group_row(ancestor);
         if !self.reads.contains_key(&group) {
             let version = self.model.transport.get(&group)?;

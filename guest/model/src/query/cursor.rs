@@ -9,7 +9,7 @@ use base64::Engine as _;
 use super::Query;
 use super::plan::invalid;
 use crate::encoding;
-use crate::error::Error;
+use crate::error::{Error, quote};
 use crate::key::Key;
 use crate::value;
 
@@ -54,11 +54,15 @@ pub(super) fn decode_cursor(cursor: &str, fingerprint: u64) -> Result<Vec<u8>, E
         .decode(cursor.trim())
         .map_err(|_| {
             invalid(format!(
-                "cursor {cursor:?} is not a ds cursor (bad base64url)"
+                "cursor {} is not a ds cursor (bad base64url)",
+                quote(cursor)
             ))
         })?;
     if bytes.len() < 9 || bytes[0] != CURSOR_VERSION {
-        return Err(invalid(format!("cursor {cursor:?} is not a ds cursor")));
+        return Err(invalid(format!(
+            "cursor {} is not a ds cursor",
+            quote(cursor)
+        )));
     }
     if bytes[1..9] != fingerprint.to_be_bytes() {
         return Err(invalid(

@@ -24,6 +24,10 @@ pub(super) struct Run<'a, T> {
     pub(super) offset: usize,
     pub(super) want: usize,
     pub(super) hits: Vec<Hit>,
+    /// Count results instead of keeping them (`count`).
+    pub(super) count_only: bool,
+    /// Results counted, when `count_only`.
+    pub(super) counted: usize,
     /// The position after the last result or skipped result.
     pub(super) position: Option<Vec<u8>>,
 }
@@ -38,8 +42,13 @@ pub(super) struct Candidate {
 
 impl<T: Transport> Run<'_, T> {
     fn batch(&self) -> u32 {
-        let remaining = (self.want - self.hits.len() + self.offset) as u32;
+        let remaining = (self.want - self.taken() + self.offset) as u32;
         remaining.saturating_add(1).clamp(MIN_BATCH, MAX_BATCH)
+    }
+
+    /// Results taken so far (kept or counted).
+    fn taken(&self) -> usize {
+        self.hits.len() + self.counted
     }
 
     /// Takes one result; true when the page is full.
@@ -49,8 +58,12 @@ impl<T: Transport> Run<'_, T> {
             self.offset -= 1;
             return false;
         }
-        self.hits.push(Hit { key, stored });
-        self.hits.len() >= self.want
+        if self.count_only {
+            self.counted += 1;
+        } else {
+            self.hits.push(Hit { key, stored });
+        }
+        self.taken() >= self.want
     }
 
     /// Scans the plan's ranges from `start` (exclusive) to `end` (inclusive); true when the
@@ -262,8 +275,12 @@ impl<T: Transport> Run<'_, T> {
                 if self.offset > 0 {
                     self.offset -= 1;
                 } else {
-                    keys.push(candidate.clone());
-                    if keys.len() >= self.want {
+                    if self.count_only {
+                        self.counted += 1;
+                    } else {
+                        keys.push(candidate.clone());
+                    }
+                    if keys.len() + self.counted >= self.want {
                         full = true;
                         break 'join;
                     }

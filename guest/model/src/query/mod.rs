@@ -36,7 +36,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::error::Error;
+use crate::error::{Error, quote};
 use crate::key::Key;
 use crate::schema::{Direction, Schema};
 use crate::transport::{Transport, Versioned};
@@ -44,7 +44,10 @@ use crate::value::Value;
 
 mod cursor;
 mod exec;
+mod metadata;
 mod plan;
+
+pub use metadata::{KIND_KIND, NAMESPACE_KIND, PROPERTY_KIND, REPRESENTATION, is_metadata_kind};
 
 use cursor::{decode_cursor, encode_cursor, fingerprint};
 use exec::Run;
@@ -106,8 +109,9 @@ impl Filter {
     pub fn parse(text: &str) -> Result<Filter, Error> {
         let bad = |why: &str| {
             Error::InvalidQuery(format!(
-                "filter {text:?}: {why} (write it as `property OP value`, e.g. `balance >= 100` \
-                 or `owner = \"alice\"`)"
+                "filter {}: {why} (write it as `property OP value`, e.g. `balance >= 100` \
+                 or `owner = \"alice\"`)",
+                quote(text)
             ))
         };
         let text_trimmed = text.trim_start();
@@ -198,7 +202,8 @@ impl Order {
         };
         if property.is_empty() {
             return Err(Error::InvalidQuery(format!(
-                "sort order {text:?} names no property (write `prop` or `-prop`)"
+                "sort order {} names no property (write `prop` or `-prop`)",
+                quote(text)
             )));
         }
         Ok(Order {
@@ -261,6 +266,9 @@ pub fn run<T: Transport>(
     query: &Query,
     fetch_all: bool,
 ) -> Result<Page, Error> {
+    if query.kind.as_deref().is_some_and(is_metadata_kind) {
+        return metadata::run(transport, query);
+    }
     let planned = plan(schema, query)?;
     let fingerprint = fingerprint(query);
     let start = query
@@ -281,6 +289,8 @@ pub fn run<T: Transport>(
         offset: query.offset as usize,
         want,
         hits: Vec::new(),
+        count_only: false,
+        counted: 0,
         position: None,
     };
     if want == 0 {
@@ -302,6 +312,89 @@ pub fn run<T: Transport>(
     };
     Ok(Page {
         hits: run.hits,
+        next,
+    })
+}
+
+/// Most results one [`count`] call counts before it returns a cursor to count on from:
+/// a bound on one call's index reads (the rows of 20 scans).
+pub const COUNT_PAGE: u32 = 10_000;
+
+/// What one [`count`] call counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    /// Results counted by this call.
+    pub count: u64,
+    /// Where this call stopped when more may follow (pass it as the query's start cursor,
+    /// with offset 0, to count on); `None` when the count is complete.
+    pub next: Option<String>,
+}
+
+/// Counts the results of `query` from its index, reading entities only where a repeated
+/// property needs them to count an entity once: up to `query.limit` (`None`: no bound),
+/// after skipping `query.offset`, and at most [`COUNT_PAGE`] per call.
+pub fn count<T: Transport>(
+    transport: &mut T,
+    schema: &Schema,
+    query: &Query,
+) -> Result<Count, Error> {
+    if let Some(kind) = query.kind.as_deref().filter(|kind| is_metadata_kind(kind)) {
+        return Err(Error::InvalidQuery(format!(
+            "{kind} results cannot be counted: list them with a query"
+        )));
+    }
+    if query.limit == Some(0) {
+        return Err(Error::InvalidQuery(
+            "a count's limit is the most results to count, at least 1 (leave it out to count \
+             them all)"
+                .into(),
+        ));
+    }
+    // The page-size bounds of `query` do not apply: its limit is the count's.
+    let planned = plan(
+        schema,
+        &Query {
+            limit: None,
+            ..query.clone()
+        },
+    )?;
+    let fingerprint = fingerprint(query);
+    let start = query
+        .start
+        .as_deref()
+        .map(|c| decode_cursor(c, fingerprint))
+        .transpose()?;
+    let end = query
+        .end
+        .as_deref()
+        .map(|c| decode_cursor(c, fingerprint))
+        .transpose()?;
+    let limit = query.limit.map_or(u64::MAX, u64::from);
+    let want = limit.min(u64::from(COUNT_PAGE)) as usize;
+    let mut run = Run {
+        transport,
+        schema,
+        fetch: false,
+        offset: query.offset as usize,
+        want,
+        hits: Vec::new(),
+        count_only: true,
+        counted: 0,
+        position: None,
+    };
+    let full = match &planned {
+        Plan::Scan(scan) => run.scan(scan, start, end.as_deref())?,
+        Plan::Join(join) => run.join(join, start, end.as_deref())?,
+    };
+    let next = if full && (want as u64) < limit {
+        run.position
+            .as_deref()
+            .map(|position| encode_cursor(fingerprint, position))
+    } else {
+        None
+    };
+    Ok(Count {
+        count: run.counted as u64,
         next,
     })
 }

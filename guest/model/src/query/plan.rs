@@ -10,7 +10,7 @@ use crate::encoding;
 use crate::error::Error;
 use crate::index::{self, prefix_end};
 use crate::schema::{CompositeIndex, Direction, Kind, Schema, describe_columns};
-use crate::value::{self, Value};
+use crate::value::{self, Type, Value};
 
 #[derive(Debug)]
 pub(super) enum Plan {
@@ -78,6 +78,7 @@ pub(super) fn fixed_by_equality(query: &Query, property: &str) -> bool {
 pub(super) fn plan(schema: &Schema, query: &Query) -> Result<Plan, Error> {
     crate::key::check_namespace(&query.namespace)?;
     check_limits(query)?;
+    check_declared(schema, query)?;
     let ancestor = match &query.ancestor {
         Some(ancestor) => {
             ancestor.validate()?;
@@ -706,6 +707,61 @@ pub(super) fn column_ranges(
 /// Refuses what Cloud Datastore refuses before planning: a `limit` outside
 /// 1..=[`super::MAX_PAGE`], and an `IN` of more than [`super::MAX_IN_VALUES`] values (each
 /// value is a scan of its own).
+/// Refuses a filter that can match nothing because the kind's declaration rules it out: a
+/// property the kind does not declare (a typo: a declared kind has no other properties), an
+/// unindexed one, or a value of another type than the property's (index order never puts
+/// an int64 beside a float64, so `balance > 1.5` on an int64 `balance` would be silently
+/// empty). Schemaless kinds and properties are not checked: any value can be there.
+fn check_declared(schema: &Schema, query: &Query) -> Result<(), Error> {
+    let Some(kind) = query.kind.as_deref().and_then(|kind| schema.kind(kind)) else {
+        return Ok(());
+    };
+    for filter in &query.filters {
+        if filter.property == "__key__" {
+            continue;
+        }
+        let Some(property) = kind.property(&filter.property) else {
+            let declared: Vec<&str> = kind.properties.iter().map(|p| p.name).collect();
+            return Err(invalid(format!(
+                "filter {filter}: kind {} declares no property {} (declared: {})",
+                kind.name,
+                filter.property,
+                declared.join(", ")
+            )));
+        };
+        if !property.indexed {
+            return Err(invalid(format!(
+                "filter {filter}: {}.{} is declared unindexed, so no index can serve a filter \
+                 on it",
+                kind.name, property.name
+            )));
+        }
+        for value in filter.value.elements() {
+            let ty = value.ty();
+            if ty != property.ty && ty != Type::Null {
+                return Err(invalid(format!(
+                    "filter {filter}: {}.{} is declared {}, and {} {ty} never compares equal \
+                     or ordered to one (write the value as {} {})",
+                    kind.name,
+                    property.name,
+                    property.ty,
+                    article(ty),
+                    article(property.ty),
+                    property.ty
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn article(ty: Type) -> &'static str {
+    match ty {
+        Type::Int | Type::Array | Type::Entity => "an",
+        _ => "a",
+    }
+}
+
 fn check_limits(query: &Query) -> Result<(), Error> {
     if let Some(limit) = query.limit
         && !(1..=super::MAX_PAGE).contains(&limit)
