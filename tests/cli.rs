@@ -1131,3 +1131,184 @@ fn rough_edges_are_clear_errors() {
         }
     }
 }
+
+/// Issue 28 from the command line, both binaries: metadata queries, counts (and the note
+/// after an empty answer for a kind no entity has), deletes that say what was there,
+/// delete by query, the declared schema and indexes, `info`, and a float filter on an
+/// int64 property refused.
+#[test]
+fn metadata_counts_deletes_schema_and_info() {
+    let dir = tempfile::tempdir().unwrap();
+    for host in HOSTS {
+        let store = format!("sqlite:{host}-tools.db");
+        let ds = |args: &[&str]| {
+            let mut all = vec!["--store", store.as_str()];
+            all.extend_from_slice(args);
+            run(host, dir.path(), &all)
+        };
+        for (key, properties) in [
+            ("Account:a", r#"{"owner": "x", "balance": 10}"#),
+            ("Account:b", r#"{"owner": "y", "balance": 20}"#),
+            ("Note:1", r#"{"n": 1}"#),
+            ("Note:2", r#"{"n": 2}"#),
+            ("Note:3", r#"{"n": 3}"#),
+        ] {
+            assert_eq!(ds(&["put", key, properties]).code, 0);
+        }
+        let kinds = ds(&["query", "__kind__", "--keys-only"]);
+        assert_eq!(
+            (kinds.code, kinds.stdout.as_str()),
+            (
+                0,
+                "{\"key\":\"__kind__:Account\"}\n{\"key\":\"__kind__:Note\"}\n"
+            ),
+            "{host}: {}",
+            kinds.stderr
+        );
+        let properties = ds(&["query", "__property__", "--ancestor", "__kind__:Note"]);
+        assert_eq!(
+            properties.stdout,
+            "{\"key\":\"__kind__:Note/__property__:n\",\"properties\":{\"property_representation\":[\"int64\"]}}\n",
+            "{host}: {}",
+            properties.stderr
+        );
+        assert_eq!(ds(&["count", "Account"]).stdout, "{\"count\":2}\n");
+        assert_eq!(
+            ds(&["count", "Note", "--filter", "n >= 2"]).stdout,
+            "{\"count\":2}\n"
+        );
+        // A misspelled kind: the answer is empty, and a note names the kinds there are.
+        let typo = ds(&["count", "Acount"]);
+        assert_eq!((typo.code, typo.stdout.as_str()), (0, "{\"count\":0}\n"));
+        assert!(
+            typo.stderr
+                .contains("no entity of kind Acount exists in the default namespace (kinds there: Account, Note)"),
+            "{host}: {}",
+            typo.stderr
+        );
+        let typo = ds(&["query", "Acount"]);
+        assert!(
+            typo.stderr.contains("no entity of kind Acount"),
+            "{}",
+            typo.stderr
+        );
+        // A declared kind with no entity yet gets no note.
+        assert!(!ds(&["query", "Transfer"]).stderr.contains("note:"));
+        // A float against an int64 property: refused, not silently empty.
+        let float = ds(&["query", "Account", "--filter", "balance > 1.5"]);
+        assert_eq!(float.code, 2, "{host}: {}", float.stderr);
+        assert!(float.stderr.contains("declared int64"), "{}", float.stderr);
+
+        let deleted = ds(&["delete", "Account:b", "Account:nobody"]);
+        assert_eq!(
+            deleted.stdout,
+            "{\"deleted\":true,\"key\":\"Account:b\"}\n{\"deleted\":false,\"key\":\"Account:nobody\"}\n"
+        );
+        let dry = ds(&["delete-query", "Note", "--filter", "n >= 2", "--dry-run"]);
+        assert_eq!(
+            dry.stdout, "{\"dry_run\":true,\"matched\":2}\n",
+            "{}",
+            dry.stderr
+        );
+        let done = ds(&["delete-query", "Note", "--filter", "n >= 2"]);
+        assert_eq!(done.stdout, "{\"batches\":1,\"deleted\":2,\"matched\":2}\n");
+        assert_eq!(ds(&["count", "Note"]).stdout, "{\"count\":1}\n");
+
+        let indexes = ds(&["indexes"]);
+        assert_eq!(
+            indexes.stdout,
+            "{\"index\":\"owner,-balance\",\"kind\":\"Account\",\"properties\":\"owner, balance\"}\n"
+        );
+        let schema: serde_json::Value = serde_json::from_str(&ds(&["schema"]).stdout).unwrap();
+        assert_eq!(schema["kinds"][1]["kind"], "Transfer");
+        let info: serde_json::Value = serde_json::from_str(&ds(&["info"]).stdout).unwrap();
+        assert_eq!(info["store_format"], 1);
+        assert_eq!(info["store_backend"], "sqlite");
+        assert_eq!(info["component_lacks"], serde_json::json!([]));
+        assert_eq!(
+            info["declared_kinds"],
+            serde_json::json!(["Account", "Transfer"])
+        );
+        // `info` reads: it refuses a store that does not exist.
+        let missing = run(host, dir.path(), &["--store", "sqlite:typo.db", "info"]);
+        assert_eq!(missing.code, 4, "{}", missing.stderr);
+    }
+    assert!(!dir.path().join("typo.db").exists());
+}
+
+/// A component built before `get-versioned`, `put-if`, `delete-if`, `count` and `schema`
+/// (the shipped example as it was before them) still runs: what it lacks is named by
+/// `info`, `delete` falls back to `delete-many`, and `count` says to rebuild it.
+#[test]
+fn a_component_from_before_the_new_functions_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = ds_tests::workspace_root().join("tests/fixtures/ds_guest_before_issue_28.wasm");
+    let old = old.to_str().unwrap();
+    for host in HOSTS {
+        let store = format!("sqlite:{host}-old.db");
+        let ds = |args: &[&str]| {
+            let mut all = vec!["--store", store.as_str(), "--component", old];
+            all.extend_from_slice(args);
+            run(host, dir.path(), &all)
+        };
+        assert_eq!(ds(&["put", "Note:1", "{}"]).code, 0);
+        let info: serde_json::Value = serde_json::from_str(&ds(&["info"]).stdout).unwrap();
+        assert_eq!(
+            info["component_lacks"],
+            serde_json::json!(["get-versioned", "put-if", "delete-if", "count", "schema"])
+        );
+        assert_eq!(info["declared_kinds"], serde_json::Value::Null);
+        let deleted = ds(&["delete", "Note:1"]);
+        assert_eq!(
+            deleted.stdout, "{\"deleted\":true,\"key\":\"Note:1\"}\n",
+            "{}",
+            deleted.stderr
+        );
+        let count = ds(&["count", "Note"]);
+        assert_eq!(count.code, 1, "{host}: {}", count.stderr);
+        assert!(count.stderr.contains("rebuild it"), "{}", count.stderr);
+        // Metadata queries are the old `query` export's too: they need no new function,
+        // but the old model does not know them (a reserved kind, refused).
+        assert_ne!(ds(&["query", "__kind__"]).code, 0);
+    }
+}
+
+/// An error quotes a bounded part of a huge argument, not all of it: clap's own message
+/// and the model's.
+#[test]
+fn huge_arguments_are_quoted_in_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "x".repeat(100_000);
+    let filter = format!("n ~ {huge}");
+    for host in HOSTS {
+        for args in [
+            vec!["--store", "memory:", "get", huge.as_str()],
+            vec![
+                "--store",
+                "memory:",
+                "query",
+                "Note",
+                "--filter",
+                filter.as_str(),
+            ],
+            vec![
+                "--store",
+                "memory:",
+                "query",
+                "Note",
+                "--cursor",
+                huge.as_str(),
+            ],
+        ] {
+            let out = run(host, dir.path(), &args);
+            assert_eq!(out.code, 2, "{host} {}: {}", args[2], &out.stderr[..200]);
+            assert!(
+                out.stderr.len() < 1_500,
+                "{host} {}: {} bytes",
+                args[2],
+                out.stderr.len()
+            );
+            assert!(out.stderr.contains("bytes"), "{}", out.stderr);
+        }
+    }
+}

@@ -73,6 +73,52 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `curl` a request with extra request headers; returns (status, the answer's headers
+    /// as lowercase `name: value` lines, JSON body or null).
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+        body: Option<Value>,
+    ) -> (u16, Vec<String>, Value) {
+        let url = format!("http://{}{path}", self.address);
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "-i", "-X", method, "-w", "\n%{http_code}", &url]);
+        for header in headers {
+            curl.args(["-H", header]);
+        }
+        if let Some(body) = body {
+            curl.args(["-H", "content-type: application/json", "--data-binary"]);
+            curl.arg(body.to_string());
+        }
+        let out = curl.output().expect("curl runs");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (rest, status) = text.rsplit_once('\n').expect("a status line");
+        let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+        let headers = head
+            .lines()
+            .skip(1)
+            .map(|line| line.trim().to_ascii_lowercase())
+            .collect();
+        (
+            status.parse().unwrap(),
+            headers,
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// The `ETag` among `headers` (as `request` gives them), quotes and all.
+fn etag_of(headers: &[String]) -> String {
+    headers
+        .iter()
+        .find_map(|h| h.strip_prefix("etag: "))
+        .unwrap_or_else(|| panic!("an ETag in {headers:?}"))
+        .to_string()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -487,4 +533,157 @@ fn limits_are_400s_naming_the_limit() {
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{path}: {answer}");
     }
+}
+
+/// Issue 28 over HTTP: ETags and conditional writes (412), batch put and delete, deletes
+/// that say what was there, counts, delete by query, metadata queries and the schema.
+#[test]
+fn etags_conditional_writes_batches_and_counts() {
+    let server = Server::start(&[]);
+    let path = "/v1/entities/Account:alice";
+    let (status, headers, _) = server.request(
+        "PUT",
+        path,
+        &["if-none-match: *"],
+        Some(json!({ "owner": "Alice", "balance": 10 })),
+    );
+    assert_eq!(status, 200, "{headers:?}");
+    let created = etag_of(&headers);
+    // Create-only again: 412, and nothing changed.
+    let (status, _, answer) = server.request(
+        "PUT",
+        path,
+        &["if-none-match: *"],
+        Some(json!({ "owner": "Mallory", "balance": 0 })),
+    );
+    assert_eq!(
+        (status, answer["error"]["kind"].as_str()),
+        (412, Some("precondition_failed"))
+    );
+    // GET gives the same ETag; If-None-Match with it is 304.
+    let (status, headers, body) = server.request("GET", path, &[], None);
+    assert_eq!((status, etag_of(&headers)), (200, created.clone()));
+    assert_eq!(body["properties"]["owner"], "Alice");
+    let (status, _, _) =
+        server.request("GET", path, &[&format!("if-none-match: W/{created}")], None);
+    assert_eq!(status, 304);
+    // Read-modify-write: the first writer with the ETag wins, the second gets 412.
+    let (status, headers, _) = server.request(
+        "PUT",
+        path,
+        &[&format!("if-match: {created}")],
+        Some(json!({ "owner": "Alice", "balance": 11 })),
+    );
+    assert_eq!(status, 200);
+    let updated = etag_of(&headers);
+    assert_ne!(updated, created);
+    let (status, _, answer) = server.request(
+        "PUT",
+        path,
+        &[&format!("if-match: {created}")],
+        Some(json!({ "owner": "Alice", "balance": 12 })),
+    );
+    assert_eq!(status, 412, "{answer}");
+    let (_, _, body) = server.request("GET", path, &[], None);
+    assert_eq!(body["properties"]["balance"], 11);
+    // Headers that name no one state: 400.
+    for header in [
+        "if-match: \"1\", \"2\"",
+        "if-match: W/\"1\"",
+        "if-none-match: \"1\"",
+    ] {
+        let (status, _, answer) =
+            server.request("PUT", path, &[header], Some(json!({"owner": "A"})));
+        assert_eq!(
+            (status, answer["error"]["kind"].as_str()),
+            (400, Some("bad_condition")),
+            "{header}"
+        );
+    }
+    // If-Match: * replaces, never creates.
+    let (status, _, _) = server.request(
+        "PUT",
+        "/v1/entities/Account:nobody",
+        &["if-match: *"],
+        Some(json!({ "owner": "N" })),
+    );
+    assert_eq!(status, 412);
+    // DELETE: a stale ETag is 412; then it says whether the entity was there.
+    let (status, _, _) = server.request("DELETE", path, &[&format!("if-match: {created}")], None);
+    assert_eq!(status, 412);
+    assert_eq!(
+        server
+            .request("DELETE", path, &[&format!("if-match: {updated}")], None)
+            .2,
+        json!({ "key": "Account:alice", "deleted": true })
+    );
+    assert_eq!(
+        server.call("DELETE", path, None),
+        (200, json!({ "key": "Account:alice", "deleted": false }))
+    );
+
+    // Batch put (one commit; a failed condition writes none), counts, batch delete.
+    let things: Vec<Value> = (1..=5)
+        .map(|i| json!({ "key": format!("Thing:{i}"), "properties": { "n": i % 2 } }))
+        .collect();
+    let (status, answer) =
+        server.call("POST", "/v1/batch-put", Some(json!({ "entities": things })));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["keys"].as_array().map(Vec::len), Some(5));
+    assert!(answer["version"].as_u64().is_some());
+    let (status, _) = server.call(
+        "POST",
+        "/v1/batch-put",
+        Some(json!({ "entities": [
+            { "key": "Thing:6", "properties": {} },
+            { "key": "Thing:1", "properties": {}, "if_absent": true },
+        ] })),
+    );
+    assert_eq!(status, 412);
+    assert_eq!(server.call("GET", "/v1/entities/Thing:6", None).0, 404);
+    assert_eq!(
+        server.call("POST", "/v1/count", Some(json!({ "kind": "Thing" }))),
+        (200, json!({ "count": 5 }))
+    );
+    assert_eq!(
+        server.call(
+            "POST",
+            "/v1/count",
+            Some(json!({ "kind": "Thing", "filters": ["n = 1"] }))
+        ),
+        (200, json!({ "count": 3 }))
+    );
+    assert_eq!(
+        server.call(
+            "POST",
+            "/v1/batch-delete",
+            Some(json!({ "keys": ["Thing:5", "Thing:9"] }))
+        ),
+        (
+            200,
+            json!({ "deleted": [
+                { "key": "Thing:5", "deleted": true },
+                { "key": "Thing:9", "deleted": false },
+            ] })
+        )
+    );
+    // Delete by query: a dry run, then the real thing.
+    let odd = json!({ "kind": "Thing", "filters": ["n = 1"] });
+    let mut dry = odd.clone();
+    dry["dry_run"] = json!(true);
+    assert_eq!(
+        server.call("POST", "/v1/delete-by-query", Some(dry)),
+        (200, json!({ "matched": 2, "dry_run": true }))
+    );
+    assert_eq!(
+        server.call("POST", "/v1/delete-by-query", Some(odd)),
+        (200, json!({ "matched": 2, "deleted": 2, "batches": 1 }))
+    );
+    // Metadata through the query route; the declared schema.
+    let (status, answer) = server.call("POST", "/v1/query", Some(json!({ "kind": "__kind__" })));
+    assert_eq!(status, 200);
+    assert_eq!(answer["results"][0]["key"], "__kind__:Thing");
+    let (status, answer) = server.call("GET", "/v1/schema", None);
+    assert_eq!(status, 200);
+    assert_eq!(answer["kinds"][0]["kind"], "Account");
 }

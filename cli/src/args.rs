@@ -80,7 +80,8 @@ pub enum Command {
         #[arg(value_parser = parse_properties_arg)]
         properties: Map<String, Value>,
     },
-    /// Delete the entities at KEYS in one atomic commit (not an error if there is none).
+    /// Delete the entities at KEYS in one atomic commit (not an error if there is none);
+    /// prints, per key, whether an entity was there ("deleted": true or false).
     #[command(
         after_help = "Examples:\n  ds delete Account:alice\n  ds delete Note:1 Note:2 Note:3"
     )]
@@ -203,6 +204,52 @@ pub enum Command {
         #[arg(long, default_value = "")]
         namespace: String,
     },
+    /// Count the entities of KIND that match, from the indexes (no entity is read): prints
+    /// {"count": N}. Takes the filters and ancestor `query` takes.
+    #[command(after_help = "Examples:\n  \
+        ds count Account\n  \
+        ds count Account --filter 'balance >= 100'\n  \
+        ds count Transfer --ancestor Account:alice --limit 1000")]
+    Count {
+        /// Which entities.
+        #[command(flatten)]
+        selection: Selection,
+        /// Count at most this many (stop early).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+    },
+    /// Delete every entity of KIND that matches, in atomic batches of 500 (a keys-only query,
+    /// then one commit per page): prints {"matched", "deleted", "batches"}. Not one
+    /// transaction: a failure leaves the batches before it deleted. --dry-run only counts.
+    #[command(after_help = "Examples:\n  \
+        ds delete-query Transfer --ancestor Account:alice --dry-run\n  \
+        ds delete-query Session --filter 'expires < {\"$timestamp\": \"2026-01-01T00:00:00Z\"}'")]
+    DeleteQuery {
+        /// Which entities.
+        #[command(flatten)]
+        selection: Selection,
+        /// Delete at most this many.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+        /// Count what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the kinds the component declares, as JSON: each kind's properties (type,
+    /// required, repeated, indexed, default) and composite indexes. Opens the store too.
+    #[command(
+        after_help = "Examples:\n  ds schema --pretty\n  ds --component my_model.wasm schema"
+    )]
+    Schema,
+    /// List the composite indexes the component declares, one line each (kind, name,
+    /// columns), as `gcloud datastore indexes list` does. Single-property and kind indexes
+    /// are built in for every indexed property. Kinds in the store: `ds query __kind__`.
+    #[command(after_help = "Example:\n  ds indexes --output table")]
+    Indexes,
+    /// Print what this ds is and what it runs on: its version, the WIT contract, the
+    /// component and the functions it lacks, the store (password redacted) and its format.
+    #[command(after_help = "Example:\n  ds info --pretty")]
+    Info,
     /// Reserve COUNT consecutive ids of KIND, never issued again; prints the first and last.
     #[command(after_help = "Example:\n  ds allocate-ids Order 10")]
     AllocateIds {
@@ -303,7 +350,7 @@ impl<C: Subcommand + AsCommand> Cli<C> {
                     }
                 }
             }
-            err.exit()
+            exit_bounded(err)
         });
         let cli = Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
         match cli.command.as_command() {
@@ -373,6 +420,66 @@ impl<C: Subcommand + AsCommand> Cli<C> {
     }
 }
 
+/// Which entities a `count` or `delete-query` takes: a kind, filters and an ancestor, as
+/// `query` takes them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Selection {
+    /// The kind.
+    pub kind: String,
+    /// Only descendants of this key (and the key itself).
+    #[arg(long, value_parser = parse_key)]
+    pub ancestor: Option<Key>,
+    /// A filter 'PROPERTY OP VALUE', as `query` takes it. Repeatable.
+    #[arg(long = "filter", value_parser = parse_filter)]
+    pub filters: Vec<Filter>,
+    /// The namespace.
+    #[arg(long, default_value = "")]
+    pub namespace: String,
+}
+
+impl Selection {
+    /// The query that selects these entities, with `limit` as its limit.
+    pub fn query(&self, limit: Option<u32>) -> Query {
+        Query {
+            namespace: self.namespace.clone(),
+            kind: Some(self.kind.clone()),
+            ancestor: self.ancestor.clone(),
+            filters: self.filters.clone(),
+            limit,
+            ..Query::default()
+        }
+    }
+}
+
+/// Exits on a usage error as clap does, but with each line of its message bounded: clap
+/// quotes an invalid argument whole, and a 1 MB argument must not make a 1 MB message.
+fn exit_bounded(err: clap::Error) -> ! {
+    if !err.use_stderr() {
+        // --help and --version: printed as they are.
+        err.exit()
+    }
+    let text = err.render().to_string();
+    eprint!("{}", bound_lines(&text, 400));
+    std::process::exit(err.exit_code())
+}
+
+/// `text` with every line longer than `max` characters cut in the middle, saying how many
+/// bytes it had.
+fn bound_lines(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(4096));
+    for line in text.split_inclusive('\n') {
+        let chars = line.chars().count();
+        if chars <= max {
+            out.push_str(line);
+            continue;
+        }
+        let head: String = line.chars().take(max / 2).collect();
+        let tail: String = line.chars().skip(chars - max / 4).collect();
+        out.push_str(&format!("{head}… ({} bytes in all) …{tail}", line.len()));
+    }
+    out
+}
+
 /// A binary's command set, seen as the commands both binaries share.
 pub trait AsCommand {
     /// The shared command this is, if it is one.
@@ -412,7 +519,13 @@ impl Command {
     pub fn reads_only(&self) -> bool {
         matches!(
             self,
-            Command::Get { .. } | Command::Query { .. } | Command::Export { .. } | Command::Check
+            Command::Get { .. }
+                | Command::Query { .. }
+                | Command::Export { .. }
+                | Command::Check
+                | Command::Count { .. }
+                | Command::DeleteQuery { dry_run: true, .. }
+                | Command::Info
         )
     }
 

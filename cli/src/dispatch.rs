@@ -3,9 +3,9 @@
 //! blocking binary runs the dispatch with one poll) and `ads::Datastore` (awaited) implement.
 
 use anyhow::Context as _;
-use ds::{CheckReport, Entity, Error, Query, QueryPage};
+use ds::{CheckReport, Condition, Entity, Error, Query, QueryPage};
 use host_core::answer;
-use host_core::face::Face;
+use host_core::face::{self, Face};
 use serde_json::json;
 
 use crate::args::Command;
@@ -13,8 +13,22 @@ use crate::exit::{CheckFailed, NotFound};
 use crate::import::{ImportReader, import_progress};
 use crate::output::Output;
 
+/// What a command runs on, as the user named it: for `info`.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    /// The store URL as given.
+    pub store: &'a str,
+    /// The component: `--component`'s path, or `None` for the embedded example.
+    pub component: Option<&'a std::path::Path>,
+}
+
 /// Runs `command` on `db`, printing its results to `output`.
-pub async fn run(db: &impl Face, command: Command, output: &mut Output) -> anyhow::Result<()> {
+pub async fn run(
+    db: &impl Face,
+    command: Command,
+    output: &mut Output,
+    invocation: Invocation<'_>,
+) -> anyhow::Result<()> {
     match command {
         Command::Get { keys } if keys.len() == 1 => {
             let key = keys.into_iter().next().expect("one key");
@@ -53,9 +67,57 @@ pub async fn run(db: &impl Face, command: Command, output: &mut Output) -> anyho
             output.emit(answer::key_json(&key));
         }
         Command::Delete { keys } => {
-            db.delete_many(&keys).await.context("delete")?;
-            let rows: Vec<_> = keys.iter().map(answer::deleted_json).collect();
+            let existed = if db.exports_function("delete-if") {
+                let deletes: Vec<_> = keys.iter().map(|k| (k.clone(), Condition::Any)).collect();
+                db.delete_if(&deletes).await.context("delete")?
+            } else {
+                // A component from before `delete-if` cannot say; it deleted what was there.
+                db.delete_many(&keys).await.context("delete")?;
+                vec![true; keys.len()]
+            };
+            let rows: Vec<_> = keys
+                .iter()
+                .zip(existed)
+                .map(|(key, existed)| answer::deleted_json(key, existed))
+                .collect();
             output.emit_rows(&rows);
+        }
+        Command::Count { selection, limit } => {
+            let query = selection.query(limit);
+            let count = db.count(&query).await.context("count")?;
+            output.emit(json!({ "count": count }));
+            if count == 0 {
+                hint_unknown_kind(db, &query).await;
+            }
+        }
+        Command::DeleteQuery {
+            selection,
+            limit,
+            dry_run,
+        } => {
+            let query = selection.query(limit);
+            let done = face::delete_by_query(db, &query, dry_run)
+                .await
+                .context("delete-query")?;
+            output.emit(answer::deleted_by_query_json(&done, dry_run));
+        }
+        Command::Schema => {
+            output.emit(db.schema().await.context("schema")?);
+        }
+        Command::Indexes => {
+            let schema = db.schema().await.context("indexes")?;
+            let rows = answer::index_rows(&schema);
+            if !rows.is_empty() {
+                output.emit_rows(&rows);
+            }
+        }
+        Command::Info => {
+            let schema = if db.exports_function("schema") {
+                Some(db.schema().await.context("info")?)
+            } else {
+                None
+            };
+            output.emit(info_json(db, invocation, schema.as_ref()));
         }
         Command::Import { file, batch } => {
             let mut reader = ImportReader::open(&file, batch)?;
@@ -89,11 +151,16 @@ pub async fn run(db: &impl Face, command: Command, output: &mut Output) -> anyho
         }
         Command::Query { .. } => {
             let mut query = command.query().context("query")?;
+            let mut printed = 0;
             loop {
                 let page = db.query(&query).await.context("query")?;
+                printed += page.keys.len();
                 if print_query_page(output, &page, &mut query) {
                     break;
                 }
+            }
+            if printed == 0 && query.start.is_none() {
+                hint_unknown_kind(db, &query).await;
             }
         }
         Command::AllocateIds {
@@ -139,6 +206,106 @@ pub async fn run(db: &impl Face, command: Command, output: &mut Output) -> anyho
         }
     }
     Ok(())
+}
+
+/// After an empty answer: a note on stderr when no entity of the query's kind exists in its
+/// namespace and the component does not declare it, naming the kinds that do exist. A
+/// misspelled kind is otherwise indistinguishable from an empty one. Best effort: a failure
+/// to list the kinds prints nothing.
+async fn hint_unknown_kind(db: &impl Face, query: &Query) {
+    let Some(kind) = query.kind.as_deref() else {
+        return;
+    };
+    if ds_model::query::is_metadata_kind(kind) {
+        return;
+    }
+    if db.exports_function("schema")
+        && let Ok(schema) = db.schema().await
+        && answer::declared_kinds(&schema).iter().any(|k| k == kind)
+    {
+        return;
+    }
+    let kinds_query = Query {
+        namespace: query.namespace.clone(),
+        kind: Some(ds_model::query::KIND_KIND.into()),
+        keys_only: true,
+        ..Query::default()
+    };
+    let Ok(page) = db.query(&kinds_query).await else {
+        return;
+    };
+    let kinds: Vec<String> = page
+        .keys
+        .iter()
+        .filter_map(|key| match &key.path.first()?.id {
+            ds::IdOrName::Name(name) => Some(name.clone()),
+            ds::IdOrName::Id(_) => None,
+        })
+        .collect();
+    if kinds.iter().any(|k| k == kind) {
+        return;
+    }
+    let namespace = if query.namespace.is_empty() {
+        "the default namespace".to_string()
+    } else {
+        format!("namespace {:?}", query.namespace)
+    };
+    let existing = if kinds.is_empty() {
+        "none".to_string()
+    } else {
+        kinds.join(", ")
+    };
+    eprintln!("note: no entity of kind {kind} exists in {namespace} (kinds there: {existing})");
+}
+
+/// `info`'s answer: this build, its contract, the component and the store.
+fn info_json(
+    db: &impl Face,
+    invocation: Invocation<'_>,
+    schema: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    let missing: Vec<&str> = ["get-versioned", "put-if", "delete-if", "count", "schema"]
+        .into_iter()
+        .filter(|f| !db.exports_function(f))
+        .collect();
+    let component = match invocation.component {
+        Some(path) => path.display().to_string(),
+        None => "embedded example (ds-guest)".to_string(),
+    };
+    let (backend, format) = store_format(invocation.store);
+    json!({
+        "ds": env!("CARGO_PKG_VERSION"),
+        "contract": "ds:datastore@0.1.0",
+        "component": component,
+        "component_lacks": missing,
+        "declared_kinds": schema.map(answer::declared_kinds),
+        "store": ds::store::redact(invocation.store),
+        "store_backend": backend,
+        "store_format": format,
+    })
+}
+
+/// The backend of a store URL, and the format of a store of it that opened: formats older
+/// than this build's do not exist yet, and a newer one is refused when the store opens, so
+/// a store that opened is at this build's format. `None` for the memory store.
+fn store_format(url: &str) -> (&'static str, Option<i64>) {
+    match url.parse::<ds::store::StoreUrl>() {
+        Ok(ds::store::StoreUrl::Memory) => ("memory", None),
+        Ok(ds::store::StoreUrl::Sqlite(_)) => ("sqlite", Some(ds::store::SQLITE_FORMAT_VERSION)),
+        #[allow(unreachable_patterns)]
+        Ok(other) => backend_format(&other),
+        Err(_) => ("unknown", None),
+    }
+}
+
+#[allow(unreachable_code, unused_variables)]
+fn backend_format(url: &ds::store::StoreUrl) -> (&'static str, Option<i64>) {
+    match url {
+        ds::store::StoreUrl::Postgres(_) => ("postgres", Some(ds::store::postgres::FORMAT_VERSION)),
+        #[cfg(feature = "etcd")]
+        ds::store::StoreUrl::Etcd(_) => ("etcd", Some(ds::store::etcd::FORMAT_VERSION as i64)),
+        _ => ("unknown", None),
+    }
 }
 
 /// Prints one page of `query`'s results. Returns true when the caller should stop: the

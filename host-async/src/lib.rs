@@ -105,6 +105,13 @@ impl Datastore {
         self.core.engine()
     }
 
+    /// Whether the component exports `datastore.{function}`: false only for a function
+    /// added to the contract after the component was built (`get-versioned`, `put-if`,
+    /// `delete-if`, `count`, `schema`), whose calls then fail with [`Error::NotFound`].
+    pub fn exports_function(&self, function: &str) -> bool {
+        self.core.exports_function(function)
+    }
+
     /// How many warm instances are idle, ready for the next call (always 0 in per-call mode).
     pub fn idle_instances(&self) -> usize {
         self.core.idle_instances()
@@ -272,6 +279,43 @@ impl Datastore {
     /// entity. Returns the rows examined and every problem found.
     pub async fn check(&self) -> Result<CheckReport, Error> {
         self.core.check().await
+    }
+
+    /// Reads several entities with the versions of their rows, in one round trip: one
+    /// result per key, in order. A version is what [`Condition::Version`] names in a
+    /// conditional write, to replace or delete exactly what was read.
+    pub async fn get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<VersionedEntity>>, Error> {
+        self.core.get_versioned(keys).await
+    }
+
+    /// Writes the entities in one atomic commit if the [`Condition`] beside each holds for
+    /// what is stored at its key ([`Condition::Absent`]: create only;
+    /// [`Condition::Version`]: replace exactly what was read). If one does not hold, nothing
+    /// is written and the error is [`Error::FailedPrecondition`], naming the key. Returns
+    /// the commit's version, which every written entity now has.
+    pub async fn put_if(&self, writes: &[(Entity, Condition)]) -> Result<u64, Error> {
+        self.core.put_if(writes).await
+    }
+
+    /// Deletes the entities in one atomic commit if the [`Condition`] beside each holds
+    /// (else [`Error::FailedPrecondition`], and nothing is deleted). Returns, per key, in
+    /// order, whether an entity was there.
+    pub async fn delete_if(&self, deletes: &[(Key, Condition)]) -> Result<Vec<bool>, Error> {
+        self.core.delete_if(deletes).await
+    }
+
+    /// Counts the results of `query` from the indexes, reading no entity (but the entities
+    /// a repeated property needs, to count each once): up to `query.limit` (`None`: all),
+    /// after `query.offset`. A large count takes several calls of the component (10,000
+    /// results each), so it is not one snapshot under concurrent writes.
+    pub async fn count(&self, query: &Query) -> Result<u64, Error> {
+        self.core.count(query).await
+    }
+
+    /// The kinds the component declares, as JSON: each kind's properties (type, required,
+    /// repeated, indexed, default) and composite indexes (`ds schema`, `ds indexes`).
+    pub async fn schema(&self) -> Result<serde_json::Value, Error> {
+        self.core.schema().await
     }
 }
 

@@ -16,8 +16,53 @@ pub fn key_json(key: &Key) -> Value {
 }
 
 /// `{"key", "deleted": true}`: what a delete removed.
-pub fn deleted_json(key: &Key) -> Value {
-    json!({ "key": key.to_string(), "deleted": true })
+pub fn deleted_json(key: &Key, existed: bool) -> Value {
+    json!({ "key": key.to_string(), "deleted": existed })
+}
+
+/// `{"matched", "deleted", "batches"}` (a dry run: `{"matched", "dry_run": true}`): what a
+/// delete by query did.
+pub fn deleted_by_query_json(done: &crate::face::DeletedByQuery, dry_run: bool) -> Value {
+    if dry_run {
+        json!({ "matched": done.matched, "dry_run": true })
+    } else {
+        json!({ "matched": done.matched, "deleted": done.deleted, "batches": done.batches })
+    }
+}
+
+/// The names of the kinds a `schema` answer declares.
+pub fn declared_kinds(schema: &Value) -> Vec<String> {
+    schema["kinds"]
+        .as_array()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .filter_map(|kind| kind["kind"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One row per composite index of a `schema` answer: `{"kind", "index", "columns"}`, the
+/// columns as `a,-b` (`-`: descending), as indexes are named in messages.
+pub fn index_rows(schema: &Value) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for kind in schema["kinds"].as_array().into_iter().flatten() {
+        for index in kind["indexes"].as_array().into_iter().flatten() {
+            let columns: Vec<&str> = index["columns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["property"].as_str())
+                .collect();
+            rows.push(json!({
+                "kind": kind["kind"],
+                "index": index["name"],
+                "properties": columns.join(", "),
+            }));
+        }
+    }
+    rows
 }
 
 /// `{"kind", "first", "last"}`: the ids `allocate-ids` reserved (`count` ≥ 1).

@@ -363,6 +363,41 @@ pub fn found_many_from_wit(
         .collect()
 }
 
+/// `get-versioned`'s results for `keys`, as host entities with their versions.
+pub fn versioned_from_wit(
+    keys: &[Key],
+    found: Vec<Option<wit::StoredProperties>>,
+) -> Result<Vec<Option<crate::VersionedEntity>>, Error> {
+    if found.len() != keys.len() {
+        return Err(Error::Corrupt(format!(
+            "the model returned {} results for {} keys",
+            found.len(),
+            keys.len()
+        )));
+    }
+    keys.iter()
+        .zip(found)
+        .map(|(key, found)| {
+            let Some(found) = found else { return Ok(None) };
+            let entity = found_from_wit(key, Some(found.properties))?;
+            Ok(entity.map(|entity| crate::VersionedEntity {
+                entity,
+                version: found.version,
+            }))
+        })
+        .collect()
+}
+
+/// A write condition in its WIT form.
+pub fn condition_to_wit(condition: crate::Condition) -> wit::Condition {
+    match condition {
+        crate::Condition::Any => wit::Condition::Any,
+        crate::Condition::Absent => wit::Condition::Absent,
+        crate::Condition::Present => wit::Condition::Present,
+        crate::Condition::Version(version) => wit::Condition::Version(version),
+    }
+}
+
 /// One page of entities from the model, as host entities.
 pub fn entity_page_from_wit(page: wit::EntityPage) -> Result<crate::EntityPage, Error> {
     let entities = page

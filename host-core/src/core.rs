@@ -15,11 +15,14 @@ use crate::convert;
 use crate::ctx::{HasInstanceCtx, InstanceCtx};
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::exports::{ExportCalls, ExportIndices, Exports};
+use crate::exports::{Export, ExportCalls, ExportIndices, Exports};
 use crate::instances::{Instance, InstancePool, new_store};
 use crate::logging::GuestLog;
 use crate::mode::Mode;
-use crate::{CheckReport, Entity, EntityPage, Key, Query, QueryPage, Receipt, RetryPolicy};
+use crate::{
+    CheckReport, Condition, Entity, EntityPage, Key, Query, QueryPage, Receipt, RetryPolicy,
+    VersionedEntity,
+};
 
 /// Writes a host API trace line (`ds::api`: "Model sync get()", `ads::api`: "Model async
 /// get()"), as the seed's models printed them.
@@ -104,6 +107,13 @@ impl<M: ExportCalls> Core<M> {
     /// The store this datastore reads and writes.
     pub fn store(&self) -> &Arc<M::Store> {
         &self.store
+    }
+
+    /// Whether the component exports `datastore.{function}`: false only for a function
+    /// added to the contract after the component was built (`get-versioned`, `put-if`,
+    /// `delete-if`, `count`, `schema`), whose calls then fail with `NotFound`.
+    pub fn exports_function(&self, function: &str) -> bool {
+        self.exports.has_function(function)
     }
 
     /// How many warm instances are idle, ready for the next call (always 0 in per-call mode).
@@ -241,6 +251,80 @@ impl<M: ExportCalls> Core<M> {
                 None => return Ok(total),
             }
         }
+    }
+
+    /// `get-versioned`: each key's entity with the version of its row, in one round trip.
+    pub async fn get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<VersionedEntity>>, Error> {
+        trace_api!(M, "get_versioned");
+        self.exports.require(Export::GetVersioned)?;
+        let wit_keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
+        let result = self.call_get_versioned(&wit_keys).await;
+        convert::call_result(result, |found| convert::versioned_from_wit(keys, found))
+    }
+
+    /// `put-if`: writes the entities in one atomic commit if every condition holds (else
+    /// `FailedPrecondition`, and nothing is written); returns the commit's version.
+    pub async fn put_if(&self, writes: &[(Entity, Condition)]) -> Result<u64, Error> {
+        trace_api!(M, "put_if");
+        self.exports.require(Export::PutIf)?;
+        let writes = writes
+            .iter()
+            .map(|(entity, condition)| {
+                Ok((
+                    convert::entity_to_wit(entity)?,
+                    convert::condition_to_wit(*condition),
+                ))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let bytes = writes.iter().map(|(e, _)| e.properties.len()).sum();
+        crate::runtime::check_call_bytes("the batch's entities' properties", bytes)?;
+        let result = self.call_put_if(&writes).await;
+        convert::call_result(result, Ok)
+    }
+
+    /// `delete-if`: deletes the entities in one atomic commit if every condition holds;
+    /// returns, per key, whether an entity was there.
+    pub async fn delete_if(&self, deletes: &[(Key, Condition)]) -> Result<Vec<bool>, Error> {
+        trace_api!(M, "delete_if");
+        self.exports.require(Export::DeleteIf)?;
+        let deletes: Vec<_> = deletes
+            .iter()
+            .map(|(key, condition)| (convert::key_ref(key), convert::condition_to_wit(*condition)))
+            .collect();
+        let result = self.call_delete_if(&deletes).await;
+        convert::call_result(result, Ok)
+    }
+
+    /// `count`: the number of results of `query` (up to its `limit`, after its `offset`),
+    /// counted from the indexes, call after call until the count is complete.
+    pub async fn count(&self, query: &Query) -> Result<u64, Error> {
+        trace_api!(M, "count");
+        self.exports.require(Export::Count)?;
+        let mut spec = convert::query_to_wit(query);
+        let mut total = 0u64;
+        loop {
+            let result = self.call_count(&spec).await;
+            let page = convert::call_result(result, Ok)?;
+            total += page.count;
+            let Some(next) = page.next_cursor else {
+                return Ok(total);
+            };
+            if let Some(limit) = query.limit {
+                match u64::from(limit).checked_sub(total) {
+                    Some(left @ 1..) => spec.limit = Some(left as u32),
+                    _ => return Ok(total),
+                }
+            }
+            spec.start_cursor = Some(next);
+            spec.offset = 0;
+        }
+    }
+
+    /// `schema`: the kinds the component declares, as JSON (see `datastore.schema`).
+    pub async fn schema(&self) -> Result<serde_json::Value, Error> {
+        self.exports.require(Export::Schema)?;
+        let result = self.call_schema().await;
+        convert::call_result(result, |text| convert::json_from_wit("schema", &text))
     }
 
     /// Admits a call and leases it an instance, its deadline armed.

@@ -14,7 +14,8 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::component::{ComponentExportIndex, Func, Instance, InstancePre, TypedFunc};
 
 use crate::bindings::types::{
-    CheckReport, Entity, EntityPage, Error, Key, KvKey, Properties, QueryPage, QuerySpec, Receipt,
+    CheckReport, Condition, CountPage, Entity, EntityPage, Error, Key, KvKey, Properties,
+    QueryPage, QuerySpec, Receipt, StoredProperties,
 };
 use crate::convert::KeyRef;
 use std::future::{Future, Ready, ready};
@@ -154,6 +155,21 @@ model_exports! {
     /// `datastore.check`
     Check: "ds:datastore/datastore@0.1.0" "check",
         call_check(start: Option<&KvKey>) -> Result<CheckReport, Error>;
+    /// `datastore.get-versioned`
+    GetVersioned: "ds:datastore/datastore@0.1.0" "get-versioned",
+        call_get_versioned(keys: &[KeyRef<'_>]) -> Result<Vec<Option<StoredProperties>>, Error>;
+    /// `datastore.put-if`
+    PutIf: "ds:datastore/datastore@0.1.0" "put-if",
+        call_put_if(writes: &[(Entity, Condition)]) -> Result<u64, Error>;
+    /// `datastore.delete-if`
+    DeleteIf: "ds:datastore/datastore@0.1.0" "delete-if",
+        call_delete_if(deletes: &[(KeyRef<'_>, Condition)]) -> Result<Vec<bool>, Error>;
+    /// `datastore.count`
+    Count: "ds:datastore/datastore@0.1.0" "count",
+        call_count(query: &QuerySpec) -> Result<CountPage, Error>;
+    /// `datastore.schema`
+    Schema: "ds:datastore/datastore@0.1.0" "schema",
+        call_schema() -> Result<String, Error>;
     /// `accounts.deposit`
     Deposit: "ds:datastore/accounts@0.1.0" "deposit",
         call_deposit(account: &KeyRef<'_>, amount: i64) -> Result<i64, Error>;
@@ -165,6 +181,16 @@ model_exports! {
 /// The interface a component may lack: the example application's `accounts` (world `bank`).
 /// A component of world `model` runs without it; only `deposit` and `transfer` then fail.
 const OPTIONAL_INTERFACE: &str = "ds:datastore/accounts@0.1.0";
+
+/// The `datastore` functions added after its first release: a component built before them
+/// runs without them, and only their calls fail ([`ExportIndices::require`]).
+const ADDED_LATER: &[Export] = &[
+    Export::GetVersioned,
+    Export::PutIf,
+    Export::DeleteIf,
+    Export::Count,
+    Export::Schema,
+];
 
 /// What `deposit` and `transfer` answer (as `not-found`) on a component without `accounts`.
 const NO_ACCOUNTS: &str = "the component does not export the example application's \
@@ -197,12 +223,13 @@ impl ExportIndices {
                     "the component does not export `{interface}`"
                 ));
             };
-            let func = component
-                .get_export_index(Some(&instance), name)
-                .ok_or_else(|| {
-                    wasmtime::format_err!("the component's `{interface}` has no function `{name}`")
-                })?;
-            indices.push(Some(func));
+            let func = component.get_export_index(Some(&instance), name);
+            if func.is_none() && !ADDED_LATER.contains(export) {
+                return Err(wasmtime::format_err!(
+                    "the component's `{interface}` has no function `{name}`"
+                ));
+            }
+            indices.push(func);
         }
         Ok(Arc::new(ExportIndices {
             indices,
@@ -217,6 +244,29 @@ impl ExportIndices {
             Some(_) => Ok(()),
             None => Err(crate::Error::NotFound(NO_ACCOUNTS.into())),
         }
+    }
+
+    /// Whether the component exports `datastore.{function}` (e.g. `put-if`): false only for
+    /// a function [`ADDED_LATER`] that a component built before it lacks.
+    pub fn has_function(&self, function: &str) -> bool {
+        EXPORTS.iter().any(|(export, interface, name)| {
+            *name == function
+                && interface.starts_with("ds:datastore/datastore@")
+                && self.indices[*export as usize].is_some()
+        })
+    }
+
+    /// `Ok` if the component has `export`, one of the functions [`ADDED_LATER`]; else the
+    /// `not-found` error that says to rebuild it.
+    pub(crate) fn require(&self, export: Export) -> Result<(), crate::Error> {
+        if self.indices[export as usize].is_some() {
+            return Ok(());
+        }
+        let name = EXPORTS[export as usize].2;
+        Err(crate::Error::NotFound(format!(
+            "the component does not export `datastore.{name}`: it was built with a ds-guest-sdk \
+             from before the function was added; rebuild it with this version's SDK"
+        )))
     }
 }
 

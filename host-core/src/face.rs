@@ -9,7 +9,9 @@ use std::future::Future;
 use serde_json::Value as Json;
 
 use crate::error::Error;
-use crate::{CheckReport, Entity, EntityPage, Key, Query, QueryPage, Receipt};
+use crate::{
+    CheckReport, Condition, Entity, EntityPage, Key, Query, QueryPage, Receipt, VersionedEntity,
+};
 
 /// The datastore operations of both hosts, as `Send` futures.
 pub trait Face: Send + Sync {
@@ -61,6 +63,103 @@ pub trait Face: Send + Sync {
     fn call(&self, name: &str, input: &Json) -> impl Future<Output = Result<Json, Error>> + Send;
     /// Checks the whole store.
     fn check(&self) -> impl Future<Output = Result<CheckReport, Error>> + Send;
+    /// Reads several entities with the versions of their rows.
+    fn get_versioned(
+        &self,
+        keys: &[Key],
+    ) -> impl Future<Output = Result<Vec<Option<VersionedEntity>>, Error>> + Send;
+    /// Writes entities in one atomic commit if every condition holds; the commit's version.
+    fn put_if(
+        &self,
+        writes: &[(Entity, Condition)],
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+    /// Deletes in one atomic commit if every condition holds; per key, whether it was there.
+    fn delete_if(
+        &self,
+        deletes: &[(Key, Condition)],
+    ) -> impl Future<Output = Result<Vec<bool>, Error>> + Send;
+    /// Counts a query's results from the indexes.
+    fn count(&self, query: &Query) -> impl Future<Output = Result<u64, Error>> + Send;
+    /// The kinds the component declares, as JSON.
+    fn schema(&self) -> impl Future<Output = Result<Json, Error>> + Send;
+    /// Whether the component exports `datastore.{function}` (see
+    /// `Core::exports_function`).
+    fn exports_function(&self, function: &str) -> bool;
+}
+
+/// Most keys one batch of [`delete_by_query`] deletes (one atomic commit each).
+pub const DELETE_BATCH: u32 = 500;
+
+/// What [`delete_by_query`] did: the entities it found and, unless a dry run, deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletedByQuery {
+    /// Results of the query (for a dry run, counted from the indexes).
+    pub matched: u64,
+    /// Entities deleted (fewer than matched if another writer deleted some first).
+    pub deleted: u64,
+    /// Atomic commits made.
+    pub batches: u64,
+}
+
+/// Deletes every result of `query` (its limit, if any, bounds how many): a keys-only query,
+/// page by page, each page deleted in one atomic commit of at most [`DELETE_BATCH`] keys.
+/// With `dry_run`, counts the results instead and deletes nothing. Not one transaction:
+/// an entity written after its page was read stays, and a failure leaves the batches before
+/// it deleted (each batch is all or nothing).
+pub async fn delete_by_query(
+    db: &impl Face,
+    query: &Query,
+    dry_run: bool,
+) -> Result<DeletedByQuery, Error> {
+    if dry_run {
+        let matched = db.count(query).await?;
+        return Ok(DeletedByQuery {
+            matched,
+            deleted: 0,
+            batches: 0,
+        });
+    }
+    let mut page_query = Query {
+        keys_only: true,
+        ..query.clone()
+    };
+    let mut left = query.limit.map(u64::from);
+    let mut done = DeletedByQuery {
+        matched: 0,
+        deleted: 0,
+        batches: 0,
+    };
+    loop {
+        let batch = left.map_or(DELETE_BATCH, |left| {
+            left.min(u64::from(DELETE_BATCH)) as u32
+        });
+        page_query.limit = Some(batch);
+        let page = db.query(&page_query).await?;
+        if !page.keys.is_empty() {
+            let deletes: Vec<(Key, Condition)> = page
+                .keys
+                .iter()
+                .map(|key| (key.clone(), Condition::Any))
+                .collect();
+            let existed = db.delete_if(&deletes).await?;
+            done.matched += page.keys.len() as u64;
+            done.deleted += existed.iter().filter(|&&e| e).count() as u64;
+            done.batches += 1;
+        }
+        if let Some(left) = &mut left {
+            *left -= page.keys.len() as u64;
+            if *left == 0 {
+                return Ok(done);
+            }
+        }
+        match page.next_cursor {
+            Some(cursor) => {
+                page_query.start = Some(cursor);
+                page_query.offset = 0;
+            }
+            None => return Ok(done),
+        }
+    }
 }
 
 /// The async host's futures, as they are (the `$wrap` of [`implement_face!`] for `ads`).
@@ -158,6 +257,40 @@ macro_rules! implement_face {
                 &self,
             ) -> impl std::future::Future<Output = Result<$crate::CheckReport, $crate::Error>> + Send {
                 $wrap(<$host>::check(self))
+            }
+            fn get_versioned(
+                &self,
+                keys: &[$crate::Key],
+            ) -> impl std::future::Future<
+                Output = Result<Vec<Option<$crate::VersionedEntity>>, $crate::Error>,
+            > + Send {
+                $wrap(<$host>::get_versioned(self, keys))
+            }
+            fn put_if(
+                &self,
+                writes: &[($crate::Entity, $crate::Condition)],
+            ) -> impl std::future::Future<Output = Result<u64, $crate::Error>> + Send {
+                $wrap(<$host>::put_if(self, writes))
+            }
+            fn delete_if(
+                &self,
+                deletes: &[($crate::Key, $crate::Condition)],
+            ) -> impl std::future::Future<Output = Result<Vec<bool>, $crate::Error>> + Send {
+                $wrap(<$host>::delete_if(self, deletes))
+            }
+            fn count(
+                &self,
+                query: &$crate::Query,
+            ) -> impl std::future::Future<Output = Result<u64, $crate::Error>> + Send {
+                $wrap(<$host>::count(self, query))
+            }
+            fn schema(
+                &self,
+            ) -> impl std::future::Future<Output = Result<serde_json::Value, $crate::Error>> + Send {
+                $wrap(<$host>::schema(self))
+            }
+            fn exports_function(&self, function: &str) -> bool {
+                <$host>::exports_function(self, function)
             }
         }
     };

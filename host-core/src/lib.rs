@@ -44,16 +44,17 @@ pub mod api {
     pub use crate::bindings::types as wit;
     pub use crate::store;
     pub use crate::{
-        BoundExceeded, CheckReport, ComponentSource, Direction, Engine, EngineOptions, Entity,
-        EntityPage, Error, Filter, IdOrName, InstanceOptions, Isolation, Key, Op, Order,
-        PathElement, Properties, Query, QueryPage, Receipt, RetryPolicy, Value, Writes,
+        BoundExceeded, CheckReport, ComponentSource, Condition, Direction, Engine, EngineOptions,
+        Entity, EntityPage, Error, Filter, IdOrName, InstanceOptions, Isolation, Key, Op, Order,
+        PathElement, Properties, Query, QueryPage, Receipt, RetryPolicy, Value, VersionedEntity,
+        Writes,
     };
 }
 
 pub use ds_model::query::{Filter, Op, Order};
 pub use ds_model::schema::Direction;
 pub use ds_model::value::{Properties, Value};
-pub use ds_model::{CheckReport, Entity, IdOrName, Key, PathElement, Query};
+pub use ds_model::{CheckReport, Condition, Entity, IdOrName, Key, PathElement, Query};
 pub use engine::Engine;
 pub use error::{BoundExceeded, Error, Writes};
 pub use instances::{InstanceOptions, Isolation};
@@ -70,6 +71,17 @@ pub struct QueryPage {
     /// The cursor after the last result when the page is full and more may follow: pass it
     /// as the next query's `start`, with `offset` 0 (`None`: the query is exhausted).
     pub next_cursor: Option<String>,
+}
+
+/// An entity and the version of its stored row (`Datastore::get_versioned`): what a conditional
+/// write (`Datastore::put_if`, `Datastore::delete_if`) names as
+/// [`Condition::Version`] to replace exactly what was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionedEntity {
+    /// The entity.
+    pub entity: Entity,
+    /// The version of the commit that last wrote it; it changes with every write.
+    pub version: u64,
 }
 
 /// What a transfer did (the example application's `transfer`).

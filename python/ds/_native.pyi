@@ -197,6 +197,18 @@ class Datastore:
     def transfer(self, source: KeyLike, destination: KeyLike, amount: int) -> Receipt: ...
     def call(self, name: str, input: Json = None) -> Json: ...
     def check(self) -> CheckReport: ...
+    def count(
+        self,
+        kind: str,
+        *,
+        ancestor: Optional[KeyLike] = None,
+        filters: Optional[Iterable[Filter]] = None,
+        limit: Optional[int] = None,
+        namespace: str = "",
+    ) -> int:
+        """The number of entities the selection matches, counted from the indexes."""
+    def schema(self) -> Dict[str, Any]:
+        """The kinds the component declares: properties and composite indexes."""
 
 class AsyncDatastore:
     """``ads.Datastore``: the model component over a store, called from asyncio."""
@@ -249,6 +261,16 @@ class AsyncDatastore:
     def transfer(self, source: KeyLike, destination: KeyLike, amount: int) -> Awaitable[Receipt]: ...
     def call(self, name: str, input: Json = None) -> Awaitable[Json]: ...
     def check(self) -> Awaitable[CheckReport]: ...
+    def count(
+        self,
+        kind: str,
+        *,
+        ancestor: Optional[KeyLike] = None,
+        filters: Optional[Iterable[Filter]] = None,
+        limit: Optional[int] = None,
+        namespace: str = "",
+    ) -> Awaitable[int]: ...
+    def schema(self) -> Awaitable[Dict[str, Any]]: ...
 
 def enable_logging(filter: str = "info") -> None:
     """Routes the hosts' log events (``tracing`` filter syntax) to Python's ``logging``."""

@@ -146,6 +146,35 @@ macro_rules! datastore_methods {
                 self.run(py, Op::Check)
             }
 
+            /// Counts the entities a query selects, from the model's indexes (no entity
+            /// is read): the arguments of `query`'s selection; `limit` is the most to
+            /// count (`None`: all).
+            #[pyo3(signature = (kind, *, ancestor = None, filters = None, limit = None, namespace = String::new()))]
+            fn count<'py>(
+                &self,
+                py: Python<'py>,
+                kind: String,
+                ancestor: Option<&Bound<'py, PyAny>>,
+                filters: Option<&Bound<'py, PyAny>>,
+                limit: Option<u32>,
+                namespace: String,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                if limit == Some(0) {
+                    return Err(pyo3::exceptions::PyValueError::new_err(
+                        "limit is the most to count: at least 1 (leave it out to count all)",
+                    ));
+                }
+                let mut query = ops::query_arg(Some(kind), ancestor, filters, None, None, 0, None, None, true, namespace)?;
+                query.limit = limit;
+                self.run(py, Op::Count(Box::new(query)))
+            }
+
+            /// The kinds the component declares, as a dict: each kind's properties (type,
+            /// required, repeated, indexed, default) and composite indexes.
+            fn schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                self.run(py, Op::Schema)
+            }
+
             /// Iterates over the pages of a query (the arguments of `query`; `limit` is
             /// the page size), following each page's cursor.
             #[pyo3(signature = (kind = None, *, ancestor = None, filters = None, orders = None, limit = None, offset = 0, start = None, end = None, keys_only = false, namespace = String::new()))]

@@ -58,6 +58,10 @@ pub enum Op {
     Call(String, Json),
     /// `check()`.
     Check,
+    /// `count(...)`: the query's limit is the most to count.
+    Count(Box<Query>),
+    /// `schema()`.
+    Schema,
 }
 
 /// What an [`Op`] returned, before conversion to Python.
@@ -112,6 +116,8 @@ pub async fn run<F: Face>(db: &F, op: Op) -> Result<Output, Error> {
         }
         Op::Call(name, input) => Output::Json(db.call(&name, &input).await?),
         Op::Check => Output::Check(db.check().await?),
+        Op::Count(query) => Output::Unsigned(db.count(&query).await?),
+        Op::Schema => Output::Json(db.schema().await?),
     })
 }
 

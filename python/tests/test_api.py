@@ -419,6 +419,23 @@ def test_query_kind_filters_and_orders(env: Env):
     env.run(body)
 
 
+def test_count_metadata_and_schema(env: Env):
+    async def body(db):
+        await seed_items(db)
+        assert await db.count("Item") == 10
+        assert await db.count("Item", filters=["n > 7"]) == 3
+        assert await db.count("Item", filters=[("tag", "=", "a")], limit=2) == 2
+        assert await db.count("Nothing") == 0
+        with pytest.raises(ValueError):
+            await db.count("Item", limit=0)
+        kinds = await db.query("__kind__", keys_only=True)
+        assert [str(k) for k in kinds.keys] == ["__kind__:Item"]
+        schema = await db.schema()
+        assert [k["kind"] for k in schema["kinds"]] == ["Account", "Transfer"]
+
+    env.run(body)
+
+
 def test_query_limit_offset_cursors_keys_only(env: Env):
     async def body(db):
         await seed_items(db)

@@ -192,7 +192,13 @@ async fn run(cli: Cli<AdsCommand>, output: &mut Output) -> anyhow::Result<()> {
         .await
         .with_context(|| ds_cli::cannot_open(&cli.store))?;
     match cli.command {
-        AdsCommand::Shared(command) => ds_cli::dispatch::run(&db, command, output).await,
+        AdsCommand::Shared(command) => {
+            let invocation = ds_cli::dispatch::Invocation {
+                store: &cli.store,
+                component: cli.component.as_deref(),
+            };
+            ds_cli::dispatch::run(&db, command, output, invocation).await
+        }
         AdsCommand::Serve(serve) => {
             let listen = serve.listen;
             let options = options.context("serve options")?;

@@ -32,6 +32,10 @@ fn run(cli: Cli<Command>, output: &mut Output) -> anyhow::Result<()> {
         .transaction_retries(cli.retries)
         .build()
         .with_context(|| ds_cli::cannot_open(&cli.store))?;
+    let invocation = ds_cli::dispatch::Invocation {
+        store: &cli.store,
+        component: cli.component.as_deref(),
+    };
     // Every future of the blocking host is ready when made: one poll runs the command.
-    complete(ds_cli::dispatch::run(&db, cli.command, output))
+    complete(ds_cli::dispatch::run(&db, cli.command, output, invocation))
 }

@@ -11,7 +11,7 @@ use ds_model::app::App;
 use ds_model::query::{Filter, Op, Order, Query};
 use ds_model::schema::Direction as SortDirection;
 use ds_model::transport::{self as t, Direction, KeyRange, Level, Log, Transport};
-use ds_model::{Entity, Error, IdOrName, Key, Model, PathElement, Value};
+use ds_model::{Condition, Entity, Error, IdOrName, Key, Model, PathElement, Value};
 
 use crate::bindings::ds;
 use crate::bindings::ds::datastore::types as wit;
@@ -126,6 +126,66 @@ impl<A: App> Guest for Component<A> {
             problems: report.problems,
             next: report.next,
         })
+    }
+
+    fn get_versioned(
+        keys: Vec<wit::Key>,
+    ) -> Result<Vec<Option<wit::StoredProperties>>, wit::Error> {
+        let keys: Vec<Key> = keys.into_iter().map(key_from_wit).collect();
+        let found = model::<A>()
+            .get_versioned_json(&keys)
+            .map_err(error_to_wit)?;
+        Ok(found
+            .into_iter()
+            .map(|found| {
+                found.map(|(properties, version)| wit::StoredProperties {
+                    properties,
+                    version,
+                })
+            })
+            .collect())
+    }
+
+    fn put_if(writes: Vec<(wit::Entity, wit::Condition)>) -> Result<u64, wit::Error> {
+        let writes = writes
+            .into_iter()
+            .map(|(wit::Entity { key, properties }, condition)| {
+                Entity::from_json_input(key_from_wit(key), &properties)
+                    .map(|entity| (entity, condition_from_wit(condition)))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(error_to_wit)?;
+        model::<A>().put_if(writes).map_err(error_to_wit)
+    }
+
+    fn delete_if(deletes: Vec<(wit::Key, wit::Condition)>) -> Result<Vec<bool>, wit::Error> {
+        let deletes: Vec<(Key, Condition)> = deletes
+            .into_iter()
+            .map(|(key, condition)| (key_from_wit(key), condition_from_wit(condition)))
+            .collect();
+        model::<A>().delete_if(&deletes).map_err(error_to_wit)
+    }
+
+    fn count(query: wit::QuerySpec) -> Result<wit::CountPage, wit::Error> {
+        let query = query_from_wit(query).map_err(error_to_wit)?;
+        let counted = model::<A>().count(&query).map_err(error_to_wit)?;
+        Ok(wit::CountPage {
+            count: counted.count,
+            next_cursor: counted.next,
+        })
+    }
+
+    fn schema() -> Result<String, wit::Error> {
+        Ok(A::SCHEMA.to_json_text())
+    }
+}
+
+fn condition_from_wit(condition: wit::Condition) -> Condition {
+    match condition {
+        wit::Condition::Any => Condition::Any,
+        wit::Condition::Absent => Condition::Absent,
+        wit::Condition::Present => Condition::Present,
+        wit::Condition::Version(version) => Condition::Version(version),
     }
 }
 

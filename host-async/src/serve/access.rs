@@ -32,9 +32,15 @@ impl Right {
         if route.ends_with("/v1/health") {
             None
         } else if route.ends_with("/v1/entities/{*key}") && read
-            || ["/v1/batch-get", "/v1/query", "/metrics"]
-                .iter()
-                .any(|r| route.ends_with(r))
+            || [
+                "/v1/batch-get",
+                "/v1/query",
+                "/v1/count",
+                "/v1/schema",
+                "/metrics",
+            ]
+            .iter()
+            .any(|r| route.ends_with(r))
         {
             Some(Right::Read)
         } else {

@@ -2,10 +2,15 @@
 //!
 //! | method and path | body | answer | right |
 //! |---|---|---|---|
-//! | `GET /v1/entities/{key}` | | `{"key", "properties"}`, 404 if missing | read |
-//! | `PUT /v1/entities/{key}` | properties (typed JSON object) | `{"key"}` | write |
-//! | `DELETE /v1/entities/{key}` | | `{"key", "deleted": true}` | write |
+//! | `GET /v1/entities/{key}` | | `{"key", "properties"}` and `ETag: "version"`, 404 if missing; `If-None-Match` → 304 | read |
+//! | `PUT /v1/entities/{key}` | properties (typed JSON object) | `{"key"}` and the new `ETag`; `If-Match: "version"` / `*`, `If-None-Match: *` → 412 when they do not hold | write |
+//! | `DELETE /v1/entities/{key}` | | `{"key", "deleted": whether it was there}`; `If-Match` → 412 | write |
 //! | `POST /v1/batch-get` | `{"keys": [...]}` | `{"entities": [entity or null, ...]}` | read |
+//! | `POST /v1/batch-put` | `{"entities": [{"key", "properties", "if_version"?, "if_absent"?}]}` (one commit) | `{"keys", "version"}`, 412 if a condition fails | write |
+//! | `POST /v1/batch-delete` | `{"keys": [...]}` (one commit) | `{"deleted": [{"key", "deleted"}, ...]}` | write |
+//! | `POST /v1/count` | `{"kind", "ancestor"?, "filters"?, "limit"?, "namespace"?}` | `{"count"}` | read |
+//! | `POST /v1/delete-by-query` | as count, and `"dry_run"?` | `{"matched", "deleted", "batches"}` (dry run: `{"matched", "dry_run"}`) | write |
+//! | `GET /v1/schema` | | the kinds the component declares | read |
 //! | `POST /v1/query` | `{"kind", "ancestor"?, "filters"?: ["balance >= 10"], "orders"?: ["-balance"], "limit"?, "offset"?, "cursor"?, "end_cursor"?, "keys_only"?, "namespace"?}` | `{"results": [...], "next_cursor"}` | read |
 //! | `POST /v1/allocate-ids` | `{"kind", "count", "namespace"?}` | `{"kind", "first", "last"}` | write |
 //! | `POST /v1/accounts/deposit` | `{"account", "amount"}` | `{"account", "balance"}` | write |
@@ -25,7 +30,8 @@
 //! or body, or past a store's limits), 401 (no or unknown token), 403 (a token without the
 //! right, or a `Host` or `Origin` the service does not serve), 404 (no such entity or route),
 //! 405 (another method), 408 (a body slower than the body timeout), 409 (a commit conflict
-//! after the retries), 413 (a body over [`MAX_BODY_BYTES`]), 415 (a body that is not
+//! after the retries), 412 (a write's `If-Match` or `If-None-Match` does not hold), 413 (a
+//! body over [`MAX_BODY_BYTES`]), 415 (a body that is not
 //! `application/json`), 422 (refused by a business rule), 503 (overloaded: no call slot or
 //! body buffer within the queue timeout, or the store is unavailable), 504 (past the call
 //! deadline) or 500.
@@ -170,6 +176,11 @@ fn router_with(db: Datastore, options: &ServeOptions, metrics: Arc<Metrics>) -> 
             get(get_entity).put(put_entity).delete(delete_entity),
         )
         .route("/v1/batch-get", post(batch_get))
+        .route("/v1/batch-put", post(batch_put))
+        .route("/v1/batch-delete", post(batch_delete))
+        .route("/v1/count", post(count))
+        .route("/v1/delete-by-query", post(delete_by_query))
+        .route("/v1/schema", get(schema))
         .route("/v1/query", post(query))
         .route("/v1/allocate-ids", post(allocate_ids))
         .route("/v1/accounts/deposit", post(deposit))
@@ -436,7 +447,10 @@ impl axum::extract::FromRequest<App> for Body {
         // Routes that take a few fields take at most SMALL_BODY_BYTES: parsed JSON takes
         // many times its text, and only entities and operations' input need more.
         let path = request.uri().path();
-        let limit = if path.contains("/v1/entities/") || path.contains("/v1/call/") {
+        let limit = if path.contains("/v1/entities/")
+            || path.contains("/v1/call/")
+            || path.ends_with("/v1/batch-put")
+        {
             MAX_BODY_BYTES
         } else {
             SMALL_BODY_BYTES
@@ -848,30 +862,338 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-async fn get_entity(State(app): State<App>, PathKey(key): PathKey) -> Answer {
-    let _slot = admit(&app).await?;
-    match app.db.get(&key).await? {
-        Some(entity) => Ok(JsonAnswer(entity_json(&entity))),
-        None => Err(ApiError::new(
+async fn get_entity(
+    State(app): State<App>,
+    PathKey(key): PathKey,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let not_found = || {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no entity at key {key}"),
-        )),
+        )
+    };
+    let _slot = admit(&app).await?;
+    if !app.db.exports_function("get-versioned") {
+        // A component from before versions: the entity, without an ETag.
+        let entity = app.db.get(&key).await?.ok_or_else(not_found)?;
+        return Ok(JsonAnswer(entity_json(&entity)).into_response());
     }
+    let found = app
+        .db
+        .get_versioned(std::slice::from_ref(&key))
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(not_found)?;
+    let tag = etag(found.version);
+    if conditional::none_match(&headers, found.version)? {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
+    }
+    let mut response = JsonAnswer(entity_json(&found.entity)).into_response();
+    response.headers_mut().insert(header::ETAG, tag);
+    Ok(response)
 }
 
-async fn put_entity(State(app): State<App>, PathKey(key): PathKey, request: Body) -> Answer {
+async fn put_entity(
+    State(app): State<App>,
+    PathKey(key): PathKey,
+    headers: axum::http::HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let condition = conditional::for_write(&headers, true)?;
     let properties: serde_json::Map<String, Json> = body(&request.bytes)?;
     let entity = Entity::from_json_object(key, &properties).map_err(Error::from)?;
     let _slot = admit(&app).await?;
-    let key = app.db.put(&entity).await?;
-    Ok(JsonAnswer(answer::key_json(&key)))
+    if !app.db.exports_function("put-if") {
+        conditional::unsupported(condition, "put-if")?;
+        let key = app.db.put(&entity).await?;
+        return Ok(JsonAnswer(answer::key_json(&key)).into_response());
+    }
+    let version = app
+        .db
+        .put_if(&[(entity.clone(), condition)])
+        .await
+        .map_err(conditional::failed)?;
+    let mut response = JsonAnswer(answer::key_json(&entity.key)).into_response();
+    response.headers_mut().insert(header::ETAG, etag(version));
+    Ok(response)
 }
 
-async fn delete_entity(State(app): State<App>, PathKey(key): PathKey) -> Answer {
+async fn delete_entity(
+    State(app): State<App>,
+    PathKey(key): PathKey,
+    headers: axum::http::HeaderMap,
+) -> Answer {
+    let condition = conditional::for_write(&headers, false)?;
     let _slot = admit(&app).await?;
-    app.db.delete(&key).await?;
-    Ok(JsonAnswer(answer::deleted_json(&key)))
+    if !app.db.exports_function("delete-if") {
+        conditional::unsupported(condition, "delete-if")?;
+        app.db.delete(&key).await?;
+        return Ok(JsonAnswer(answer::deleted_json(&key, true)));
+    }
+    let existed = app
+        .db
+        .delete_if(&[(key.clone(), condition)])
+        .await
+        .map_err(conditional::failed)?;
+    let existed = existed.first().copied().unwrap_or(false);
+    Ok(JsonAnswer(answer::deleted_json(&key, existed)))
+}
+
+/// An entity version as an `ETag` (strong: the version names the exact stored bytes).
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+/// HTTP conditional requests over the model's write conditions: `If-Match` and
+/// `If-None-Match` as RFC 9110 defines them, for the ETags [`etag`] gives.
+mod conditional {
+    use super::*;
+    use crate::Condition;
+
+    /// The condition a write's headers ask for: `If-Match: "7"` (that version), `If-Match: *`
+    /// (any version: replace, never create), and on a PUT `If-None-Match: *` (create, never
+    /// replace). More than one ETag, a weak one, or both headers at once are refused (400):
+    /// each names exactly one stored state, and a write must name one.
+    pub(super) fn for_write(
+        headers: &axum::http::HeaderMap,
+        creating_allowed: bool,
+    ) -> Result<Condition, ApiError> {
+        let if_match = text(headers, header::IF_MATCH)?;
+        let if_none_match = text(headers, header::IF_NONE_MATCH)?;
+        match (if_match, if_none_match) {
+            (None, None) => Ok(Condition::Any),
+            (Some(_), Some(_)) => Err(bad("send If-Match or If-None-Match, not both")),
+            (None, Some(value)) if value == "*" && creating_allowed => Ok(Condition::Absent),
+            (None, Some(_)) => Err(bad(if creating_allowed {
+                "If-None-Match on a PUT takes only * (create, never replace)"
+            } else {
+                "a DELETE takes If-Match, not If-None-Match"
+            })),
+            (Some(value), None) if value == "*" => Ok(Condition::Present),
+            (Some(value), None) => version(&value)
+                .map(Condition::Version)
+                .ok_or_else(|| bad("If-Match takes one ETag this service gave (\"7\"), or *")),
+        }
+    }
+
+    /// For a GET: true when `If-None-Match` names the current version (or is `*`), so the
+    /// answer is 304. Weak comparison, as RFC 9110 has for `If-None-Match`.
+    pub(super) fn none_match(
+        headers: &axum::http::HeaderMap,
+        current: u64,
+    ) -> Result<bool, ApiError> {
+        let Some(value) = text(headers, header::IF_NONE_MATCH)? else {
+            return Ok(false);
+        };
+        Ok(value.split(',').map(str::trim).any(|tag| {
+            tag == "*" || version(tag.strip_prefix("W/").unwrap_or(tag)) == Some(current)
+        }))
+    }
+
+    /// A conditional write on a component without conditional writes: 501, never a write
+    /// that ignores the condition.
+    pub(super) fn unsupported(condition: Condition, function: &str) -> Result<(), ApiError> {
+        if condition == Condition::Any {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            format!(
+                "this component does not export datastore.{function} (built before conditional \
+                 writes): it cannot honour If-Match or If-None-Match; rebuild it with this \
+                 version's SDK"
+            ),
+        ))
+    }
+
+    /// A failed write condition is 412 here (elsewhere a failed precondition is a business
+    /// rule's 422).
+    pub(super) fn failed(err: Error) -> ApiError {
+        match err {
+            Error::FailedPrecondition(message) => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                message,
+            ),
+            other => other.into(),
+        }
+    }
+
+    fn version(tag: &str) -> Option<u64> {
+        tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+    }
+
+    fn text(
+        headers: &axum::http::HeaderMap,
+        name: header::HeaderName,
+    ) -> Result<Option<String>, ApiError> {
+        let mut values = headers.get_all(&name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(bad(&format!("send one {name} header")));
+        }
+        let value = value
+            .to_str()
+            .map_err(|_| bad(&format!("{name} is not text")))?
+            .trim()
+            .to_string();
+        Ok(Some(value))
+    }
+
+    fn bad(message: &str) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_condition", message)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchPutEntity {
+    key: String,
+    properties: serde_json::Map<String, Json>,
+    /// Write only if the entity is at this version (its ETag's number).
+    if_version: Option<u64>,
+    /// Write only if no entity is there.
+    #[serde(default)]
+    if_absent: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchPut {
+    entities: Vec<BatchPutEntity>,
+}
+
+async fn batch_put(State(app): State<App>, request: Body) -> Answer {
+    let request: BatchPut = body(&request.bytes)?;
+    let mut writes = Vec::with_capacity(request.entities.len());
+    for item in request.entities {
+        let condition = match (item.if_version, item.if_absent) {
+            (Some(_), true) => {
+                return Err(ApiError::bad_request(format!(
+                    "entity {}: if_version and if_absent exclude each other",
+                    item.key
+                )));
+            }
+            (Some(version), false) => crate::Condition::Version(version),
+            (None, true) => crate::Condition::Absent,
+            (None, false) => crate::Condition::Any,
+        };
+        let entity =
+            Entity::from_json_object(key(&item.key)?, &item.properties).map_err(Error::from)?;
+        writes.push((entity, condition));
+    }
+    let keys: Vec<Json> = writes
+        .iter()
+        .map(|(entity, _)| Json::String(entity.key.to_string()))
+        .collect();
+    let _slot = admit(&app).await?;
+    if !app.db.exports_function("put-if") {
+        for (_, condition) in &writes {
+            conditional::unsupported(*condition, "put-if")?;
+        }
+        let entities: Vec<Entity> = writes.into_iter().map(|(entity, _)| entity).collect();
+        app.db.put_many(&entities).await?;
+        return Ok(JsonAnswer(json!({ "keys": keys })));
+    }
+    let version = app.db.put_if(&writes).await.map_err(conditional::failed)?;
+    Ok(JsonAnswer(json!({ "keys": keys, "version": version })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchDelete {
+    keys: Vec<String>,
+}
+
+async fn batch_delete(State(app): State<App>, request: Body) -> Answer {
+    let request: BatchDelete = body(&request.bytes)?;
+    let keys = request
+        .keys
+        .iter()
+        .map(|k| key(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let _slot = admit(&app).await?;
+    let existed = if app.db.exports_function("delete-if") {
+        let deletes: Vec<_> = keys
+            .iter()
+            .map(|k| (k.clone(), crate::Condition::Any))
+            .collect();
+        app.db.delete_if(&deletes).await?
+    } else {
+        app.db.delete_many(&keys).await?;
+        vec![true; keys.len()]
+    };
+    let deleted: Vec<Json> = keys
+        .iter()
+        .zip(existed)
+        .map(|(key, existed)| answer::deleted_json(key, existed))
+        .collect();
+    Ok(JsonAnswer(json!({ "deleted": deleted })))
+}
+
+/// The body of `count` and `delete-by-query`: which entities, as `query` names them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelectionRequest {
+    kind: String,
+    #[serde(default)]
+    namespace: String,
+    ancestor: Option<String>,
+    #[serde(default)]
+    filters: Vec<String>,
+    /// At most this many.
+    limit: Option<u32>,
+    /// `delete-by-query` only: count, delete nothing.
+    dry_run: Option<bool>,
+}
+
+impl SelectionRequest {
+    fn query(&self) -> Result<Query, ApiError> {
+        Ok(Query {
+            namespace: self.namespace.clone(),
+            kind: Some(self.kind.clone()),
+            ancestor: self.ancestor.as_deref().map(key).transpose()?,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| Filter::parse(f))
+                .collect::<Result<_, _>>()
+                .map_err(Error::from)?,
+            limit: self.limit,
+            ..Query::default()
+        })
+    }
+}
+
+async fn count(State(app): State<App>, request: Body) -> Answer {
+    let request: SelectionRequest = body(&request.bytes)?;
+    if request.dry_run.is_some() {
+        return Err(ApiError::bad_request("count takes no dry_run"));
+    }
+    let query = request.query()?;
+    let _slot = admit(&app).await?;
+    let count = app.db.count(&query).await?;
+    Ok(JsonAnswer(json!({ "count": count })))
+}
+
+async fn delete_by_query(State(app): State<App>, request: Body) -> Answer {
+    let request: SelectionRequest = body(&request.bytes)?;
+    let query = request.query()?;
+    let dry_run = request.dry_run.unwrap_or(false);
+    let _slot = admit(&app).await?;
+    let done = host_core::face::delete_by_query(&app.db, &query, dry_run).await?;
+    Ok(JsonAnswer(answer::deleted_by_query_json(&done, dry_run)))
+}
+
+async fn schema(State(app): State<App>) -> Answer {
+    let _slot = admit(&app).await?;
+    Ok(JsonAnswer(app.db.schema().await?))
 }
 
 #[derive(Deserialize)]

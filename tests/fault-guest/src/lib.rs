@@ -140,4 +140,24 @@ impl Guest for FaultGuest {
             next: None,
         })
     }
+
+    fn get_versioned(_: Vec<wit::Key>) -> Result<Vec<Option<wit::StoredProperties>>, wit::Error> {
+        refuse()
+    }
+
+    fn put_if(_: Vec<(wit::Entity, wit::Condition)>) -> Result<u64, wit::Error> {
+        refuse()
+    }
+
+    fn delete_if(_: Vec<(wit::Key, wit::Condition)>) -> Result<Vec<bool>, wit::Error> {
+        refuse()
+    }
+
+    fn count(_: wit::QuerySpec) -> Result<wit::CountPage, wit::Error> {
+        refuse()
+    }
+
+    fn schema() -> Result<alloc::string::String, wit::Error> {
+        refuse()
+    }
 }

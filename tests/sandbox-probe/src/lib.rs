@@ -78,4 +78,24 @@ impl Guest for Probe {
     fn check(_: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         refuse()
     }
+
+    fn get_versioned(_: Vec<wit::Key>) -> Result<Vec<Option<wit::StoredProperties>>, wit::Error> {
+        refuse()
+    }
+
+    fn put_if(_: Vec<(wit::Entity, wit::Condition)>) -> Result<u64, wit::Error> {
+        refuse()
+    }
+
+    fn delete_if(_: Vec<(wit::Key, wit::Condition)>) -> Result<Vec<bool>, wit::Error> {
+        refuse()
+    }
+
+    fn count(_: wit::QuerySpec) -> Result<wit::CountPage, wit::Error> {
+        refuse()
+    }
+
+    fn schema() -> Result<String, wit::Error> {
+        refuse()
+    }
 }
