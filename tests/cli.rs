@@ -1155,6 +1155,21 @@ fn metadata_counts_deletes_schema_and_info() {
         ] {
             assert_eq!(ds(&["put", key, properties]).code, 0);
         }
+        // A kind alone: the put allocates the id and prints the key.
+        for want in ["Memo:1", "Memo:2"] {
+            let put = ds(&["put", "Memo", "{}"]);
+            assert_eq!(
+                put.stdout,
+                format!("{{\"key\":\"{want}\"}}\n"),
+                "{}",
+                put.stderr
+            );
+        }
+        assert_eq!(
+            ds(&["put", "Account:a/Memo", "{}"]).stdout,
+            "{\"key\":\"Account:a/Memo:3\"}\n"
+        );
+        assert_eq!(ds(&["delete-query", "Memo"]).code, 0);
         let kinds = ds(&["query", "__kind__", "--keys-only"]);
         assert_eq!(
             (kinds.code, kinds.stdout.as_str()),
@@ -1214,6 +1229,17 @@ fn metadata_counts_deletes_schema_and_info() {
         assert_eq!(done.stdout, "{\"batches\":1,\"deleted\":2,\"matched\":2}\n");
         assert_eq!(ds(&["count", "Note"]).stdout, "{\"count\":1}\n");
 
+        // Export of one namespace.
+        assert_eq!(ds(&["put", "ns1@Note:1", "{}"]).code, 0);
+        assert_eq!(ds(&["put", "ns2@Note:1", "{}"]).code, 0);
+        assert_eq!(
+            ds(&["export", "--namespace", "ns1"]).stdout,
+            "{\"key\":\"ns1@Note:1\",\"properties\":{}}\n"
+        );
+        assert_eq!(
+            ds(&["export", "Note", "--namespace", ""]).stdout,
+            "{\"key\":\"Note:1\",\"properties\":{\"n\":1}}\n"
+        );
         let indexes = ds(&["indexes"]);
         assert_eq!(
             indexes.stdout,
@@ -1310,5 +1336,63 @@ fn huge_arguments_are_quoted_in_part() {
             );
             assert!(out.stderr.contains("bytes"), "{}", out.stderr);
         }
+    }
+}
+
+/// `shell`: the same commands, one per line, on one open datastore; an error is printed and
+/// the shell goes on; each line may choose its output; history is kept where asked.
+#[test]
+fn the_shell_runs_lines_as_commands_and_keeps_going() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    for host in HOSTS {
+        let history = dir.path().join(format!("{host}.history"));
+        let mut child = Command::new(binary(host))
+            .args(["--store", "memory:", "shell"])
+            .current_dir(dir.path())
+            .env("DS_CACHE_DIR", dir.path().join("cache"))
+            .env("DS_HISTORY", &history)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(
+                b"put Note:1 '{\"n\": 1}'\n\
+                  # a comment\n\
+                  get Note:2\n\
+                  bogus\n\
+                  put Note:2 '{\"n\": 2}'\n\
+                  count Note\n\
+                  query Note --keys-only --output table\n\
+                  shell\n\
+                  exit\n\
+                  count Note\n",
+            )
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{host}: {stderr}");
+        assert_eq!(
+            stdout,
+            "{\"key\":\"Note:1\"}\n{\"key\":\"Note:2\"}\n{\"count\":2}\nkey\nNote:1\nNote:2\n",
+            "{host}: {stderr}"
+        );
+        assert!(
+            stderr.contains("no entity at key Note:2"),
+            "{host}: {stderr}"
+        );
+        assert!(
+            stderr.contains("unrecognized subcommand 'bogus'"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("not available in the shell"), "{stderr}");
+        let kept = std::fs::read_to_string(&history).unwrap();
+        assert!(kept.contains("count Note"), "{kept}");
     }
 }

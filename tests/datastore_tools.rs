@@ -255,3 +255,69 @@ fn etcd() {
     };
     both_hosts(&cluster.url("ds"), &cluster.url("ads"));
 }
+
+/// `create_store(false)`: a store that does not exist is an error, and nothing is made: no
+/// SQLite file, no PostgreSQL schema. An existing store opens as before.
+#[test]
+fn readers_refuse_a_store_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite:{}", dir.path().join("typo.db").display())];
+    let server = ds_tests::postgres_server();
+    let schema = server.as_deref().map(ds_tests::PostgresSchema::new);
+    if let Some(schema) = &schema {
+        urls.push(schema.url());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    for url in &urls {
+        let refused = ds::Datastore::builder()
+            .store_url(url)
+            .create_store(false)
+            .build()
+            .err();
+        let refused_async = runtime.block_on(
+            ads::Datastore::builder()
+                .store_url(url)
+                .create_store(false)
+                .build(),
+        );
+        for err in [refused, refused_async.err()] {
+            match err {
+                Some(Error::Store(host_core::store::StoreError::Unavailable(message))) => {
+                    assert!(message.contains("no store"), "{url}: {message}")
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+    assert!(!dir.path().join("typo.db").exists());
+    if let (Some(server), Some(schema)) = (&server, &schema) {
+        let exists = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                    &[&schema.name()],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        });
+        assert_eq!(exists, 0, "a read created the schema");
+    }
+    // Once written, the same URLs open for reading.
+    for url in &urls {
+        ds::Datastore::builder().store_url(url).build().unwrap();
+        ds::Datastore::builder()
+            .store_url(url)
+            .create_store(false)
+            .build()
+            .unwrap();
+    }
+}

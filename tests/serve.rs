@@ -641,6 +641,18 @@ fn etags_conditional_writes_batches_and_counts() {
     );
     assert_eq!(status, 412);
     assert_eq!(server.call("GET", "/v1/entities/Thing:6", None).0, 404);
+    // A kind alone as a key: the entity gets a new id.
+    assert_eq!(
+        server.call(
+            "POST",
+            "/v1/batch-put",
+            Some(json!({ "entities": [
+                { "key": "Memo", "properties": {} },
+                { "key": "Memo", "properties": {} },
+            ] })),
+        ),
+        (200, json!({ "keys": ["Memo:1", "Memo:2"] }))
+    );
     assert_eq!(
         server.call("POST", "/v1/count", Some(json!({ "kind": "Thing" }))),
         (200, json!({ "count": 5 }))

@@ -68,11 +68,12 @@ pub enum Command {
     },
     /// Write the entity at KEY with PROPERTIES (a JSON object), replacing any entity there.
     #[command(
-        after_help = "Examples:\n  ds put Account:alice '{\"owner\": \"Alice\", \"balance\": 10}'\n  ds put Note:1 '{\"at\": {\"$timestamp\": \"2024-05-01T12:00:00Z\"}, \"raw\": {\"$bytes\": \"AP8=\"}}'\n  ds put Note:2 @note.json\n  curl -s https://example.invalid/note.json | ds put Note:3 -"
+        after_help = "Examples:\n  ds put Account:alice '{\"owner\": \"Alice\", \"balance\": 10}'\n  ds put Note:1 '{\"at\": {\"$timestamp\": \"2024-05-01T12:00:00Z\"}, \"raw\": {\"$bytes\": \"AP8=\"}}'\n  ds put Note:2 @note.json\n  ds put Note '{\"text\": \"a new id\"}'\n  curl -s https://example.invalid/note.json | ds put Note:3 -"
     )]
     Put {
-        #[arg(help = KEY_HELP, value_parser = parse_key)]
-        /// The key.
+        /// The key; or, to allocate a new id for it, the kind alone as its last element
+        /// (`Note`, `Account:alice/Order`), printed back with the id.
+        #[arg(value_parser = parse_key_allowing_incomplete)]
         key: Key,
         /// The properties, a JSON object in the typed mapping, e.g.
         /// '{"owner": "Alice", "balance": 10, "opened": {"$timestamp": "2024-05-01T00:00:00Z"}}';
@@ -109,11 +110,14 @@ pub enum Command {
     /// Export entities as JSON lines in key order, in the format `import` reads: all of
     /// them, or only those whose own kind is KIND.
     #[command(
-        after_help = "Examples:\n  ds export > all.jsonl\n  ds export Account --output table"
+        after_help = "Examples:\n  ds export > all.jsonl\n  ds export Account --output table\n  ds export --namespace tenant-1 > tenant-1.jsonl"
     )]
     Export {
         /// Only entities of this kind.
         kind: Option<String>,
+        /// Only entities of this namespace (`""`: the default one).
+        #[arg(long)]
+        namespace: Option<String>,
     },
     /// Print a key in both forms: as written (`Kind:id`) and URL-safe (for URLs, and for
     /// keys whose names hold characters a shell cannot pass, such as NUL). Either form is
@@ -126,6 +130,13 @@ pub enum Command {
         #[arg(value_parser = parse_key, help = KEY_HELP)]
         key: Key,
     },
+    /// An interactive shell: the commands above, one per line, on the datastore opened
+    /// once, with history (~/.ds_history, or $DS_HISTORY) and completion of command names.
+    /// `exit` or Ctrl-D leaves it.
+    #[command(
+        after_help = "Example:\n  ds --store sqlite:app.db shell\n  ds> put Note:1 '{\"n\": 1}'\n  ds> query Note --output table"
+    )]
+    Shell,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     #[command(
         after_help = "Example:\n  ds completions bash > ~/.local/share/bash-completion/completions/ds"
@@ -498,6 +509,11 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
     Key::parse_any(text).map_err(|err| err.to_string())
 }
 
+/// Parses a key for `put`: as [`parse_key`], or a kind alone as its last element.
+fn parse_key_allowing_incomplete(text: &str) -> Result<Key, String> {
+    Key::parse_allowing_incomplete(text).map_err(|err| err.to_string())
+}
+
 /// Parses JSON text a user gave, refusing integer literals with no int64 form.
 pub(crate) fn parse_json(text: &str) -> Result<Value, String> {
     let value = serde_json::from_str(text).map_err(|err| format!("invalid JSON: {err}"))?;
@@ -515,7 +531,7 @@ fn parse_order(text: &str) -> Result<Order, String> {
 
 impl Command {
     /// Whether the command only reads the store: such a command refuses a store that does
-    /// not exist instead of creating it (see [`crate::refuse_missing_store`]).
+    /// not exist instead of creating it (`Builder::create_store(false)`).
     pub fn reads_only(&self) -> bool {
         matches!(
             self,

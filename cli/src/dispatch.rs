@@ -20,6 +20,8 @@ pub struct Invocation<'a> {
     pub store: &'a str,
     /// The component: `--component`'s path, or `None` for the embedded example.
     pub component: Option<&'a std::path::Path>,
+    /// The binary's name (`ds` or `ads`), for the shell's prompt.
+    pub binary: &'static str,
 }
 
 /// Runs `command` on `db`, printing its results to `output`.
@@ -60,11 +62,13 @@ pub async fn run(
             let entity = Entity::from_json_object(key.clone(), &properties)
                 .map_err(Error::from)
                 .with_context(|| format!("put {key}"))?;
-            let key = db
-                .put(&entity)
+            // A kind alone as the last element gets a new id, which the answer shows.
+            let written = face::put_completing(db, vec![entity])
                 .await
                 .with_context(|| format!("put {key}"))?;
-            output.emit(answer::key_json(&key));
+            for key in &written {
+                output.emit(answer::key_json(key));
+            }
         }
         Command::Delete { keys } => {
             let existed = if db.exports_function("delete-if") {
@@ -131,21 +135,33 @@ pub async fn run(
             progress.finish_and_clear();
             output.emit(json!({ "imported": reader.read }));
         }
-        Command::Export { kind } => {
+        Command::Export { kind, namespace } => {
             let mut start: Option<Vec<u8>> = None;
             loop {
                 let page = db
                     .entities(start.as_deref(), kind.as_deref())
                     .await
                     .context("export")?;
-                // A page with none of the kind asked for prints nothing (not an empty table).
-                if !page.entities.is_empty() {
-                    let rows: Vec<_> = page.entities.iter().map(answer::entity_json).collect();
+                // Keys sort by namespace first: past the one asked for, nothing follows.
+                let past = namespace.as_deref().is_some_and(|ns| {
+                    page.entities
+                        .last()
+                        .is_some_and(|e| e.key.namespace.as_str() > ns)
+                });
+                let rows: Vec<_> = page
+                    .entities
+                    .iter()
+                    .filter(|e| namespace.as_deref().is_none_or(|ns| e.key.namespace == ns))
+                    .map(answer::entity_json)
+                    .collect();
+                // A page with none of the entities asked for prints nothing (not an empty
+                // table).
+                if !rows.is_empty() {
                     output.emit_rows(&rows);
                 }
                 match page.next {
-                    Some(next) => start = Some(next),
-                    None => break,
+                    Some(next) if !past => start = Some(next),
+                    _ => break,
                 }
             }
         }
@@ -199,7 +215,14 @@ pub async fn run(
                 .with_context(|| format!("call {name}"))?;
             output.emit(result);
         }
-        Command::Completions { .. } | Command::NewModel { .. } | Command::Key { .. } => {} // answered while parsing
+        Command::Key { key } => {
+            // Answered while parsing, before a store opens; here for the shell.
+            output.emit(json!({ "key": key.to_string(), "urlsafe": key.to_urlsafe() }));
+        }
+        Command::Shell => {
+            crate::shell::run(db, output, invocation, invocation.binary).await?;
+        }
+        Command::Completions { .. } | Command::NewModel { .. } => {} // answered while parsing
         Command::Check => {
             let report = db.check().await.context("check")?;
             report_check(output, &report)?;

@@ -13,6 +13,7 @@ pub mod exit;
 pub mod import;
 pub mod output;
 pub mod scaffold;
+pub mod shell;
 
 /// Installs the `tracing` subscriber on stderr: the call path at `trace` level with
 /// `--trace`, otherwise `RUST_LOG` (default: warnings only).
@@ -52,28 +53,5 @@ pub fn cannot_open(store: &str) -> String {
 pub fn configure_engine() -> Result<(), exit::UsageError> {
     let options = host_core::runtime::EngineOptions::from_env().map_err(exit::UsageError)?;
     host_core::runtime::configure(options);
-    Ok(())
-}
-
-/// Refuses to read a SQLite store whose file does not exist, before anything opens it:
-/// opening creates the file, so `--store sqlite:typo.db get …` used to make `typo.db` and
-/// answer "not found". Commands that write create the store as before.
-pub fn refuse_missing_store(
-    store: &str,
-    reads_only: bool,
-) -> Result<(), host_core::store::StoreError> {
-    if !reads_only {
-        return Ok(());
-    }
-    if let Ok(host_core::store::StoreUrl::Sqlite(path)) = store.parse() {
-        // A SQLite URI (`file:…`) names no plain file to look for.
-        if !path.starts_with("file:") && !path.exists() {
-            return Err(host_core::store::StoreError::Unavailable(format!(
-                "no store at {store}: {} does not exist (reading does not create a store; \
-                 writing does)",
-                path.display()
-            )));
-        }
-    }
     Ok(())
 }

@@ -25,6 +25,8 @@ pub struct Settings<S: ?Sized> {
     pub retry: RetryPolicy,
     /// The engine to run on (`None`: the process's default engine).
     pub engine: Option<Engine>,
+    /// Whether a store opened by URL is created when there is none (the default).
+    pub create_store: bool,
 }
 
 impl<S: ?Sized> Default for Settings<S> {
@@ -36,6 +38,7 @@ impl<S: ?Sized> Default for Settings<S> {
             instances: InstanceOptions::default(),
             retry: RetryPolicy::default(),
             engine: None,
+            create_store: true,
         }
     }
 }
@@ -54,6 +57,11 @@ impl<S: ?Sized> Settings<S> {
             .as_deref()
             .unwrap_or(DEFAULT_STORE_URL)
             .parse()?;
+        let url = if self.create_store {
+            url
+        } else {
+            url.existing()?
+        };
         Ok(open(&url)?)
     }
 
@@ -96,6 +104,15 @@ macro_rules! builder_setters {
         /// datastore is built.
         pub fn store_url(mut self, url: &str) -> Self {
             self.settings.store_url = Some(url.to_string());
+            self
+        }
+
+        /// Whether a store opened by URL is created when there is none (default `true`).
+        /// With `false`, building fails with a store error instead: a SQLite file that does
+        /// not exist, a PostgreSQL schema without ds's tables. For readers that must not
+        /// make an empty store out of a mistyped URL.
+        pub fn create_store(mut self, create: bool) -> Self {
+            self.settings.create_store = create;
             self
         }
 

@@ -87,6 +87,38 @@ pub trait Face: Send + Sync {
     fn exports_function(&self, function: &str) -> bool;
 }
 
+/// Writes `entities` as `put_many` does, first giving each one with an incomplete key (its
+/// own id 0: `Note`, `Account:alice/Order`) a new id of its kind, as NDB's `put()` does:
+/// one `allocate_ids` per kind and namespace, in the order the entities come. Returns the
+/// keys written. The ids are reserved before the write, so a write that then fails leaves
+/// them unused (they are never issued again).
+pub async fn put_completing(db: &impl Face, mut entities: Vec<Entity>) -> Result<Vec<Key>, Error> {
+    let mut incomplete: std::collections::BTreeMap<(String, String), Vec<usize>> =
+        Default::default();
+    for (i, entity) in entities.iter().enumerate() {
+        if let (true, Some(leaf)) = (entity.key.is_incomplete(), entity.key.leaf()) {
+            incomplete
+                .entry((entity.key.namespace.clone(), leaf.kind.clone()))
+                .or_default()
+                .push(i);
+        }
+    }
+    for ((namespace, kind), positions) in incomplete {
+        let first = db
+            .allocate_ids(&namespace, &kind, positions.len() as u64)
+            .await?;
+        for (offset, i) in positions.into_iter().enumerate() {
+            if let Some(leaf) = entities[i].key.path.last_mut() {
+                leaf.id = crate::IdOrName::Id(first + offset as u64);
+            }
+        }
+    }
+    match entities.as_slice() {
+        [one] => Ok(vec![db.put(one).await?]),
+        _ => db.put_many(&entities).await,
+    }
+}
+
 /// Most keys one batch of [`delete_by_query`] deletes (one atomic commit each).
 pub const DELETE_BATCH: u32 = 500;
 

@@ -140,6 +140,34 @@ pub fn redact(url: &str) -> String {
     out
 }
 
+impl StoreUrl {
+    /// This URL, for a store that must already exist: opening it creates nothing, and
+    /// fails when there is no store there (what reads want: `get` on a mistyped path must
+    /// not make an empty store and answer "not found"). A SQLite file is checked here; a
+    /// PostgreSQL database when it is opened (no schema or no ds tables: no store). The
+    /// memory store always exists; an etcd prefix is not checked (etcd has no empty store
+    /// to make: the format key is written on open).
+    pub fn existing(self) -> Result<StoreUrl, StoreError> {
+        match self {
+            // A SQLite URI (`file:…`) names no plain file to look for.
+            StoreUrl::Sqlite(path) if !path.starts_with("file:") && !path.exists() => {
+                Err(StoreError::Unavailable(format!(
+                    "no store at sqlite:{}: {} does not exist (reading does not create a store; \
+                     writing does)",
+                    path.display(),
+                    path.display()
+                )))
+            }
+            #[cfg(feature = "postgres")]
+            StoreUrl::Postgres(mut url) => {
+                url.create = false;
+                Ok(StoreUrl::Postgres(url))
+            }
+            other => Ok(other),
+        }
+    }
+}
+
 /// Opens the store at `url` for the blocking host.
 pub fn open_blocking(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {

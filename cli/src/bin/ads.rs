@@ -176,15 +176,15 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli<AdsCommand>, output: &mut Output) -> anyhow::Result<()> {
     ds_cli::configure_engine()?;
-    if let AdsCommand::Shared(command) = &cli.command {
-        ds_cli::refuse_missing_store(&cli.store, command.reads_only())?;
-    }
+    let reads_only = matches!(&cli.command, AdsCommand::Shared(command) if command.reads_only());
     let options = match &cli.command {
         AdsCommand::Serve(serve) => Some(serve.options()?),
         AdsCommand::Shared(_) => None,
     };
     let db = ads::Datastore::builder()
         .store_url(&cli.store)
+        // Commands that only read refuse a store that does not exist instead of making one.
+        .create_store(!reads_only)
         .component(cli.component_source())
         .instance_options(cli.instance_options())
         .transaction_retries(cli.retries)
@@ -196,6 +196,7 @@ async fn run(cli: Cli<AdsCommand>, output: &mut Output) -> anyhow::Result<()> {
             let invocation = ds_cli::dispatch::Invocation {
                 store: &cli.store,
                 component: cli.component.as_deref(),
+                binary: "ads",
             };
             ds_cli::dispatch::run(&db, command, output, invocation).await
         }

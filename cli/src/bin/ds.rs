@@ -24,9 +24,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli<Command>, output: &mut Output) -> anyhow::Result<()> {
     ds_cli::configure_engine()?;
-    ds_cli::refuse_missing_store(&cli.store, cli.command.reads_only())?;
     let db = ds::Datastore::builder()
         .store_url(&cli.store)
+        // Commands that only read refuse a store that does not exist instead of making one.
+        .create_store(!cli.command.reads_only())
         .component(cli.component_source())
         .instance_options(cli.instance_options())
         .transaction_retries(cli.retries)
@@ -35,6 +36,7 @@ fn run(cli: Cli<Command>, output: &mut Output) -> anyhow::Result<()> {
     let invocation = ds_cli::dispatch::Invocation {
         store: &cli.store,
         component: cli.component.as_deref(),
+        binary: "ds",
     };
     // Every future of the blocking host is ready when made: one poll runs the command.
     complete(ds_cli::dispatch::run(&db, cli.command, output, invocation))

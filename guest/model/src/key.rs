@@ -106,6 +106,58 @@ impl Key {
         self
     }
 
+    /// Whether the key is incomplete: its own id is not chosen yet (id 0, written `Kind`
+    /// alone) while its ancestors are complete. The hosts' `put_completing` gives it a new
+    /// id before the put; the model itself refuses id 0 everywhere.
+    pub fn is_incomplete(&self) -> bool {
+        matches!(self.path.split_last(), Some((leaf, parents))
+            if leaf.id == IdOrName::Id(0)
+                && parents.iter().all(|p| p.id != IdOrName::Id(0)))
+    }
+
+    /// Reads a key as [`Key::parse_any`] does, or an incomplete one: a kind alone as the
+    /// last element (`Account`, `Account:alice/Order`, `tenant@Account`), to be completed
+    /// with a new id before a put. What the command line's `put` takes.
+    pub fn parse_allowing_incomplete(text: &str) -> Result<Key, KeyError> {
+        let err = match Key::parse_any(text) {
+            Ok(key) => return Ok(key),
+            Err(err) => err,
+        };
+        let (head, separator, kind) = match text.rfind(['/', '@']) {
+            Some(at) => (&text[..at], text.as_bytes()[at], &text[at + 1..]),
+            None => ("", b'/', text),
+        };
+        let plain = !kind.is_empty()
+            && !kind.contains([':', '"', '/', '@'])
+            && !kind.contains(char::is_whitespace);
+        if !plain || check_kind(kind).is_err() {
+            return Err(err);
+        }
+        let leaf = PathElement {
+            kind: kind.into(),
+            id: IdOrName::Id(0),
+        };
+        let key = match (separator, head) {
+            (_, "") => Key {
+                namespace: String::new(),
+                path: alloc::vec![leaf],
+            },
+            (b'@', namespace) => {
+                check_namespace(namespace)?;
+                Key {
+                    namespace: namespace.into(),
+                    path: alloc::vec![leaf],
+                }
+            }
+            (_, parent) => {
+                let mut key: Key = parent.parse()?;
+                key.path.push(leaf);
+                key
+            }
+        };
+        Ok(key)
+    }
+
     /// The last element of the path: the entity's own kind and id or name.
     pub fn leaf(&self) -> Option<&PathElement> {
         self.path.last()

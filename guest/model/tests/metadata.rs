@@ -299,7 +299,7 @@ fn filters_a_declaration_rules_out_are_refused() {
         ("balance > 1.5", "declared int64"),
         ("balance IN [1, \"2\"]", "declared int64"),
         ("balanse = 1", "declares no property balanse"),
-        ("note = \"n\"", "unindexed"),
+        ("note = \"n\"", "not indexed"),
     ] {
         let err = model.query(&query(filter)).unwrap_err();
         assert!(
@@ -319,4 +319,23 @@ fn filters_a_declaration_rules_out_are_refused() {
     let mut schemaless = query("balance > 1.5");
     schemaless.kind = Some("Thing".into());
     assert!(model.query(&schemaless).is_ok());
+}
+
+#[test]
+fn incomplete_keys_parse_and_the_model_refuses_them() {
+    let incomplete = |text: &str| Key::parse_allowing_incomplete(text).unwrap();
+    assert!(incomplete("Account").is_incomplete());
+    assert_eq!(incomplete("tenant@Account").namespace, "tenant");
+    assert!(incomplete("tenant@Account").is_incomplete());
+    assert!(incomplete("Account:a/Note").is_incomplete());
+    assert!(!incomplete("Account:a/Note:1").is_incomplete());
+    for bad in ["Account:a/", "__kind__", "", "Acc ount"] {
+        assert!(Key::parse_allowing_incomplete(bad).is_err(), "{bad}");
+    }
+    // Completing it is the host's (put_completing): the model refuses id 0.
+    let mut model = model();
+    assert!(matches!(
+        model.put(&Entity::new(incomplete("Note"))),
+        Err(Error::InvalidKey(_))
+    ));
 }

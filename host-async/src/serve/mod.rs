@@ -6,7 +6,7 @@
 //! | `PUT /v1/entities/{key}` | properties (typed JSON object) | `{"key"}` and the new `ETag`; `If-Match: "version"` / `*`, `If-None-Match: *` → 412 when they do not hold | write |
 //! | `DELETE /v1/entities/{key}` | | `{"key", "deleted": whether it was there}`; `If-Match` → 412 | write |
 //! | `POST /v1/batch-get` | `{"keys": [...]}` | `{"entities": [entity or null, ...]}` | read |
-//! | `POST /v1/batch-put` | `{"entities": [{"key", "properties", "if_version"?, "if_absent"?}]}` (one commit) | `{"keys", "version"}`, 412 if a condition fails | write |
+//! | `POST /v1/batch-put` | `{"entities": [{"key", "properties", "if_version"?, "if_absent"?}]}` (one commit; a key whose last element is a kind alone, `"Note"`, gets a new id) | `{"keys", "version"}` (no version when ids were allocated), 412 if a condition fails | write |
 //! | `POST /v1/batch-delete` | `{"keys": [...]}` (one commit) | `{"deleted": [{"key", "deleted"}, ...]}` | write |
 //! | `POST /v1/count` | `{"kind", "ancestor"?, "filters"?, "limit"?, "namespace"?}` | `{"count"}` | read |
 //! | `POST /v1/delete-by-query` | as count, and `"dry_run"?` | `{"matched", "deleted", "batches"}` (dry run: `{"matched", "dry_run"}`) | write |
@@ -1084,23 +1084,33 @@ async fn batch_put(State(app): State<App>, request: Body) -> Answer {
             (None, true) => crate::Condition::Absent,
             (None, false) => crate::Condition::Any,
         };
-        let entity =
-            Entity::from_json_object(key(&item.key)?, &item.properties).map_err(Error::from)?;
+        // A kind alone as the key's last element: the entity gets a new id.
+        let key = Key::parse_allowing_incomplete(&item.key).map_err(|err| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", err.to_string())
+        })?;
+        let entity = Entity::from_json_object(key, &item.properties).map_err(Error::from)?;
         writes.push((entity, condition));
+    }
+    let _slot = admit(&app).await?;
+    let unconditional = writes.iter().all(|(_, c)| *c == crate::Condition::Any);
+    let allocates = writes.iter().any(|(e, _)| e.key.is_incomplete());
+    if !app.db.exports_function("put-if") || (unconditional && allocates) {
+        // put-many: what allocates ids, and what a component from before put-if has.
+        for (_, condition) in &writes {
+            conditional::unsupported(*condition, "put-if")?;
+        }
+        let entities: Vec<Entity> = writes.into_iter().map(|(entity, _)| entity).collect();
+        let keys: Vec<Json> = host_core::face::put_completing(&app.db, entities)
+            .await?
+            .iter()
+            .map(|key| Json::String(key.to_string()))
+            .collect();
+        return Ok(JsonAnswer(json!({ "keys": keys })));
     }
     let keys: Vec<Json> = writes
         .iter()
         .map(|(entity, _)| Json::String(entity.key.to_string()))
         .collect();
-    let _slot = admit(&app).await?;
-    if !app.db.exports_function("put-if") {
-        for (_, condition) in &writes {
-            conditional::unsupported(*condition, "put-if")?;
-        }
-        let entities: Vec<Entity> = writes.into_iter().map(|(entity, _)| entity).collect();
-        app.db.put_many(&entities).await?;
-        return Ok(JsonAnswer(json!({ "keys": keys })));
-    }
     let version = app.db.put_if(&writes).await.map_err(conditional::failed)?;
     Ok(JsonAnswer(json!({ "keys": keys, "version": version })))
 }

@@ -27,6 +27,8 @@ pub struct BlockingPostgresStore {
     config: tokio_postgres::Config,
     tls: Connector,
     schema: Option<String>,
+    /// Whether connections create the schema and tables when missing.
+    create: bool,
     /// The most connections open at once (the URL's `max_connections`).
     max_connections: usize,
     pool: Mutex<Pool>,
@@ -50,6 +52,7 @@ impl BlockingPostgresStore {
             config: config(url)?,
             tls: url.tls.connector()?,
             schema: url.schema.clone(),
+            create: url.create,
             max_connections: url.max_connections,
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
@@ -58,7 +61,8 @@ impl BlockingPostgresStore {
             }),
             released: Condvar::new(),
         };
-        store.with_conn(async |conn| Ok(conn.init_schema().await))??;
+        let create = url.create;
+        store.with_conn(async move |conn| Ok(conn.init_schema(create).await))??;
         Ok(store)
     }
 
@@ -126,6 +130,7 @@ impl BlockingPostgresStore {
             &self.config,
             &self.tls,
             self.schema.as_deref(),
+            self.create,
         )?);
         Ok(lease)
     }
@@ -204,6 +209,7 @@ impl DrivenConn {
         config: &tokio_postgres::Config,
         tls: &Connector,
         schema: Option<&str>,
+        create: bool,
     ) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -217,7 +223,11 @@ impl DrivenConn {
             .block_on(config.connect(tls.clone()))
             .map_err(|err| connect_error(&err, config))?;
         let mut driver: Driver = Box::pin(connection);
-        let conn = drive(runtime.get(), &mut driver, Conn::new(client, schema))?;
+        let conn = drive(
+            runtime.get(),
+            &mut driver,
+            Conn::new(client, schema, create),
+        )?;
         Ok(DrivenConn {
             conn,
             driver,

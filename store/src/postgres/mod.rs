@@ -89,6 +89,10 @@ pub struct PostgresUrl {
     pub max_connections: usize,
     /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`: TLS, with libpq's meanings.
     pub tls: TlsSettings,
+    /// Whether opening creates the schema and ds's tables when they are missing (the
+    /// default); without, opening a database that holds no ds store fails
+    /// ([`StoreUrl::existing`](crate::StoreUrl::existing), for reads).
+    pub create: bool,
 }
 
 impl PostgresUrl {
@@ -141,10 +145,22 @@ impl PostgresUrl {
         Ok(PostgresUrl {
             url,
             schema,
+            create: true,
             max_connections,
             tls,
         })
     }
+}
+
+/// `Ok` for a store format this build reads.
+fn check_format(found: i64) -> Result<(), StoreError> {
+    if found > FORMAT_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "the database was written by a newer ds (store format {found}; this build reads format \
+             {FORMAT_VERSION}): upgrade ds to open it"
+        )));
+    }
+    Ok(())
 }
 
 /// A connection with its prepared statements: every operation of the store, written once.
@@ -154,14 +170,18 @@ struct Conn {
 }
 
 impl Conn {
-    /// A new connection's setup: ds's schema, created if missing, first on the search path.
-    async fn new(client: Client, schema: Option<&str>) -> Result<Conn, StoreError> {
+    /// A new connection's setup: ds's schema (created if missing, when `create`), first on
+    /// the search path.
+    async fn new(client: Client, schema: Option<&str>, create: bool) -> Result<Conn, StoreError> {
         if let Some(schema) = schema {
             // The name was checked to be [a-z0-9_]+ when the URL was parsed.
+            let setup = if create {
+                format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}")
+            } else {
+                format!("SET search_path TO {schema}")
+            };
             client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-                ))
+                .batch_execute(&setup)
                 .await
                 .map_err(|err| map_error(&err))?;
         }
@@ -180,8 +200,26 @@ impl Conn {
         Ok(statement)
     }
 
-    /// Creates the tables if needed and checks that their format is one this build reads.
-    async fn init_schema(&mut self) -> Result<(), StoreError> {
+    /// Creates the tables if needed (when `create`; else a database without them holds no
+    /// store, an error) and checks that their format is one this build reads.
+    async fn init_schema(&mut self, create: bool) -> Result<(), StoreError> {
+        if !create {
+            return match self
+                .client
+                .query_one("SELECT value FROM ds_meta WHERE name = 'format'", &[])
+                .await
+            {
+                Ok(row) => check_format(row.get(0)),
+                Err(err) if err.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+                    Err(StoreError::Unavailable(
+                        "no store there: the database (and schema) holds no ds tables (reading \
+                         does not create a store; writing does)"
+                            .into(),
+                    ))
+                }
+                Err(err) => Err(map_error(&err)),
+            };
+        }
         // Two processes creating the tables at once can collide on the catalog; one retry
         // then sees the tables in place.
         let mut attempt = 0;
@@ -204,14 +242,7 @@ impl Conn {
             .query_one("SELECT value FROM ds_meta WHERE name = 'format'", &[])
             .await
             .map_err(|err| map_error(&err))?;
-        let found: i64 = row.get(0);
-        if found > FORMAT_VERSION {
-            return Err(StoreError::Unavailable(format!(
-                "the database was written by a newer ds (store format {found}; this build reads format \
-                 {FORMAT_VERSION}): upgrade ds to open it"
-            )));
-        }
-        Ok(())
+        check_format(row.get(0))
     }
 
     async fn get(&mut self, key: &[u8]) -> Result<Option<Versioned>, tokio_postgres::Error> {

@@ -15,6 +15,8 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     tls: Connector,
     schema: Option<String>,
+    /// Whether connections create the schema and tables when missing.
+    create: bool,
     idle: Mutex<Vec<Conn>>,
     slots: tokio::sync::Semaphore,
     /// Where connection tasks run: the runtime the store was opened on.
@@ -29,12 +31,13 @@ impl PostgresStore {
             config: config(url)?,
             tls: url.tls.connector()?,
             schema: url.schema.clone(),
+            create: url.create,
             idle: Mutex::new(Vec::new()),
             slots: tokio::sync::Semaphore::new(url.max_connections),
             runtime: tokio::runtime::Handle::current(),
         };
         let mut conn = store.connect().await?;
-        conn.init_schema().await?;
+        conn.init_schema(store.create).await?;
         store.release(conn);
         Ok(store)
     }
@@ -50,7 +53,7 @@ impl PostgresStore {
                 tracing::debug!(target: "host_core::postgres", "connection closed: {err}");
             }
         });
-        Conn::new(client, self.schema.as_deref()).await
+        Conn::new(client, self.schema.as_deref(), self.create).await
     }
 
     /// Runs `op` on a pooled connection (opening one if none is idle); the connection goes

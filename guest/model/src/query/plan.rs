@@ -708,8 +708,8 @@ pub(super) fn column_ranges(
 /// 1..=[`super::MAX_PAGE`], and an `IN` of more than [`super::MAX_IN_VALUES`] values (each
 /// value is a scan of its own).
 /// Refuses a filter that can match nothing because the kind's declaration rules it out: a
-/// property the kind does not declare (a typo: a declared kind has no other properties), an
-/// unindexed one, or a value of another type than the property's (index order never puts
+/// property the kind does not declare (a typo: a declared kind has no other properties),
+/// or a value of another type than the property's (index order never puts
 /// an int64 beside a float64, so `balance > 1.5` on an int64 `balance` would be silently
 /// empty). Schemaless kinds and properties are not checked: any value can be there.
 fn check_declared(schema: &Schema, query: &Query) -> Result<(), Error> {
@@ -730,11 +730,8 @@ fn check_declared(schema: &Schema, query: &Query) -> Result<(), Error> {
             )));
         };
         if !property.indexed {
-            return Err(invalid(format!(
-                "filter {filter}: {}.{} is declared unindexed, so no index can serve a filter \
-                 on it",
-                kind.name, property.name
-            )));
+            // Refused when its index is planned, in the words every unindexed filter gets.
+            continue;
         }
         for value in filter.value.elements() {
             let ty = value.ty();
