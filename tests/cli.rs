@@ -1396,3 +1396,42 @@ fn the_shell_runs_lines_as_commands_and_keeps_going() {
         assert!(kept.contains("count Note"), "{kept}");
     }
 }
+
+/// The deadline bounds opening the store too: a SQLite file that another process holds
+/// locked while the store is set up is refused when the deadline passes, with a message
+/// that says so, instead of after SQLite's own 5 s busy timeout with "locked".
+#[test]
+fn the_deadline_bounds_opening_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    // A new file, locked before ds has set it up: its tables wait for the lock.
+    let mut holder = rusqlite::Connection::open(&path).unwrap();
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .unwrap();
+    lock.execute_batch("CREATE TABLE other (a)").unwrap();
+    for host in HOSTS {
+        let store = format!("sqlite:{}", path.display());
+        let out = run(
+            host,
+            dir.path(),
+            &[
+                "--store",
+                &store,
+                "--deadline-ms",
+                "300",
+                "put",
+                "Note:1",
+                "{}",
+            ],
+        );
+        assert_eq!(out.code, 4, "{host}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("did not open within the deadline (300 ms)"),
+            "{host}: {}",
+            out.stderr
+        );
+    }
+    lock.rollback().unwrap();
+}

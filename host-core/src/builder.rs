@@ -44,11 +44,17 @@ impl<S: ?Sized> Default for Settings<S> {
 }
 
 impl<S: ?Sized> Settings<S> {
-    /// The store: the one given, or the one at the URL (default `sqlite:ds.db`) opened with `open`.
+    /// The store: the one given, or the one at the URL (default `sqlite:ds.db`) opened with
+    /// `open`, within the calls' deadline: a store that does not open in time (a SQLite file
+    /// another process holds locked while it is set up, an unreachable server) is
+    /// `Unavailable`, not a wait as long as the store's own timeouts.
     pub fn take_store(
         &mut self,
-        open: impl FnOnce(&StoreUrl) -> Result<Arc<S>, StoreError>,
-    ) -> Result<Arc<S>, Error> {
+        open: impl FnOnce(&StoreUrl) -> Result<Arc<S>, StoreError> + Send + 'static,
+    ) -> Result<Arc<S>, Error>
+    where
+        Arc<S>: Send + 'static,
+    {
         if let Some(store) = self.store.take() {
             return Ok(store);
         }
@@ -62,7 +68,7 @@ impl<S: ?Sized> Settings<S> {
         } else {
             url.existing()?
         };
-        Ok(open(&url)?)
+        Ok(within(self.instances.deadline, move || open(&url))?)
     }
 
     /// The engine: the one given, or the process's default engine.
@@ -154,4 +160,34 @@ macro_rules! builder_setters {
             self
         }
     };
+}
+
+/// Runs `work` (opening a store) on a thread of its own and waits at most `deadline` for
+/// it. Past the deadline the caller gets `Unavailable` and the thread is left to finish
+/// (and drop what it opened) by itself. The thread runs in the caller's tokio runtime, if
+/// any, since the async stores spawn their connections' tasks there.
+fn within<T: Send + 'static>(
+    deadline: std::time::Duration,
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("ds-open-store".into())
+        .spawn(move || {
+            let _entered = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            let _ = sender.send(work());
+        })
+        .map_err(|err| StoreError::Unavailable(format!("cannot start a thread: {err}")))?;
+    match receiver.recv_timeout(deadline) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
+            "the store did not open within the deadline ({} ms); raise --deadline-ms, or see \
+             what holds it (another process setting up a SQLite file, an unreachable server)",
+            deadline.as_millis()
+        ))),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(StoreError::Internal("opening the store panicked".into()))
+        }
+    }
 }
