@@ -1281,7 +1281,15 @@ fn a_component_from_before_the_new_functions_still_runs() {
         let info: serde_json::Value = serde_json::from_str(&ds(&["info"]).stdout).unwrap();
         assert_eq!(
             info["component_lacks"],
-            serde_json::json!(["get-versioned", "put-if", "delete-if", "count", "schema"])
+            serde_json::json!([
+                "get-versioned",
+                "put-if",
+                "delete-if",
+                "count",
+                "schema",
+                "repair",
+                "salvage"
+            ])
         );
         assert_eq!(info["declared_kinds"], serde_json::Value::Null);
         let deleted = ds(&["delete", "Note:1"]);
@@ -1290,9 +1298,13 @@ fn a_component_from_before_the_new_functions_still_runs() {
             "{}",
             deleted.stderr
         );
-        let count = ds(&["count", "Note"]);
-        assert_eq!(count.code, 1, "{host}: {}", count.stderr);
-        assert!(count.stderr.contains("rebuild it"), "{}", count.stderr);
+        for args in [&["count", "Note"][..], &["check", "--repair"]] {
+            let out = ds(args);
+            assert_eq!(out.code, 1, "{host} {args:?}: {}", out.stderr);
+            assert!(out.stderr.contains("rebuild it"), "{}", out.stderr);
+        }
+        // What it has still works: a plain check.
+        assert_eq!(ds(&["check"]).code, 0);
         // Metadata queries are the old `query` export's too: they need no new function,
         // but the old model does not know them (a reserved kind, refused).
         assert_ne!(ds(&["query", "__kind__"]).code, 0);
@@ -1434,4 +1446,86 @@ fn the_deadline_bounds_opening_the_store() {
         );
     }
     lock.rollback().unwrap();
+}
+
+/// `check --repair` (a dry run) and `--repair --apply` on a damaged store, and `export
+/// --skip-corrupt`, both binaries: missing index rows are written back, stale ones deleted,
+/// an entity that does not decode is left for a person, and the export saves the rest.
+#[test]
+fn repair_and_export_skip_corrupt_save_what_can_be_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    for host in HOSTS {
+        let file = dir.path().join(format!("{host}-damaged.db"));
+        let store = format!("sqlite:{}", file.display());
+        let ds = |args: &[&str]| {
+            let mut all = vec!["--store", store.as_str()];
+            all.extend_from_slice(args);
+            run(host, dir.path(), &all)
+        };
+        for (key, owner) in [("Account:a", "x"), ("Account:b", "y"), ("Account:c", "z")] {
+            let properties = format!(r#"{{"owner": "{owner}", "balance": 1}}"#);
+            assert_eq!(ds(&["put", key, &properties]).code, 0);
+        }
+        let encode = |text: &str| text.parse::<host_core::Key>().unwrap().encode();
+        let mut kind_row = ds_model::index::kind_prefix("", "Account");
+        kind_row.extend_from_slice(&encode("Account:a"));
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        // a loses its kind index row; b's entity row goes (its index rows stay, stale);
+        // c's value no longer decodes.
+        for (sql, key) in [
+            ("DELETE FROM ds_kv WHERE key = ?1", kind_row),
+            ("DELETE FROM ds_kv WHERE key = ?1", encode("Account:b")),
+            (
+                "UPDATE ds_kv SET value = x'7f7b' WHERE key = ?1",
+                encode("Account:c"),
+            ),
+        ] {
+            assert_eq!(conn.execute(sql, [key]).unwrap(), 1, "{sql}");
+        }
+        drop(conn);
+
+        assert_eq!(ds(&["check"]).code, 6);
+        let dry = ds(&["check", "--repair"]);
+        assert_eq!(dry.code, 6, "{host}: {}", dry.stderr);
+        let dry: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
+        assert_eq!(dry["repair"]["applied"], false);
+        assert_eq!(dry["repair"]["index_rows_written"], 1, "{dry}");
+        let deleted = dry["repair"]["index_rows_deleted"].as_u64().unwrap();
+        assert!(deleted >= 3, "{dry}");
+        // The dry run wrote nothing.
+        let again: serde_json::Value =
+            serde_json::from_str(&ds(&["check", "--repair"]).stdout).unwrap();
+        assert_eq!(again["repair"], dry["repair"]);
+
+        let applied = ds(&["check", "--repair", "--apply"]);
+        assert_eq!(applied.code, 6, "{host}: {}", applied.stderr);
+        let applied: serde_json::Value = serde_json::from_str(&applied.stdout).unwrap();
+        assert_eq!(applied["repair"]["index_rows_deleted"], deleted);
+        let remaining = applied["remaining_problems"].as_array().unwrap();
+        assert!(!remaining.is_empty());
+        assert!(
+            remaining
+                .iter()
+                .all(|p| p.as_str().unwrap().contains("Account:c")),
+            "{applied}"
+        );
+        // The index serves a again, and forgets b.
+        assert_eq!(ds(&["count", "Account"]).stdout, "{\"count\":2}\n");
+
+        let export = ds(&["export"]);
+        assert_eq!(export.code, 5, "{host}: {}", export.stderr);
+        let salvaged = ds(&["export", "--skip-corrupt"]);
+        assert_eq!(salvaged.code, 6, "{host}: {}", salvaged.stderr);
+        assert_eq!(
+            salvaged.stdout,
+            "{\"key\":\"Account:a\",\"properties\":{\"balance\":1,\"owner\":\"x\",\"tags\":[],\"transfers_out\":0}}\n"
+        );
+        assert!(salvaged.stderr.contains("skipped: "), "{}", salvaged.stderr);
+        assert!(salvaged.stderr.contains("Account:c"), "{}", salvaged.stderr);
+        assert!(
+            salvaged.stderr.contains("export skipped 1 entity row"),
+            "{}",
+            salvaged.stderr
+        );
+    }
 }

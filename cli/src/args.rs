@@ -118,6 +118,10 @@ pub enum Command {
         /// Only entities of this namespace (`""`: the default one).
         #[arg(long)]
         namespace: Option<String>,
+        /// Skip entity rows that do not decode, naming each on stderr, instead of stopping
+        /// at the first; exit 6 at the end if any was skipped.
+        #[arg(long)]
+        skip_corrupt: bool,
     },
     /// Print a key in both forms: as written (`Kind:id`) and URL-safe (for URLs, and for
     /// keys whose names hold characters a shell cannot pass, such as NUL). Either form is
@@ -173,8 +177,20 @@ pub enum Command {
     },
     /// Check the store: every entity must be readable and have exactly its index rows, and
     /// every index row must belong to its entity. Prints a report; exits 6 on problems.
-    #[command(after_help = "Example:\n  ds check")]
-    Check,
+    /// With --repair, also says what a repair would do: write back missing index rows and
+    /// delete stale ones (an entity that does not decode is left alone); with --apply, does
+    /// it, one commit per page checked against what was read, then checks again.
+    #[command(
+        after_help = "Examples:\n  ds check\n  ds check --repair\n  ds check --repair --apply"
+    )]
+    Check {
+        /// Say what a repair would write and delete (a dry run, unless --apply).
+        #[arg(long)]
+        repair: bool,
+        /// With --repair: write the repairs.
+        #[arg(long, requires = "repair")]
+        apply: bool,
+    },
     /// Query entities of KIND, served from indexes: one JSON object per result per line,
     /// then {"next_cursor": "..."} when --limit cut the results short. Without --limit,
     /// every result is printed.
@@ -538,7 +554,7 @@ impl Command {
             Command::Get { .. }
                 | Command::Query { .. }
                 | Command::Export { .. }
-                | Command::Check
+                | Command::Check { apply: false, .. }
                 | Command::Count { .. }
                 | Command::DeleteQuery { dry_run: true, .. }
                 | Command::Info

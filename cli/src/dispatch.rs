@@ -9,7 +9,7 @@ use host_core::face::{self, Face};
 use serde_json::json;
 
 use crate::args::Command;
-use crate::exit::{CheckFailed, NotFound};
+use crate::exit::{CheckFailed, ExportIncomplete, NotFound};
 use crate::import::{ImportReader, import_progress};
 use crate::output::Output;
 
@@ -135,13 +135,32 @@ pub async fn run(
             progress.finish_and_clear();
             output.emit(json!({ "imported": reader.read }));
         }
-        Command::Export { kind, namespace } => {
+        Command::Export {
+            kind,
+            namespace,
+            skip_corrupt,
+        } => {
             let mut start: Option<Vec<u8>> = None;
+            let mut skipped = 0;
             loop {
-                let page = db
-                    .entities(start.as_deref(), kind.as_deref())
-                    .await
-                    .context("export")?;
+                let page = if skip_corrupt {
+                    let page = db
+                        .salvage(start.as_deref(), kind.as_deref())
+                        .await
+                        .context("export")?;
+                    for row in &page.skipped {
+                        eprintln!("skipped: {row}");
+                    }
+                    skipped += page.skipped.len();
+                    ds::EntityPage {
+                        entities: page.entities,
+                        next: page.next,
+                    }
+                } else {
+                    db.entities(start.as_deref(), kind.as_deref())
+                        .await
+                        .context("export")?
+                };
                 // Keys sort by namespace first: past the one asked for, nothing follows.
                 let past = namespace.as_deref().is_some_and(|ns| {
                     page.entities
@@ -163,6 +182,9 @@ pub async fn run(
                     Some(next) if !past => start = Some(next),
                     _ => break,
                 }
+            }
+            if skipped > 0 {
+                return Err(ExportIncomplete(skipped).into());
             }
         }
         Command::Query { .. } => {
@@ -223,9 +245,40 @@ pub async fn run(
             crate::shell::run(db, output, invocation, invocation.binary).await?;
         }
         Command::Completions { .. } | Command::NewModel { .. } => {} // answered while parsing
-        Command::Check => {
+        Command::Check { repair: false, .. } => {
             let report = db.check().await.context("check")?;
             report_check(output, &report)?;
+        }
+        Command::Check {
+            repair: true,
+            apply,
+        } => {
+            let repaired = db.repair(apply).await.context("check --repair")?;
+            let mut answer = json!({
+                "entities": repaired.check.entities,
+                "index_rows": repaired.check.index_rows,
+                "problems": repaired.check.problems,
+                "repair": {
+                    "applied": apply,
+                    "index_rows_written": repaired.written,
+                    "index_rows_deleted": repaired.deleted,
+                },
+            });
+            if !apply {
+                output.emit(answer);
+                if !repaired.check.problems.is_empty() {
+                    return Err(CheckFailed(repaired.check.problems.len()).into());
+                }
+                return Ok(());
+            }
+            // What no repair could fix (an entity that does not decode), or what changed
+            // meanwhile: the check after says.
+            let after = db.check().await.context("check after the repair")?;
+            answer["remaining_problems"] = json!(after.problems);
+            output.emit(answer);
+            if !after.problems.is_empty() {
+                return Err(CheckFailed(after.problems.len()).into());
+            }
         }
     }
     Ok(())
@@ -287,10 +340,18 @@ fn info_json(
     invocation: Invocation<'_>,
     schema: Option<&serde_json::Value>,
 ) -> serde_json::Value {
-    let missing: Vec<&str> = ["get-versioned", "put-if", "delete-if", "count", "schema"]
-        .into_iter()
-        .filter(|f| !db.exports_function(f))
-        .collect();
+    let missing: Vec<&str> = [
+        "get-versioned",
+        "put-if",
+        "delete-if",
+        "count",
+        "schema",
+        "repair",
+        "salvage",
+    ]
+    .into_iter()
+    .filter(|f| !db.exports_function(f))
+    .collect();
     let component = match invocation.component {
         Some(path) => path.display().to_string(),
         None => "embedded example (ds-guest)".to_string(),

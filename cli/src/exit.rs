@@ -1,6 +1,6 @@
 //! Exit codes and the errors that choose them, as README documents: 0 ok, 1 not found,
 //! 2 bad usage or input, 3 conflict, 4 store unavailable, 5 any other failure, 6 `check`
-//! found problems, 7 refused by a business rule.
+//! found problems (or `export --skip-corrupt` skipped some), 7 refused by a business rule.
 
 use std::process::ExitCode;
 
@@ -25,6 +25,14 @@ pub struct NotFound(pub ds::Key);
 #[error("check found {0} problem(s) in the store")]
 pub struct CheckFailed(pub usize);
 
+/// `export --skip-corrupt` left out entities that do not decode.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "export skipped {0} entity row(s) that do not decode (listed above): the export is \
+     incomplete; `check` reports them too"
+)]
+pub struct ExportIncomplete(pub usize);
+
 /// Prints any table rows still held back, then ends the command: exit code 0, or the
 /// error's message and code ([`fail`]). What both binaries' `main` returns.
 pub fn finish(output: &mut Output, result: anyhow::Result<()>) -> ExitCode {
@@ -46,7 +54,7 @@ pub fn status(err: &anyhow::Error) -> u8 {
         if cause.is::<ImportError>() || cause.is::<UsageError>() {
             return 2;
         }
-        if cause.is::<CheckFailed>() {
+        if cause.is::<CheckFailed>() || cause.is::<ExportIncomplete>() {
             return 6;
         }
         if let Some(err) = cause.downcast_ref::<Error>() {

@@ -253,6 +253,12 @@ class Datastore(exports.Datastore):
     def count(self, query):
         not_supported("count")
 
+    def repair(self, start, apply):
+        not_supported("repair")
+
+    def salvage(self, start, kind):
+        not_supported("salvage (export --skip-corrupt)")
+
     def schema(self):
         # Every kind is schemaless here: the model declares none.
         return json.dumps({"kinds": []})

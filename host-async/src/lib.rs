@@ -107,7 +107,7 @@ impl Datastore {
 
     /// Whether the component exports `datastore.{function}`: false only for a function
     /// added to the contract after the component was built (`get-versioned`, `put-if`,
-    /// `delete-if`, `count`, `schema`), whose calls then fail with [`Error::NotFound`].
+    /// `delete-if`, `count`, `schema`, `repair`, `salvage`), whose calls then fail with [`Error::NotFound`].
     pub fn exports_function(&self, function: &str) -> bool {
         self.core.exports_function(function)
     }
@@ -316,6 +316,27 @@ impl Datastore {
     /// repeated, indexed, default) and composite indexes (`ds schema`, `ds indexes`).
     pub async fn schema(&self) -> Result<serde_json::Value, Error> {
         self.core.schema().await
+    }
+
+    /// Checks the whole store as [`Datastore::check`] does and repairs what is certain:
+    /// index rows an entity lacks are written back, index rows whose entity is absent or
+    /// does not have them are deleted; an entity that does not decode is left alone. Each
+    /// page's repairs are one commit checked against what was read, so nothing written
+    /// meanwhile is undone (a page that changed is reported, for another run). With
+    /// `apply` false nothing is written and the counts say what would be.
+    pub async fn repair(&self, apply: bool) -> Result<RepairReport, Error> {
+        self.core.repair(apply).await
+    }
+
+    /// One page of entities as [`Datastore::entities`] lists them, but an entity row that
+    /// does not decode is described in `skipped` instead of failing the page
+    /// (`export --skip-corrupt`).
+    pub async fn salvage(
+        &self,
+        start: Option<&[u8]>,
+        kind: Option<&str>,
+    ) -> Result<SalvagePage, Error> {
+        self.core.salvage(start, kind).await
     }
 }
 

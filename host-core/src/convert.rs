@@ -398,6 +398,20 @@ pub fn condition_to_wit(condition: crate::Condition) -> wit::Condition {
     }
 }
 
+/// One salvage page from the model, as host entities.
+pub fn salvage_page_from_wit(page: wit::SalvagePage) -> Result<crate::SalvagePage, Error> {
+    let entities = page
+        .entities
+        .into_iter()
+        .map(entity_from_wit)
+        .collect::<Result<_, _>>()?;
+    Ok(crate::SalvagePage {
+        entities,
+        skipped: page.skipped,
+        next: page.next,
+    })
+}
+
 /// One page of entities from the model, as host entities.
 pub fn entity_page_from_wit(page: wit::EntityPage) -> Result<crate::EntityPage, Error> {
     let entities = page

@@ -20,8 +20,8 @@ use crate::instances::{Instance, InstancePool, new_store};
 use crate::logging::GuestLog;
 use crate::mode::Mode;
 use crate::{
-    CheckReport, Condition, Entity, EntityPage, Key, Query, QueryPage, Receipt, RetryPolicy,
-    VersionedEntity,
+    CheckReport, Condition, Entity, EntityPage, Key, Query, QueryPage, Receipt, RepairReport,
+    RetryPolicy, SalvagePage, VersionedEntity,
 };
 
 /// Writes a host API trace line (`ds::api`: "Model sync get()", `ads::api`: "Model async
@@ -111,7 +111,7 @@ impl<M: ExportCalls> Core<M> {
 
     /// Whether the component exports `datastore.{function}`: false only for a function
     /// added to the contract after the component was built (`get-versioned`, `put-if`,
-    /// `delete-if`, `count`, `schema`), whose calls then fail with `NotFound`.
+    /// `delete-if`, `count`, `schema`, `repair`, `salvage`), whose calls then fail with `NotFound`.
     pub fn exports_function(&self, function: &str) -> bool {
         self.exports.has_function(function)
     }
@@ -325,6 +325,37 @@ impl<M: ExportCalls> Core<M> {
         self.exports.require(Export::Schema)?;
         let result = self.call_schema().await;
         convert::call_result(result, |text| convert::json_from_wit("schema", &text))
+    }
+
+    /// `repair`: the whole store, page by page (each page its own call and, with `apply`,
+    /// its own commit).
+    pub async fn repair(&self, apply: bool) -> Result<RepairReport, Error> {
+        trace_api!(M, "repair");
+        self.exports.require(Export::Repair)?;
+        let mut total = RepairReport::default();
+        let mut start: Option<Vec<u8>> = None;
+        loop {
+            let result = self.call_repair(start.as_ref(), apply).await;
+            let page = convert::call_result(result, Ok)?;
+            total.written += page.written;
+            total.deleted += page.deleted;
+            match convert::merge_check_page(&mut total.check, page.check) {
+                Some(next) => start = Some(next),
+                None => return Ok(total),
+            }
+        }
+    }
+
+    /// `salvage`: one page of entities, skipping (and describing) rows that do not decode.
+    pub async fn salvage(
+        &self,
+        start: Option<&[u8]>,
+        kind: Option<&str>,
+    ) -> Result<SalvagePage, Error> {
+        self.exports.require(Export::Salvage)?;
+        let start = start.map(<[u8]>::to_vec);
+        let result = self.call_salvage(start.as_ref(), kind).await;
+        convert::call_result(result, convert::salvage_page_from_wit)
     }
 
     /// Admits a call and leases it an instance, its deadline armed.

@@ -15,7 +15,7 @@ use wasmtime::component::{ComponentExportIndex, Func, Instance, InstancePre, Typ
 
 use crate::bindings::types::{
     CheckReport, Condition, CountPage, Entity, EntityPage, Error, Key, KvKey, Properties,
-    QueryPage, QuerySpec, Receipt, StoredProperties,
+    QueryPage, QuerySpec, Receipt, RepairReport, SalvagePage, StoredProperties,
 };
 use crate::convert::KeyRef;
 use std::future::{Future, Ready, ready};
@@ -170,6 +170,12 @@ model_exports! {
     /// `datastore.schema`
     Schema: "ds:datastore/datastore@0.1.0" "schema",
         call_schema() -> Result<String, Error>;
+    /// `datastore.repair`
+    Repair: "ds:datastore/datastore@0.1.0" "repair",
+        call_repair(start: Option<&KvKey>, apply: bool) -> Result<RepairReport, Error>;
+    /// `datastore.salvage`
+    Salvage: "ds:datastore/datastore@0.1.0" "salvage",
+        call_salvage(start: Option<&KvKey>, kind: Option<&str>) -> Result<SalvagePage, Error>;
     /// `accounts.deposit`
     Deposit: "ds:datastore/accounts@0.1.0" "deposit",
         call_deposit(account: &KeyRef<'_>, amount: i64) -> Result<i64, Error>;
@@ -190,6 +196,8 @@ const ADDED_LATER: &[Export] = &[
     Export::DeleteIf,
     Export::Count,
     Export::Schema,
+    Export::Repair,
+    Export::Salvage,
 ];
 
 /// What `deposit` and `transfer` answer (as `not-found`) on a component without `accounts`.

@@ -10,7 +10,8 @@ use serde_json::Value as Json;
 
 use crate::error::Error;
 use crate::{
-    CheckReport, Condition, Entity, EntityPage, Key, Query, QueryPage, Receipt, VersionedEntity,
+    CheckReport, Condition, Entity, EntityPage, Key, Query, QueryPage, Receipt, RepairReport,
+    SalvagePage, VersionedEntity,
 };
 
 /// The datastore operations of both hosts, as `Send` futures.
@@ -82,6 +83,14 @@ pub trait Face: Send + Sync {
     fn count(&self, query: &Query) -> impl Future<Output = Result<u64, Error>> + Send;
     /// The kinds the component declares, as JSON.
     fn schema(&self) -> impl Future<Output = Result<Json, Error>> + Send;
+    /// Checks the whole store and repairs what is certain (`apply`), or says what it would.
+    fn repair(&self, apply: bool) -> impl Future<Output = Result<RepairReport, Error>> + Send;
+    /// One page of entities, skipping rows that do not decode.
+    fn salvage(
+        &self,
+        start: Option<&[u8]>,
+        kind: Option<&str>,
+    ) -> impl Future<Output = Result<SalvagePage, Error>> + Send;
     /// Whether the component exports `datastore.{function}` (see
     /// `Core::exports_function`).
     fn exports_function(&self, function: &str) -> bool;
@@ -320,6 +329,19 @@ macro_rules! implement_face {
                 &self,
             ) -> impl std::future::Future<Output = Result<serde_json::Value, $crate::Error>> + Send {
                 $wrap(<$host>::schema(self))
+            }
+            fn repair(
+                &self,
+                apply: bool,
+            ) -> impl std::future::Future<Output = Result<$crate::RepairReport, $crate::Error>> + Send {
+                $wrap(<$host>::repair(self, apply))
+            }
+            fn salvage(
+                &self,
+                start: Option<&[u8]>,
+                kind: Option<&str>,
+            ) -> impl std::future::Future<Output = Result<$crate::SalvagePage, $crate::Error>> + Send {
+                $wrap(<$host>::salvage(self, start, kind))
             }
             fn exports_function(&self, function: &str) -> bool {
                 <$host>::exports_function(self, function)

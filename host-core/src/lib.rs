@@ -46,8 +46,8 @@ pub mod api {
     pub use crate::{
         BoundExceeded, CheckReport, ComponentSource, Condition, Direction, Engine, EngineOptions,
         Entity, EntityPage, Error, Filter, IdOrName, InstanceOptions, Isolation, Key, Op, Order,
-        PathElement, Properties, Query, QueryPage, Receipt, RetryPolicy, Value, VersionedEntity,
-        Writes,
+        PathElement, Properties, Query, QueryPage, Receipt, RepairReport, RetryPolicy, SalvagePage,
+        Value, VersionedEntity, Writes,
     };
 }
 
@@ -82,6 +82,29 @@ pub struct VersionedEntity {
     pub entity: Entity,
     /// The version of the commit that last wrote it; it changes with every write.
     pub version: u64,
+}
+
+/// What `Datastore::repair` found and did over the whole store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// What the check found (problems repaired or not), as `check` reports it.
+    pub check: CheckReport,
+    /// Index rows written back (missing, or with the wrong value); without `apply`, that
+    /// would be.
+    pub written: u64,
+    /// Index rows deleted (stale, or naming no entity); without `apply`, that would be.
+    pub deleted: u64,
+}
+
+/// One page of `Datastore::salvage`: the entities that decode, and the rows that did not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SalvagePage {
+    /// The entities of this page that decode, in key order.
+    pub entities: Vec<Entity>,
+    /// The entity rows of this page that do not decode, each described.
+    pub skipped: Vec<String>,
+    /// The opaque position of the next page.
+    pub next: Option<Vec<u8>>,
 }
 
 /// What a transfer did (the example application's `transfer`).

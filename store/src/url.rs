@@ -250,6 +250,7 @@ mod tests {
                 schema: Some("run_1".into()),
                 max_connections: crate::postgres::DEFAULT_MAX_CONNECTIONS,
                 tls: Default::default(),
+                create: true,
             })
         );
         assert_eq!(
@@ -259,6 +260,7 @@ mod tests {
                 schema: Some("s".into()),
                 max_connections: 64,
                 tls: Default::default(),
+                create: true,
             }))
         );
         assert_eq!(

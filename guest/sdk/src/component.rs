@@ -120,12 +120,7 @@ impl<A: App> Guest for Component<A> {
 
     fn check(start: Option<Vec<u8>>) -> Result<wit::CheckReport, wit::Error> {
         let report = model::<A>().check(start.as_deref()).map_err(error_to_wit)?;
-        Ok(wit::CheckReport {
-            entities: report.entities,
-            index_rows: report.index_rows,
-            problems: report.problems,
-            next: report.next,
-        })
+        Ok(check_report_to_wit(report))
     }
 
     fn get_versioned(
@@ -177,6 +172,47 @@ impl<A: App> Guest for Component<A> {
 
     fn schema() -> Result<String, wit::Error> {
         Ok(A::SCHEMA.to_json_text())
+    }
+
+    fn repair(start: Option<Vec<u8>>, apply: bool) -> Result<wit::RepairReport, wit::Error> {
+        let report = model::<A>()
+            .repair(start.as_deref(), apply)
+            .map_err(error_to_wit)?;
+        Ok(wit::RepairReport {
+            check: check_report_to_wit(report.check),
+            written: report.written,
+            deleted: report.deleted,
+        })
+    }
+
+    fn salvage(
+        start: Option<Vec<u8>>,
+        kind: Option<String>,
+    ) -> Result<wit::SalvagePage, wit::Error> {
+        let (page, skipped) = model::<A>()
+            .salvage_json(start.as_deref(), kind.as_deref())
+            .map_err(error_to_wit)?;
+        Ok(wit::SalvagePage {
+            entities: page
+                .entities
+                .into_iter()
+                .map(|(key, properties)| wit::Entity {
+                    key: key_to_wit(key),
+                    properties,
+                })
+                .collect(),
+            skipped,
+            next: page.next,
+        })
+    }
+}
+
+fn check_report_to_wit(report: ds_model::CheckReport) -> wit::CheckReport {
+    wit::CheckReport {
+        entities: report.entities,
+        index_rows: report.index_rows,
+        problems: report.problems,
+        next: report.next,
     }
 }
 

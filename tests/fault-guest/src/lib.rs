@@ -160,4 +160,15 @@ impl Guest for FaultGuest {
     fn schema() -> Result<alloc::string::String, wit::Error> {
         refuse()
     }
+
+    fn repair(_: Option<Vec<u8>>, _: bool) -> Result<wit::RepairReport, wit::Error> {
+        refuse()
+    }
+
+    fn salvage(
+        _: Option<Vec<u8>>,
+        _: Option<alloc::string::String>,
+    ) -> Result<wit::SalvagePage, wit::Error> {
+        refuse()
+    }
 }

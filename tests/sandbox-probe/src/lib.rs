@@ -98,4 +98,12 @@ impl Guest for Probe {
     fn schema() -> Result<String, wit::Error> {
         refuse()
     }
+
+    fn repair(_: Option<Vec<u8>>, _: bool) -> Result<wit::RepairReport, wit::Error> {
+        refuse()
+    }
+
+    fn salvage(_: Option<Vec<u8>>, _: Option<String>) -> Result<wit::SalvagePage, wit::Error> {
+        refuse()
+    }
 }

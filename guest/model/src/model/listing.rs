@@ -3,14 +3,14 @@
 
 use alloc::collections::BTreeMap;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::entity::Entity;
 use crate::error::Error;
 use crate::index;
 use crate::key::{Key, describe_kv_key};
-use crate::transport::{Direction, KeyRange, Log, Transport};
+use crate::transport::{Check, Direction, KeyRange, Log, StoreError, Transport, Write};
 
 use super::Model;
 
@@ -24,6 +24,28 @@ impl<T: Transport, L: Log> Model<T, L> {
         start: Option<&[u8]>,
         kind: Option<&str>,
     ) -> Result<EntityPage, Error> {
+        self.entities_page(start, kind, None)
+    }
+
+    /// [`Model::entities_json`], but an entity row that does not decode (its key or its
+    /// value) is described in the second result and skipped instead of failing the page:
+    /// what `export --skip-corrupt` reads, to save what can be saved.
+    pub fn salvage_json(
+        &mut self,
+        start: Option<&[u8]>,
+        kind: Option<&str>,
+    ) -> Result<(EntityPage, Vec<String>), Error> {
+        let mut skipped = Vec::new();
+        let page = self.entities_page(start, kind, Some(&mut skipped))?;
+        Ok((page, skipped))
+    }
+
+    fn entities_page(
+        &mut self,
+        start: Option<&[u8]>,
+        kind: Option<&str>,
+        mut skipped: Option<&mut Vec<String>>,
+    ) -> Result<EntityPage, Error> {
         let begin = alloc::vec![crate::key::ENTITY_PREFIX];
         let range = KeyRange {
             start: start
@@ -36,15 +58,16 @@ impl<T: Transport, L: Log> Model<T, L> {
         let next = page.next();
         let mut entities = Vec::new();
         for entry in page.entries {
-            let key = Key::decode(&entry.key).map_err(|err| {
-                Error::Corrupt(format!("row {}: {err}", describe_kv_key(&entry.key)))
-            })?;
-            if kind.is_some_and(|kind| key.leaf().is_some_and(|leaf| leaf.kind != kind)) {
-                continue;
+            match decode_entry(entry, kind) {
+                Ok(Some(entity)) => entities.push(entity),
+                Ok(None) => {}
+                Err(err) if skipped.is_some() => {
+                    if let Some(skipped) = skipped.as_deref_mut() {
+                        skipped.push(err.to_string());
+                    }
+                }
+                Err(err) => return Err(err),
             }
-            // The stored bytes become the text: one copy of each value in memory, not two.
-            let json = crate::entity::into_json(&key, entry.value.value)?;
-            entities.push((key, json));
         }
         Ok(EntityPage { entities, next })
     }
@@ -83,6 +106,61 @@ impl<T: Transport, L: Log> Model<T, L> {
     /// and validly and have exactly its index rows; every index row must point at an entity
     /// that has it. Reads only.
     pub fn check(&mut self, start: Option<&[u8]>) -> Result<CheckReport, Error> {
+        self.check_page(start, None)
+    }
+
+    /// Checks one page as [`Model::check`] does and repairs what is certain: an index row
+    /// an entity lacks (or holds with the wrong value) is written back; an index row whose
+    /// entity is absent, or present without it, and one that names no entity, is deleted.
+    /// An entity that does not decode is left alone (its rows are unknown), and so are
+    /// index rows that point at it. The repairs of a page are one commit, with checks on
+    /// the versions the check read, so nothing written meanwhile is undone: a page that
+    /// changed is reported, repaired by nothing, for a second run. With `apply` false,
+    /// nothing is written and the counts say what would be.
+    pub fn repair(&mut self, start: Option<&[u8]>, apply: bool) -> Result<RepairReport, Error> {
+        let mut repairs = Repairs::default();
+        let mut check = self.check_page(start, Some(&mut repairs))?;
+        let (written, deleted) = repairs.counts();
+        if apply && !repairs.writes.is_empty() {
+            let checks: Vec<Check> = repairs
+                .checks
+                .into_iter()
+                .map(|(key, version)| Check { key, version })
+                .collect();
+            let writes: Vec<Write> = repairs
+                .writes
+                .into_iter()
+                .map(|(key, value)| Write { key, value })
+                .collect();
+            match self.transport.commit(&checks, &writes) {
+                Ok(_) => {}
+                Err(StoreError::Conflict(_)) => {
+                    check.problems.push(
+                        "this page changed while it was checked: nothing in it was repaired; \
+                         run the repair again"
+                            .into(),
+                    );
+                    return Ok(RepairReport {
+                        check,
+                        written: 0,
+                        deleted: 0,
+                    });
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(RepairReport {
+            check,
+            written,
+            deleted,
+        })
+    }
+
+    fn check_page(
+        &mut self,
+        start: Option<&[u8]>,
+        mut repairs: Option<&mut Repairs>,
+    ) -> Result<CheckReport, Error> {
         let range = KeyRange {
             start: start.map(<[u8]>::to_vec).unwrap_or_default(),
             end: None,
@@ -90,7 +168,7 @@ impl<T: Transport, L: Log> Model<T, L> {
         let page = self.read_page(range)?;
         let mut report = CheckReport::default();
         // Rows each entity must have, and the entities index rows point at.
-        let mut expected: Vec<(Key, index::Row)> = Vec::new();
+        let mut expected: Vec<(Key, index::Row, u64)> = Vec::new();
         let mut pointed: Vec<IndexRow> = Vec::new();
         for entry in &page.entries {
             let row = describe_kv_key(&entry.key);
@@ -102,10 +180,16 @@ impl<T: Transport, L: Log> Model<T, L> {
                         Ok(key) => pointed.push(IndexRow {
                             row: entry.key.clone(),
                             value: entry.value.value.clone(),
+                            version: entry.value.version,
                             encoded: key.encode(),
                             entity: key,
                         }),
-                        Err(err) => report.problems.push(format!("index row {row}: {err}")),
+                        Err(err) => {
+                            report.problems.push(format!("index row {row}: {err}"));
+                            if let Some(repairs) = repairs.as_deref_mut() {
+                                repairs.delete(&entry.key, entry.value.version);
+                            }
+                        }
                     }
                     continue;
                 }
@@ -140,26 +224,35 @@ impl<T: Transport, L: Log> Model<T, L> {
             match Entity::decode(key.clone(), &entry.value.value) {
                 Err(err) => report.problems.push(format!("{err}")),
                 Ok(entity) => match index::rows(self.schema, &entity) {
-                    Ok(rows) => expected.extend(rows.into_iter().map(|r| (key.clone(), r))),
+                    Ok(rows) => expected.extend(
+                        rows.into_iter()
+                            .map(|r| (key.clone(), r, entry.value.version)),
+                    ),
                     Err(err) => report.problems.push(format!("entity {key}: {err}")),
                 },
             }
         }
         // Every expected index row is there, with its value.
-        let row_keys: Vec<Vec<u8>> = expected.iter().map(|(_, (row, _))| row.clone()).collect();
+        let row_keys: Vec<Vec<u8>> = expected
+            .iter()
+            .map(|(_, (row, _), _)| row.clone())
+            .collect();
         if !row_keys.is_empty() {
             let found = self.transport.get_many(&row_keys)?;
-            for ((key, (row, value)), found) in expected.iter().zip(found) {
-                match found {
-                    None => report.problems.push(format!(
-                        "entity {key}: index row {} is missing",
-                        describe_kv_key(row)
-                    )),
-                    Some(found) if found.value != *value => report.problems.push(format!(
-                        "entity {key}: index row {} has the wrong value",
-                        describe_kv_key(row)
-                    )),
-                    Some(_) => {}
+            for ((key, (row, value), version), found) in expected.iter().zip(found) {
+                let problem = match &found {
+                    None => "is missing",
+                    Some(found) if found.value != *value => "has the wrong value",
+                    Some(_) => continue,
+                };
+                report.problems.push(format!(
+                    "entity {key}: index row {} {problem}",
+                    describe_kv_key(row)
+                ));
+                if let Some(repairs) = repairs.as_deref_mut() {
+                    repairs.check(&key.encode(), Some(*version));
+                    repairs.check(row, found.as_ref().map(|f| f.version));
+                    repairs.writes.insert(row.clone(), Some(value.clone()));
                 }
             }
         }
@@ -167,7 +260,10 @@ impl<T: Transport, L: Log> Model<T, L> {
         // [`SCAN_ROWS`] at a time (each may be 1 MiB), each once for all its index rows.
         // Encoded entity key → the key, and the index rows the stored entity has (`None`: it
         // is absent or unreadable).
-        let mut entities: BTreeMap<Vec<u8>, (&Key, Option<Vec<index::Row>>)> = BTreeMap::new();
+        // Each entity: its key, what was read of it (`None`: absent, else its version and
+        // its index rows if it decodes).
+        type Read<'k> = (&'k Key, Option<(u64, Option<Vec<index::Row>>)>);
+        let mut entities: BTreeMap<Vec<u8>, Read<'_>> = BTreeMap::new();
         for pointer in &pointed {
             entities
                 .entry(pointer.encoded.clone())
@@ -177,29 +273,42 @@ impl<T: Transport, L: Log> Model<T, L> {
         for chunk in entity_keys.chunks(SCAN_ROWS as usize) {
             let found = self.transport.get_many(chunk)?;
             for (encoded, found) in chunk.iter().zip(found) {
-                if let (Some(stored), Some((key, rows))) = (found, entities.get_mut(encoded)) {
-                    *rows = Entity::decode((*key).clone(), &stored.value)
+                if let (Some(stored), Some((key, read))) = (found, entities.get_mut(encoded)) {
+                    let rows = Entity::decode((*key).clone(), &stored.value)
                         .and_then(|entity| index::rows(self.schema, &entity))
                         .ok();
+                    *read = Some((stored.version, rows));
                 }
             }
         }
         for IndexRow {
             row,
             value,
+            version,
             entity: key,
             encoded,
         } in &pointed
         {
-            let has_it = entities
-                .get(encoded)
+            let read = entities.get(encoded).and_then(|(_, read)| read.as_ref());
+            let has_it = read
                 .and_then(|(_, rows)| rows.as_ref())
                 .is_some_and(|rows| rows.iter().any(|(r, v)| r == row && v == value));
-            if !has_it {
-                report.problems.push(format!(
-                    "index row {} points at {key}, which does not have it (stale index row)",
-                    describe_kv_key(row)
-                ));
+            if has_it {
+                continue;
+            }
+            report.problems.push(format!(
+                "index row {} points at {key}, which does not have it (stale index row)",
+                describe_kv_key(row)
+            ));
+            // Certain only when the entity is absent, or decodes without this row.
+            let certain = match read {
+                None => Some(None),
+                Some((entity_version, Some(_))) => Some(Some(*entity_version)),
+                Some((_, None)) => None,
+            };
+            if let (Some(repairs), Some(entity_version)) = (repairs.as_deref_mut(), certain) {
+                repairs.check(encoded, entity_version);
+                repairs.delete(row, *version);
             }
         }
         report.next = page.next();
@@ -207,10 +316,66 @@ impl<T: Transport, L: Log> Model<T, L> {
     }
 }
 
+/// Decodes an entity row for a listing: `None` when it is of another kind than `kind`.
+fn decode_entry(
+    entry: crate::transport::Entry,
+    kind: Option<&str>,
+) -> Result<Option<(Key, String)>, Error> {
+    let key = Key::decode(&entry.key)
+        .map_err(|err| Error::Corrupt(format!("row {}: {err}", describe_kv_key(&entry.key))))?;
+    if kind.is_some_and(|kind| key.leaf().is_some_and(|leaf| leaf.kind != kind)) {
+        return Ok(None);
+    }
+    // The stored bytes become the text: one copy of each value in memory, not two.
+    let json = crate::entity::into_json(&key, entry.value.value)?;
+    Ok(Some((key, json)))
+}
+
+/// What a repair of one page writes, and the versions its commit checks.
+#[derive(Default)]
+struct Repairs {
+    /// Transport key → the version it must still have (`None`: absent).
+    checks: BTreeMap<Vec<u8>, Option<u64>>,
+    /// Transport key → its new value (`None`: delete it).
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Repairs {
+    fn check(&mut self, key: &[u8], version: Option<u64>) {
+        self.checks.insert(key.to_vec(), version);
+    }
+
+    fn delete(&mut self, row: &[u8], version: u64) {
+        self.check(row, Some(version));
+        self.writes.insert(row.to_vec(), None);
+    }
+
+    /// Rows written and rows deleted.
+    fn counts(&self) -> (u64, u64) {
+        let deleted = self.writes.values().filter(|v| v.is_none()).count() as u64;
+        (self.writes.len() as u64 - deleted, deleted)
+    }
+}
+
+/// One page of [`Model::repair`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// What the check of the page found (as [`Model::check`]), and where the next page
+    /// starts.
+    pub check: CheckReport,
+    /// Index rows written back (missing, or with the wrong value); with `apply` false,
+    /// that would be.
+    pub written: u64,
+    /// Index rows deleted (stale, or naming no entity); with `apply` false, that would be.
+    pub deleted: u64,
+}
+
 /// An index row `check` read, and the entity it points at.
 struct IndexRow {
     row: Vec<u8>,
     value: Vec<u8>,
+    /// The row's version.
+    version: u64,
     entity: Key,
     /// `entity`, encoded: the transport key of its row.
     encoded: Vec<u8>,

@@ -26,7 +26,7 @@ use crate::transport::{Check, Level, Log, StoreError, Transport, Versioned, Writ
 mod listing;
 mod transaction;
 
-pub use listing::{CHECK_PAGE, CheckReport, EntityPage, PAGE_BYTES, SCAN_ROWS};
+pub use listing::{CHECK_PAGE, CheckReport, EntityPage, PAGE_BYTES, RepairReport, SCAN_ROWS};
 pub use transaction::Transaction;
 
 /// Most ids one `allocate_ids` call reserves.
