@@ -350,17 +350,21 @@ pub fn found_many_from_wit(
     keys: &[Key],
     found: Vec<Option<wit::Properties>>,
 ) -> Result<Vec<Option<Entity>>, Error> {
-    if found.len() != keys.len() {
-        return Err(Error::Corrupt(format!(
-            "the model returned {} results for {} keys",
-            found.len(),
-            keys.len()
-        )));
-    }
+    check_result_count(found.len(), keys.len())?;
     keys.iter()
         .zip(found)
         .map(|(key, found)| found_from_wit(key, found))
         .collect()
+}
+
+/// A batch read's answer has one result per key, or the model is broken.
+fn check_result_count(results: usize, keys: usize) -> Result<(), Error> {
+    if results != keys {
+        return Err(Error::Corrupt(format!(
+            "the model returned {results} results for {keys} keys"
+        )));
+    }
+    Ok(())
 }
 
 /// `get-versioned`'s results for `keys`, as host entities with their versions.
@@ -368,13 +372,7 @@ pub fn versioned_from_wit(
     keys: &[Key],
     found: Vec<Option<wit::StoredProperties>>,
 ) -> Result<Vec<Option<crate::VersionedEntity>>, Error> {
-    if found.len() != keys.len() {
-        return Err(Error::Corrupt(format!(
-            "the model returned {} results for {} keys",
-            found.len(),
-            keys.len()
-        )));
-    }
+    check_result_count(found.len(), keys.len())?;
     keys.iter()
         .zip(found)
         .map(|(key, found)| {

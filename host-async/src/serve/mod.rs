@@ -1115,19 +1115,8 @@ async fn batch_put(State(app): State<App>, request: Body) -> Answer {
     Ok(JsonAnswer(json!({ "keys": keys, "version": version })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchDelete {
-    keys: Vec<String>,
-}
-
 async fn batch_delete(State(app): State<App>, request: Body) -> Answer {
-    let request: BatchDelete = body(&request.bytes)?;
-    let keys = request
-        .keys
-        .iter()
-        .map(|k| key(k))
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = body::<Keys>(&request.bytes)?.parse()?;
     let _slot = admit(&app).await?;
     let existed = if app.db.exports_function("delete-if") {
         let deletes: Vec<_> = keys
@@ -1206,19 +1195,21 @@ async fn schema(State(app): State<App>) -> Answer {
     Ok(JsonAnswer(app.db.schema().await?))
 }
 
+/// The body of `batch-get` and `batch-delete`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BatchGet {
+struct Keys {
     keys: Vec<String>,
 }
 
+impl Keys {
+    fn parse(&self) -> Result<Vec<Key>, ApiError> {
+        self.keys.iter().map(|k| key(k)).collect()
+    }
+}
+
 async fn batch_get(State(app): State<App>, request: Body) -> Answer {
-    let request: BatchGet = body(&request.bytes)?;
-    let keys = request
-        .keys
-        .iter()
-        .map(|k| key(k))
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = body::<Keys>(&request.bytes)?.parse()?;
     let _slot = admit(&app).await?;
     let found = app.db.get_many(&keys).await?;
     let entities: Vec<Json> = found

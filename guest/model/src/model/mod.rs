@@ -144,13 +144,17 @@ impl<T: Transport, L: Log> Model<T, L> {
 
     fn read_many(&mut self, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, Error> {
         Ok(self
-            .read_many_versioned(keys)?
+            .read_many_versioned(keys, false)?
             .into_iter()
             .map(|v| v.map(|v| v.value))
             .collect())
     }
 
-    fn read_many_versioned(&mut self, keys: &[Key]) -> Result<Vec<Option<Versioned>>, Error> {
+    fn read_many_versioned(
+        &mut self,
+        keys: &[Key],
+        single_as_get: bool,
+    ) -> Result<Vec<Option<Versioned>>, Error> {
         self.log
             .log(Level::Debug, "model", "Model base _get_many()");
         check_batch(keys.len())?;
@@ -158,6 +162,10 @@ impl<T: Transport, L: Log> Model<T, L> {
             .iter()
             .map(|key| key.validate().map(|()| key.encode()))
             .collect::<Result<Vec<_>, _>>()?;
+        // One key (HTTP's GET with its ETag): the transport's `get`, as `Model::get` reads.
+        if let ([one], true) = (encoded.as_slice(), single_as_get) {
+            return Ok(alloc::vec![self.transport.get(one)?]);
+        }
         Ok(self.transport.get_many(&encoded)?)
     }
 
@@ -167,7 +175,7 @@ impl<T: Transport, L: Log> Model<T, L> {
         &mut self,
         keys: &[Key],
     ) -> Result<Vec<Option<(String, u64)>>, Error> {
-        let stored = self.read_many_versioned(keys)?;
+        let stored = self.read_many_versioned(keys, true)?;
         keys.iter()
             .zip(stored)
             .map(|(key, stored)| {

@@ -270,17 +270,7 @@ pub fn run<T: Transport>(
         return metadata::run(transport, query);
     }
     let planned = plan(schema, query)?;
-    let fingerprint = fingerprint(query);
-    let start = query
-        .start
-        .as_deref()
-        .map(|c| decode_cursor(c, fingerprint))
-        .transpose()?;
-    let end = query
-        .end
-        .as_deref()
-        .map(|c| decode_cursor(c, fingerprint))
-        .transpose()?;
+    let (fingerprint, start, end) = cursors(query)?;
     let want = query.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE) as usize;
     let mut run = Run {
         transport,
@@ -314,6 +304,21 @@ pub fn run<T: Transport>(
         hits: run.hits,
         next,
     })
+}
+
+/// The query's fingerprint, and the positions of its start and end cursors.
+type Cursors = (u64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The fingerprint of `query` and its cursors' positions, each checked against it.
+fn cursors(query: &Query) -> Result<Cursors, Error> {
+    let fingerprint = fingerprint(query);
+    let position = |cursor: &Option<String>| {
+        cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, fingerprint))
+            .transpose()
+    };
+    Ok((fingerprint, position(&query.start)?, position(&query.end)?))
 }
 
 /// Most results one [`count`] call counts before it returns a cursor to count on from:
@@ -358,17 +363,7 @@ pub fn count<T: Transport>(
             ..query.clone()
         },
     )?;
-    let fingerprint = fingerprint(query);
-    let start = query
-        .start
-        .as_deref()
-        .map(|c| decode_cursor(c, fingerprint))
-        .transpose()?;
-    let end = query
-        .end
-        .as_deref()
-        .map(|c| decode_cursor(c, fingerprint))
-        .transpose()?;
+    let (fingerprint, start, end) = cursors(query)?;
     let limit = query.limit.map_or(u64::MAX, u64::from);
     let want = limit.min(u64::from(COUNT_PAGE)) as usize;
     let mut run = Run {
