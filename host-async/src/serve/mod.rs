@@ -1158,12 +1158,7 @@ impl SelectionRequest {
             namespace: self.namespace.clone(),
             kind: Some(self.kind.clone()),
             ancestor: self.ancestor.as_deref().map(key).transpose()?,
-            filters: self
-                .filters
-                .iter()
-                .map(|f| Filter::parse(f))
-                .collect::<Result<_, _>>()
-                .map_err(Error::from)?,
+            filters: filters(&self.filters)?,
             limit: self.limit,
             ..Query::default()
         })
@@ -1239,18 +1234,21 @@ struct QueryRequest {
     keys_only: bool,
 }
 
+/// The filters of a query-shaped body, each `property OP value`.
+fn filters(texts: &[String]) -> Result<Vec<Filter>, ApiError> {
+    texts
+        .iter()
+        .map(|f| Filter::parse(f).map_err(|err| Error::from(err).into()))
+        .collect()
+}
+
 async fn query(State(app): State<App>, request: Body) -> Answer {
     let request: QueryRequest = body(&request.bytes)?;
     let query = Query {
         namespace: request.namespace,
         kind: Some(request.kind),
         ancestor: request.ancestor.as_deref().map(key).transpose()?,
-        filters: request
-            .filters
-            .iter()
-            .map(|f| Filter::parse(f))
-            .collect::<Result<_, _>>()
-            .map_err(Error::from)?,
+        filters: filters(&request.filters)?,
         orders: request
             .orders
             .iter()
