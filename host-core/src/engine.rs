@@ -43,7 +43,7 @@ struct Inner {
     /// release still waits until the slots another caller is freeing are free.
     releasing: Mutex<()>,
     /// Bounds the `ads` calls in flight on this engine to its instance slots.
-    in_flight: tokio::sync::Semaphore,
+    in_flight: crate::gate::Gate,
 }
 
 /// A pool whose idle instances can be released (their slots freed).
@@ -90,7 +90,7 @@ impl Engine {
                 components: Mutex::new(HashMap::new()),
                 pools: Mutex::new(Vec::new()),
                 releasing: Mutex::new(()),
-                in_flight: tokio::sync::Semaphore::new(slots),
+                in_flight: crate::gate::Gate::new(slots),
             }),
         };
         engine.start_ticker()?;
@@ -137,7 +137,7 @@ impl Engine {
     /// Bounds `ads`'s calls in flight on this engine, of all its datastores together, to its
     /// instance slots: each call holds an instance (and its fiber) until it ends, so further
     /// calls wait here instead of failing for want of a slot.
-    pub(crate) fn in_flight(&self) -> &tokio::sync::Semaphore {
+    pub(crate) fn in_flight(&self) -> &crate::gate::Gate {
         &self.inner.in_flight
     }
 

@@ -9,7 +9,7 @@
 //!
 //! Module graph (no cycles): `error` is a leaf; `runtime` uses `error`; `logging` uses the
 //! bindings; `engine` (an engine with its epoch ticker, component memo and registry of
-//! pools) uses `runtime`; `ctx` (the per-instance context) uses `error`, `logging` and
+//! pools) uses `runtime` and `gate` (the bound on `ads` calls in flight); `ctx` (the per-instance context) uses `error`, `logging` and
 //! `runtime`; `instances` uses `ctx` and `engine`; `mode`, `core`, `exports` and
 //! `transport` sit on top; `face` (the trait both hosts' `Datastore`s implement) uses only
 //! the API types.
@@ -29,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod exports;
 pub mod face;
+pub mod gate;
 pub mod instances;
 pub mod logging;
 pub mod mode;

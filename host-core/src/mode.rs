@@ -203,7 +203,7 @@ impl Mode for Async {
     type Store = dyn AsyncStore;
     type Admission<'a> = (
         Option<tokio::sync::SemaphorePermit<'a>>,
-        tokio::sync::SemaphorePermit<'a>,
+        crate::gate::Pass<'a>,
     );
     const ASYNC: bool = true;
 
@@ -237,7 +237,7 @@ impl Mode for Async {
             Some(bound) => Some(bound.acquire().await.map_err(closed)?),
             None => None,
         };
-        let slot = engine.in_flight().acquire().await.map_err(closed)?;
+        let slot = engine.in_flight().pass().await;
         Ok((own, slot))
     }
 
