@@ -81,14 +81,19 @@ unsafe impl Reset for ResettableTalc {
 }
 
 /// Where the allocator gets memory: first the free tail of the initial linear memory (from
-/// `__heap_base`, right after the static data, to the end of the initial pages), then pages
-/// it grows, extending the same heap.
+/// `__heap_base`, right after the static data, to the end of the initial pages), a host
+/// page at a time, then pages it grows, extending the same heap.
 ///
 /// Why not talc's `WasmGrowAndExtend` or dlmalloc: both start the heap in freshly grown
 /// pages and leave the tail unused, so every instance dirties the page with the statics plus
 /// the first and last page of the grown heap. Starting at `__heap_base` puts a call's small
 /// allocations on the page the statics already dirty: fewer resident pages per instance,
 /// which is resident memory per in-flight `ads` call (BENCHMARKS.md (e)).
+///
+/// Why a page at a time: talc marks the end of a free span at the span's end, so claiming
+/// the whole tail at once wrote to the last page of the initial memory in every instance,
+/// a page no call otherwise touches (seen in the pagemap of an instance: one private page
+/// more per instance, and one more page for the pool to reset after each per-call instance).
 #[derive(Debug)]
 pub struct TailThenGrow {
     /// The end of the heap, once there is one.
@@ -102,6 +107,27 @@ unsafe extern "C" {
 
 const WASM_PAGE: usize = 64 << 10;
 
+/// The step in which the tail is claimed: the host's page, the unit the pool resets.
+const TAIL_STEP: usize = 4 << 10;
+
+/// What `layout` needs of fresh heap: the block, its alignment and the heap's bookkeeping.
+fn needed(layout: core::alloc::Layout) -> usize {
+    layout
+        .size()
+        .saturating_add(layout.align())
+        .saturating_add(256)
+}
+
+/// The end, at most `limit`, of a heap part that starts at `start` and fits `needed` bytes:
+/// rounded up to a whole [`TAIL_STEP`].
+fn tail_end(start: usize, needed: usize, limit: usize) -> usize {
+    start
+        .saturating_add(needed)
+        .checked_next_multiple_of(TAIL_STEP)
+        .unwrap_or(usize::MAX)
+        .min(limit)
+}
+
 // SAFETY: `acquire` allocates nothing; it only claims memory no one else uses (the tail
 // after `__heap_base`, and pages it grows itself) and extends the heap it claimed.
 unsafe impl talc::source::Source for TailThenGrow {
@@ -109,20 +135,30 @@ unsafe impl talc::source::Source for TailThenGrow {
         talc: &mut talc::base::Talc<Self, B>,
         layout: core::alloc::Layout,
     ) -> Result<(), ()> {
+        let memory_end = core::arch::wasm32::memory_size::<0>() * WASM_PAGE;
         let Some(end) = talc.source.end else {
-            // First call: claim the tail of the initial memory.
+            // First call: claim the start of the tail of the initial memory.
             let base = (&raw const __heap_base).cast_mut();
-            let memory_end = core::arch::wasm32::memory_size::<0>() * WASM_PAGE;
-            let size = memory_end.saturating_sub(base as usize);
-            // SAFETY: nothing but this allocator uses memory from `__heap_base` to the end
-            // of linear memory.
-            talc.source.end = unsafe { talc.claim(base, size) };
-            if talc.source.end.is_some() {
-                return Ok(());
+            let first_end = tail_end(base as usize, needed(layout), memory_end);
+            for size in [first_end, memory_end].map(|end| end.saturating_sub(base as usize)) {
+                // SAFETY: nothing but this allocator uses memory from `__heap_base` to the
+                // end of linear memory.
+                talc.source.end = unsafe { talc.claim(base, size) };
+                if talc.source.end.is_some() {
+                    return Ok(());
+                }
             }
             // The tail is too small to hold a heap: start one in grown pages instead.
             return grow(talc, layout, None);
         };
+        if (end.as_ptr() as usize) < memory_end {
+            // The rest of the tail, a page at a time.
+            let new_end = tail_end(end.as_ptr() as usize, needed(layout), memory_end);
+            // SAFETY: `end` is this heap's end, and the memory up to `new_end` is the
+            // unclaimed tail, used by nothing else.
+            talc.source.end = Some(unsafe { talc.extend(end, new_end as *mut u8) });
+            return Ok(());
+        }
         grow(talc, layout, Some(end))
     }
 }
@@ -134,12 +170,7 @@ fn grow<B: talc::base::binning::Binning>(
     layout: core::alloc::Layout,
     end: Option<core::ptr::NonNull<u8>>,
 ) -> Result<(), ()> {
-    // Room for the allocation, its alignment and the heap's bookkeeping.
-    let needed = layout
-        .size()
-        .saturating_add(layout.align())
-        .saturating_add(256);
-    let pages = needed.div_ceil(WASM_PAGE);
+    let pages = needed(layout).div_ceil(WASM_PAGE);
     let previous = core::arch::wasm32::memory_grow::<0>(pages);
     if previous == usize::MAX {
         return Err(());
