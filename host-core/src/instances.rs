@@ -47,7 +47,8 @@ pub struct InstanceOptions {
     pub isolation: Isolation,
     /// Most idle warm instances kept; more in use at once are discarded after their call.
     /// Default: the engine's `max_instances`, so a steady load at any concurrency the
-    /// process allows stays warm (each idle instance keeps under 60 KiB resident). Idle
+    /// process allows stays warm (each idle instance keeps about 34 KiB of its own resident,
+    /// and maps the component's shared data image: BENCHMARKS.md (e)). Idle
     /// instances give up their slots when a call of any datastore finds none free.
     pub max_idle: usize,
     /// Calls after which a warm instance is discarded.
