@@ -7,9 +7,10 @@
 //! [`Async`](mode::Async) (the `ads` host, which awaits it). `ds-host` and `ads-host`
 //! hold only their builders and one-line methods; the stores are the `ds-store` crate.
 //!
-//! Module graph (no cycles): `error` is a leaf; `runtime` uses `error`; `logging` uses the
-//! bindings; `engine` (an engine with its epoch ticker, component memo and registry of
-//! pools) uses `runtime` and `gate` (the bound on `ads` calls in flight); `ctx` (the per-instance context) uses `error`, `logging` and
+//! Module graph (no cycles): `error` and `gate` (the bound on `ads` calls in flight) are
+//! leaves; `runtime` uses `error`; `logging` uses the bindings; `engine` (an engine with
+//! its epoch ticker, component memo and registry of pools) uses `runtime` and `gate`;
+//! `ctx` (the per-instance context) uses `error`, `logging` and
 //! `runtime`; `instances` uses `ctx` and `engine`; `mode`, `core`, `exports` and
 //! `transport` sit on top; `face` (the trait both hosts' `Datastore`s implement) uses only
 //! the API types.
