@@ -462,14 +462,15 @@ pub fn decode_json<'a>(key: &Key, stored: &'a [u8]) -> Result<&'a str, Error> {
 }
 
 /// Like [`decode_json`], but keeps the stored bytes: the format byte is removed in place
-/// instead of the text being copied into a new string.
-pub fn into_json(key: &Key, mut stored: Vec<u8>) -> Result<String, Error> {
+/// instead of the text being copied into a new string. `key` only names the entity in an
+/// error (a [`Key`], or a [`crate::key::EncodedKey`] that is decoded only then).
+pub fn into_json<K: fmt::Display + ?Sized>(key: &K, mut stored: Vec<u8>) -> Result<String, Error> {
     check_format(key, &stored)?;
     stored.remove(0);
     String::from_utf8(stored).map_err(|_| not_utf8(key))
 }
 
-fn check_format(key: &Key, stored: &[u8]) -> Result<(), Error> {
+fn check_format<K: fmt::Display + ?Sized>(key: &K, stored: &[u8]) -> Result<(), Error> {
     let Some(&format) = stored.first() else {
         return Err(Error::Corrupt(format!("entity {key} has an empty value")));
     };
@@ -482,7 +483,7 @@ fn check_format(key: &Key, stored: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-fn not_utf8(key: &Key) -> Error {
+fn not_utf8<K: fmt::Display + ?Sized>(key: &K) -> Error {
     Error::Corrupt(format!("entity {key} holds text that is not UTF-8"))
 }
 

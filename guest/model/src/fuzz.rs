@@ -23,12 +23,16 @@ pub fn key_parse(data: &[u8]) {
     }
 }
 
-/// Transport key bytes: decoding never panics; what decodes re-encodes to the same bytes.
+/// Transport key bytes (what crosses the component boundary as a `key`): decoding never
+/// panics; what decodes re-encodes to the same bytes; and the in-place check of a `get`'s
+/// key answers exactly as decoding and validating would.
 pub fn key_codec(data: &[u8]) {
     if let Ok(key) = Key::decode(data) {
         assert_eq!(key.encode(), data, "{key:?} re-encodes differently");
         assert_eq!(key.encoded_len(), data.len());
     }
+    let decoded = Key::from_encoded(data).and_then(|key| key.validate());
+    assert_eq!(crate::key::check_encoded(data), decoded, "{data:?}");
 }
 
 /// JSON properties: conversion never panics; the direct reader agrees with the reference

@@ -242,6 +242,23 @@ impl Key {
 
     /// Decodes a transport key written by [`Key::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Key, encoding::DecodeError> {
+        let key = Key::decode_any_path(bytes)?;
+        if key.path.is_empty() {
+            return Err(encoding::DecodeError("entity key has an empty path"));
+        }
+        Ok(key)
+    }
+
+    /// Reads a key as it crosses the component boundary (the WIT `key`, its transport
+    /// encoding), without validating it: that is the operation's part, as for a key built in
+    /// Rust (a query's ancestor may name a metadata kind no entity has). An empty path is
+    /// read as such, for validation to refuse with its own message.
+    pub fn from_encoded(bytes: &[u8]) -> Result<Key, KeyError> {
+        Key::decode_any_path(bytes)
+            .map_err(|err| key_error(format_args!("the key's encoding does not decode: {err}")))
+    }
+
+    fn decode_any_path(bytes: &[u8]) -> Result<Key, encoding::DecodeError> {
         let mut reader = Reader::new(bytes);
         if reader.byte()? != ENTITY_PREFIX {
             return Err(encoding::DecodeError("not an entity key"));
@@ -257,10 +274,84 @@ impl Key {
             };
             path.push(PathElement { kind, id });
         }
-        if path.is_empty() {
-            return Err(encoding::DecodeError("entity key has an empty path"));
-        }
         Ok(Key { namespace, path })
+    }
+}
+
+// ---- The key as it crosses the component boundary ----
+
+/// Checks that `bytes` encode a valid key, exactly as [`Key::from_encoded`] then
+/// [`Key::validate`] would, with the same error. The common key (no zero byte in its
+/// strings, nothing wrong) is checked in place, building nothing: what lets a `get` use the
+/// key it was given as the transport key it is. Anything else is decoded to find the error.
+pub fn check_encoded(bytes: &[u8]) -> Result<(), KeyError> {
+    if is_plainly_valid_encoding(bytes) {
+        return Ok(());
+    }
+    Key::from_encoded(bytes)?.validate()
+}
+
+/// Whether `bytes` certainly encode a valid key: true only when one walk over them, without
+/// allocating, confirms every rule [`Key::validate`] checks. False for whatever it cannot
+/// confirm so cheaply (an escaped zero byte), not only for what is wrong.
+fn is_plainly_valid_encoding(bytes: &[u8]) -> bool {
+    /// One string written by [`encoding::put_bytes`] with no zero byte in it, at most
+    /// [`MAX_NAME_BYTES`] long, and UTF-8; `rest` moves past it.
+    fn plain_string<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
+        let end = rest.iter().position(|&b| b == 0)?;
+        let (text, tail) = rest.split_at(end);
+        // 0x00 0x01 ends the string; 0x00 0xFF is an escaped zero byte, left to the decoder.
+        if tail.get(1) != Some(&0x01) {
+            return None;
+        }
+        *rest = &tail[2..];
+        let text = core::str::from_utf8(text).ok()?;
+        (text.len() <= MAX_NAME_BYTES).then_some(text)
+    }
+    if bytes.len() > MAX_ENCODED_KEY_BYTES {
+        return false;
+    }
+    let Some((&ENTITY_PREFIX, mut rest)) = bytes.split_first() else {
+        return false;
+    };
+    if plain_string(&mut rest).is_none() {
+        return false;
+    }
+    let mut depth = 0;
+    while !rest.is_empty() {
+        depth += 1;
+        if depth > MAX_PATH_DEPTH {
+            return false;
+        }
+        match plain_string(&mut rest) {
+            Some(kind) if !kind.is_empty() && !kind.starts_with("__") => {}
+            _ => return false,
+        }
+        match rest.split_first() {
+            Some((0x01, tail)) => match tail.split_first_chunk::<8>() {
+                Some((id, tail)) if u64::from_be_bytes(*id) != 0 => rest = tail,
+                _ => return false,
+            },
+            Some((0x02, tail)) => {
+                rest = tail;
+                match plain_string(&mut rest) {
+                    Some(name) if !name.is_empty() => {}
+                    _ => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+    depth > 0
+}
+
+/// A key in its transport encoding, shown as [`describe_kv_key`] shows it: how an error
+/// names a key that was never decoded (decoding it only if the error is made).
+pub struct EncodedKey<'a>(pub &'a [u8]);
+
+impl fmt::Display for EncodedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&describe_kv_key(self.0))
     }
 }
 
@@ -579,6 +670,86 @@ mod tests {
     use super::*;
     use alloc::string::ToString;
     use proptest::prelude::*;
+
+    fn arbitrary_key() -> impl Strategy<Value = Key> {
+        // Names from a small alphabet with the zero byte and "_", so that escapes, empty
+        // strings, reserved kinds and id 0 all occur.
+        let name = || proptest::string::string_regex("[a_\\x00é]{0,4}").expect("regex");
+        let id = prop_oneof![
+            (0u64..3).prop_map(IdOrName::Id),
+            any::<u64>().prop_map(IdOrName::Id),
+            name().prop_map(IdOrName::Name),
+        ];
+        let element = (name(), id).prop_map(|(kind, id)| PathElement { kind, id });
+        (name(), proptest::collection::vec(element, 0..4))
+            .prop_map(|(namespace, path)| Key { namespace, path })
+    }
+
+    proptest! {
+        #[test]
+        fn an_encoded_key_is_checked_as_the_decoded_key_is(key in arbitrary_key()) {
+            let bytes = key.encode();
+            prop_assert_eq!(Key::from_encoded(&bytes), Ok(key.clone()));
+            prop_assert_eq!(check_encoded(&bytes), key.validate());
+        }
+
+        #[test]
+        fn the_quick_check_confirms_only_valid_keys(
+            bytes in proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(2),
+                Just(0x10), Just(0xFF), Just(b'_'), any::<u8>()], 0..24),
+        ) {
+            if is_plainly_valid_encoding(&bytes) {
+                let key = Key::from_encoded(&bytes).expect("decodes");
+                prop_assert_eq!(key.validate(), Ok(()));
+                prop_assert_eq!(key.encode(), bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn the_quick_check_takes_the_common_keys_and_the_limits() {
+        let plain = Key::name("Account", "alice").child(PathElement::id("Order", 7));
+        assert!(is_plainly_valid_encoding(&plain.encode()));
+        assert!(is_plainly_valid_encoding(
+            &Key::id("A", 1).in_namespace("t").encode()
+        ));
+        let longest = "n".repeat(MAX_NAME_BYTES);
+        assert!(is_plainly_valid_encoding(
+            &Key::name("A", longest.as_str()).encode()
+        ));
+        // Each broken rule, and the escape it leaves to the decoder, with the decoder's error.
+        let too_long = Key::name("A", longest + "n");
+        let deep = Key {
+            namespace: String::new(),
+            path: alloc::vec![PathElement::id("A", 1); MAX_PATH_DEPTH + 1],
+        };
+        for key in [
+            too_long,
+            deep,
+            Key::id("A", 0),
+            Key::name("__A", "x"),
+            Key::name("", "x"),
+            Key::name("A", ""),
+            Key::name("A", "zero\0byte"),
+            Key {
+                namespace: "ns".into(),
+                path: Vec::new(),
+            },
+        ] {
+            assert!(!is_plainly_valid_encoding(&key.encode()), "{key:?}");
+            assert_eq!(check_encoded(&key.encode()), key.validate(), "{key:?}");
+        }
+        let err = check_encoded(&[ENTITY_PREFIX, 0, 0]).unwrap_err();
+        assert!(err.0.contains("does not decode"), "{err}");
+        let err = check_encoded(
+            &Key {
+                namespace: "".into(),
+                path: Vec::new(),
+            }
+            .encode(),
+        );
+        assert_eq!(err, Err(KeyError("key path is empty".into())));
+    }
 
     #[test]
     fn urlsafe_form_round_trips_and_refuses_garbage() {

@@ -107,6 +107,21 @@ impl<T: Transport, L: Log> Model<T, L> {
         }
     }
 
+    /// [`Model::get_json`] of a key given in its transport encoding, as the WIT `key`
+    /// crosses the component boundary: checked in place ([`crate::key::check_encoded`]) and
+    /// read as the transport key it already is, so the common get builds no [`Key`] and
+    /// encodes nothing.
+    pub fn get_json_encoded(&mut self, key: &[u8]) -> Result<Option<String>, Error> {
+        self.log.log(Level::Debug, "model", "Model base _get()");
+        crate::key::check_encoded(key)?;
+        match self.transport.get(key)? {
+            None => Ok(None),
+            Some(stored) => {
+                crate::entity::into_json(&crate::key::EncodedKey(key), stored.value).map(Some)
+            }
+        }
+    }
+
     fn read(&mut self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
         self.log.log(Level::Debug, "model", "Model base _get()");
         key.validate()?;
@@ -656,6 +671,37 @@ mod tests {
                 .entries()
                 .all(|(k, _)| k[0] == index::GROUP)
         );
+    }
+
+    #[test]
+    fn a_get_by_the_encoded_key_answers_as_a_get_by_the_key() {
+        let mut model = model();
+        let key = Key::name("Model", "a\0b").child(crate::PathElement::id("Child", 7));
+        let entity = json(key.clone(), r#"{"n":1}"#);
+        model.put(&entity).unwrap();
+        for key in [key, Key::name("Model", "absent"), Key::id("Model", 0)] {
+            assert_eq!(model.get_json_encoded(&key.encode()), model.get_json(&key));
+        }
+        // A stored value it cannot read names the key, decoded for the message.
+        let damaged = Key::name("Model", "damaged");
+        let row = damaged.encode();
+        model
+            .transport_mut()
+            .commit(
+                &[],
+                &[crate::transport::Write {
+                    key: row.clone(),
+                    value: Some(alloc::vec![0xEE]),
+                }],
+            )
+            .unwrap();
+        let err = model.get_json_encoded(&row).unwrap_err();
+        assert_eq!(Err(err.clone()), model.get_json(&damaged));
+        assert!(err.to_string().contains("Model:damaged"), "{err}");
+        assert!(matches!(
+            model.get_json_encoded(b"\x10garbage"),
+            Err(Error::InvalidKey(_))
+        ));
     }
 
     #[test]
