@@ -294,7 +294,7 @@ fn new_model_writes_a_crate_or_nothing_and_opens_no_store() {
         let out = run(
             host,
             dir.path(),
-            &["new-model", "notes", "--sdk-version", "0.1.0"],
+            &["new-model", "notes", "--sdk-version", "0.2.0"],
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(
@@ -304,7 +304,7 @@ fn new_model_writes_a_crate_or_nothing_and_opens_no_store() {
             out.stdout
         );
         let manifest = std::fs::read_to_string(dir.path().join("notes/Cargo.toml")).unwrap();
-        assert!(manifest.contains(r#"ds-guest-sdk = "0.1.0""#), "{manifest}");
+        assert!(manifest.contains(r#"ds-guest-sdk = "0.2.0""#), "{manifest}");
         assert!(
             !dir.path().join("ds.db").exists(),
             "{host} new-model opened a store"
@@ -897,7 +897,7 @@ fn version_names_the_build_contract_and_store_formats() {
         assert_eq!(long.code, 0, "{}", long.stderr);
         assert!(
             long.stdout
-                .contains("contract ds:datastore@0.1.0; store formats: sqlite 1, postgres 1"),
+                .contains("contract ds:datastore@0.2.0; store formats: sqlite 1, postgres 1"),
             "{}",
             long.stdout
         );
@@ -1250,7 +1250,7 @@ fn metadata_counts_deletes_schema_and_info() {
         let info: serde_json::Value = serde_json::from_str(&ds(&["info"]).stdout).unwrap();
         assert_eq!(info["store_format"], 1);
         assert_eq!(info["store_backend"], "sqlite");
-        assert_eq!(info["component_lacks"], serde_json::json!([]));
+        assert_eq!(info["contract"], "ds:datastore@0.2.0");
         assert_eq!(
             info["declared_kinds"],
             serde_json::json!(["Account", "Transfer"])
@@ -1262,52 +1262,44 @@ fn metadata_counts_deletes_schema_and_info() {
     assert!(!dir.path().join("typo.db").exists());
 }
 
-/// A component built before `get-versioned`, `put-if`, `delete-if`, `count` and `schema`
-/// (the shipped example as it was before them) still runs: what it lacks is named by
-/// `info`, `delete` falls back to `delete-many`, and `count` says to rebuild it.
+/// A component built against the first contract (`ds:datastore@0.1.0`, the shipped example
+/// as it was then, where a key crossed as a record) is refused before it runs, with the
+/// contract it has, the one the hosts run, and what to do; the store is not touched.
 #[test]
-fn a_component_from_before_the_new_functions_still_runs() {
+fn a_component_of_the_first_contract_is_refused_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let old = ds_tests::workspace_root().join("tests/fixtures/ds_guest_before_issue_28.wasm");
+    let old = ds_tests::workspace_root().join("tests/fixtures/ds_guest_0.1.0.wasm");
     let old = old.to_str().unwrap();
     for host in HOSTS {
         let store = format!("sqlite:{host}-old.db");
-        let ds = |args: &[&str]| {
-            let mut all = vec!["--store", store.as_str(), "--component", old];
+        let with = |component: Option<&str>, args: &[&str]| {
+            let mut all = vec!["--store", store.as_str()];
+            all.extend(component.map(|c| ["--component", c]).iter().flatten());
             all.extend_from_slice(args);
             run(host, dir.path(), &all)
         };
-        assert_eq!(ds(&["put", "Note:1", "{}"]).code, 0);
-        let info: serde_json::Value = serde_json::from_str(&ds(&["info"]).stdout).unwrap();
-        assert_eq!(
-            info["component_lacks"],
-            serde_json::json!([
-                "get-versioned",
-                "put-if",
-                "delete-if",
-                "count",
-                "schema",
-                "repair",
-                "salvage"
-            ])
-        );
-        assert_eq!(info["declared_kinds"], serde_json::Value::Null);
-        let deleted = ds(&["delete", "Note:1"]);
-        assert_eq!(
-            deleted.stdout, "{\"deleted\":true,\"key\":\"Note:1\"}\n",
-            "{}",
-            deleted.stderr
-        );
-        for args in [&["count", "Note"][..], &["check", "--repair"]] {
-            let out = ds(args);
-            assert_eq!(out.code, 1, "{host} {args:?}: {}", out.stderr);
-            assert!(out.stderr.contains("rebuild it"), "{}", out.stderr);
+        assert_eq!(with(None, &["put", "Note:1", "{\"n\":1}"]).code, 0);
+        for args in [
+            &["get", "Note:1"][..],
+            &["put", "Note:2", "{}"],
+            &["delete", "Note:1"],
+        ] {
+            let out = with(Some(old), args);
+            assert_eq!(out.code, 5, "{host} {args:?}: {}", out.stderr);
+            for part in [
+                "built against the contract ds:datastore@0.1.0",
+                "this host runs ds:datastore@0.2.0 components",
+                "rebuild it with ds-guest-sdk",
+            ] {
+                assert!(out.stderr.contains(part), "{host} {args:?}: {}", out.stderr);
+            }
+            assert_eq!(out.stdout, "");
         }
-        // What it has still works: a plain check.
-        assert_eq!(ds(&["check"]).code, 0);
-        // Metadata queries are the old `query` export's too: they need no new function,
-        // but the old model does not know them (a reserved kind, refused).
-        assert_ne!(ds(&["query", "__kind__"]).code, 0);
+        let kept = with(None, &["export"]);
+        assert_eq!(
+            kept.stdout,
+            "{\"key\":\"Note:1\",\"properties\":{\"n\":1}}\n"
+        );
     }
 }
 

@@ -16,9 +16,9 @@ fn component_imports_only_transport_and_logging() {
         .map(|(name, _)| name.to_string())
         .collect();
     let expected: BTreeSet<String> = [
-        "ds:datastore/types@0.1.0",
-        "ds:datastore/transport@0.1.0",
-        "ds:datastore/logging@0.1.0",
+        "ds:datastore/types@0.2.0",
+        "ds:datastore/transport@0.2.0",
+        "ds:datastore/logging@0.2.0",
     ]
     .into_iter()
     .map(String::from)
@@ -35,8 +35,8 @@ fn component_imports_only_transport_and_logging() {
     assert_eq!(
         exports,
         BTreeSet::from([
-            "ds:datastore/accounts@0.1.0".to_string(),
-            "ds:datastore/datastore@0.1.0".to_string()
+            "ds:datastore/accounts@0.2.0".to_string(),
+            "ds:datastore/datastore@0.2.0".to_string()
         ])
     );
 }

@@ -153,7 +153,7 @@ pub enum Command {
     /// operation and a README, ready to build into a component that --component runs.
     #[command(after_help = "Examples:\n  \
         ds new-model ../my-model\n  \
-        ds new-model ../my-model --sdk-git https://example.invalid/ds --sdk-rev v0.1.0\n\n\
+        ds new-model ../my-model --sdk-git https://example.invalid/ds --sdk-rev v0.2.0\n\n\
         Without --sdk-*: the SDK of the checkout this ds was built from, if it is still \
         there, else this version of ds-guest-sdk from crates.io.")]
     NewModel {
@@ -274,7 +274,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  ds indexes --output table")]
     Indexes,
     /// Print what this ds is and what it runs on: its version, the WIT contract, the
-    /// component and the functions it lacks, the store (password redacted) and its format.
+    /// component and the kinds it declares, the store (password redacted) and its format.
     #[command(after_help = "Example:\n  ds info --pretty")]
     Info,
     /// Reserve COUNT consecutive ids of KIND, never issued again; prints the first and last.
@@ -627,8 +627,9 @@ fn long_version() -> &'static str {
     static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TEXT.get_or_init(|| {
         format!(
-            "{} (contract ds:datastore@0.1.0; store formats: sqlite {}, postgres {})",
+            "{} (contract {}; store formats: sqlite {}, postgres {})",
             env!("CARGO_PKG_VERSION"),
+            ds::CONTRACT,
             ds::store::SQLITE_FORMAT_VERSION,
             ds::store::postgres::FORMAT_VERSION,
         )

@@ -71,14 +71,8 @@ pub async fn run(
             }
         }
         Command::Delete { keys } => {
-            let existed = if db.exports_function("delete-if") {
-                let deletes: Vec<_> = keys.iter().map(|k| (k.clone(), Condition::Any)).collect();
-                db.delete_if(&deletes).await.context("delete")?
-            } else {
-                // A component from before `delete-if` cannot say; it deleted what was there.
-                db.delete_many(&keys).await.context("delete")?;
-                vec![true; keys.len()]
-            };
+            let deletes: Vec<_> = keys.iter().map(|k| (k.clone(), Condition::Any)).collect();
+            let existed = db.delete_if(&deletes).await.context("delete")?;
             let rows: Vec<_> = keys
                 .iter()
                 .zip(existed)
@@ -116,12 +110,8 @@ pub async fn run(
             }
         }
         Command::Info => {
-            let schema = if db.exports_function("schema") {
-                Some(db.schema().await.context("info")?)
-            } else {
-                None
-            };
-            output.emit(info_json(db, invocation, schema.as_ref()));
+            let schema = db.schema().await.context("info")?;
+            output.emit(info_json(invocation, &schema));
         }
         Command::Import { file, batch } => {
             let mut reader = ImportReader::open(&file, batch)?;
@@ -295,8 +285,7 @@ async fn hint_unknown_kind(db: &impl Face, query: &Query) {
     if ds_model::query::is_metadata_kind(kind) {
         return;
     }
-    if db.exports_function("schema")
-        && let Ok(schema) = db.schema().await
+    if let Ok(schema) = db.schema().await
         && answer::declared_kinds(&schema).iter().any(|k| k == kind)
     {
         return;
@@ -335,23 +324,7 @@ async fn hint_unknown_kind(db: &impl Face, query: &Query) {
 }
 
 /// `info`'s answer: this build, its contract, the component and the store.
-fn info_json(
-    db: &impl Face,
-    invocation: Invocation<'_>,
-    schema: Option<&serde_json::Value>,
-) -> serde_json::Value {
-    let missing: Vec<&str> = [
-        "get-versioned",
-        "put-if",
-        "delete-if",
-        "count",
-        "schema",
-        "repair",
-        "salvage",
-    ]
-    .into_iter()
-    .filter(|f| !db.exports_function(f))
-    .collect();
+fn info_json(invocation: Invocation<'_>, schema: &serde_json::Value) -> serde_json::Value {
     let component = match invocation.component {
         Some(path) => path.display().to_string(),
         None => "embedded example (ds-guest)".to_string(),
@@ -359,10 +332,9 @@ fn info_json(
     let (backend, format) = store_format(invocation.store);
     json!({
         "ds": env!("CARGO_PKG_VERSION"),
-        "contract": "ds:datastore@0.1.0",
+        "contract": ds::CONTRACT,
         "component": component,
-        "component_lacks": missing,
-        "declared_kinds": schema.map(answer::declared_kinds),
+        "declared_kinds": answer::declared_kinds(schema),
         "store": ds::store::redact(invocation.store),
         "store_backend": backend,
         "store_format": format,

@@ -213,7 +213,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sdk = SdkSource::Git {
             url: "https://example.invalid/ds".into(),
-            rev: Some("v0.1.0".into()),
+            rev: Some("v0.2.0".into()),
         };
         let path = dir.path().join("my-notes");
         let out = new_model(&path, None, &sdk).unwrap();
@@ -226,7 +226,7 @@ mod tests {
         assert!(manifest.contains("name = \"my-notes\""), "{manifest}");
         assert!(
             manifest.contains(
-                "ds-guest-sdk = { git = \"https://example.invalid/ds\", rev = \"v0.1.0\" }"
+                "ds-guest-sdk = { git = \"https://example.invalid/ds\", rev = \"v0.2.0\" }"
             ),
             "{manifest}"
         );
@@ -252,9 +252,9 @@ mod tests {
         // An empty directory is filled; no staging directory is left behind.
         let empty = dir.path().join("empty");
         fs::create_dir(&empty).unwrap();
-        new_model(&empty, Some("tasks"), &SdkSource::Version("0.1.0".into())).unwrap();
+        new_model(&empty, Some("tasks"), &SdkSource::Version("0.2.0".into())).unwrap();
         let manifest = fs::read_to_string(empty.join("Cargo.toml")).unwrap();
-        assert!(manifest.contains("ds-guest-sdk = \"0.1.0\""), "{manifest}");
+        assert!(manifest.contains("ds-guest-sdk = \"0.2.0\""), "{manifest}");
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -270,7 +270,7 @@ mod tests {
             let err = new_model(
                 &dir.path().join("x"),
                 Some(name),
-                &SdkSource::Version("0.1.0".into()),
+                &SdkSource::Version("0.2.0".into()),
             )
             .unwrap_err();
             assert!(err.is::<UsageError>(), "{name:?}: {err}");

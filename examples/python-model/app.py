@@ -1,7 +1,8 @@
 """A ds model written in Python: the `model` world of the ds:datastore WIT, built into a
 component with componentize-py and run unchanged by `ds` and `ads`.
 
-It keeps each entity's properties (canonical JSON text) under a key of its own encoding,
+It keeps each entity's properties (canonical JSON text) under the key it is given (the
+contract's key, ds-model's encoding) behind a prefix of its own,
 and implements get, put, delete, get-many, put-many, delete-many, the versioned reads and
 conditional writes (get-versioned, put-if, delete-if), schema, and `call` with one
 operation, `increment`, a read-modify-write transaction over the transport's versions.
@@ -15,10 +16,14 @@ from wit_world import exports
 from wit_world.imports import transport
 from wit_world.imports import types as t
 
-# Every key this model writes starts so, apart from the Rust model's (which starts with a
-# namespace length byte), so the two never read each other's rows as their own.
+# The contract's key is the transport key of the entity's row in ds-model's encoding
+# (`wit/types.wit`, type `key`). This model keeps each entity under PREFIX + that key, so
+# its rows never mix with those of the Rust model (whose keys start with 0x10).
 PREFIX = b"\xffpy\x00"
-# The largest key the model accepts, encoded (ds-model's own limit).
+# The first byte of every key, and ds-model's limits (`wit/types.wit`).
+ENTITY_PREFIX = 0x10
+MAX_NAME_BYTES = 1500
+MAX_PATH_DEPTH = 100
 MAX_KEY_BYTES = 6 * 1024
 
 
@@ -32,26 +37,91 @@ def store_failed(err):
     fail(t.Error_Store(err.value))
 
 
-def encode_key(key):
-    """The transport key of `key`: checked as ds checks keys, then written as JSON."""
-    if not key.path:
-        fail(t.Error_InvalidKey("a key needs at least one path element"))
-    path = []
-    for element in key.path:
-        if not element.kind:
-            fail(t.Error_InvalidKey("a kind must not be empty"))
-        if isinstance(element.id, t.IdOrName_Id):
-            if element.id.value == 0:
-                fail(t.Error_InvalidKey(f"{element.kind}: id 0 is not a valid id"))
-            path.append([element.kind, element.id.value])
+def read_string(key, at):
+    """The escaped string of `key` at `at` (`0x00` written `0x00 0xff`, ended by `0x00 0x01`)
+    as text, and where it ends; ValueError if it is not one."""
+    out = bytearray()
+    while True:
+        if at >= len(key):
+            raise ValueError("unexpected end")
+        byte = key[at]
+        at += 1
+        if byte != 0:
+            out.append(byte)
+            continue
+        escape = key[at] if at < len(key) else None
+        at += 1
+        if escape == 0xFF:
+            out.append(0)
+        elif escape == 0x01:
+            return out.decode("utf-8"), at
         else:
-            if not element.id.value:
-                fail(t.Error_InvalidKey(f"{element.kind}: a name must not be empty"))
-            path.append([element.kind, element.id.value])
-    encoded = PREFIX + json.dumps([key.namespace, path], separators=(",", ":")).encode()
-    if len(encoded) > MAX_KEY_BYTES:
-        fail(t.Error_InvalidKey(f"the key is over {MAX_KEY_BYTES} bytes encoded"))
-    return encoded
+            raise ValueError("bad escape in byte string")
+
+
+def decode_key(key):
+    """The namespace and path (kind, int id or str name) of `key`, the contract's key,
+    checked as ds checks keys; `invalid-key` if it does not decode or breaks a rule."""
+    try:
+        if not key or key[0] != ENTITY_PREFIX:
+            raise ValueError("not an entity key")
+        namespace, at = read_string(key, 1)
+        path = []
+        while at < len(key):
+            kind, at = read_string(key, at)
+            tag = key[at] if at < len(key) else None
+            at += 1
+            if tag == 0x01:
+                if at + 8 > len(key):
+                    raise ValueError("unexpected end in integer")
+                path.append((kind, int.from_bytes(key[at : at + 8], "big")))
+                at += 8
+            elif tag == 0x02:
+                name, at = read_string(key, at)
+                path.append((kind, name))
+            else:
+                raise ValueError("bad id-or-name tag")
+    except ValueError as err:
+        fail(t.Error_InvalidKey(f"the key's encoding does not decode: {err}"))
+    if not path:
+        fail(t.Error_InvalidKey("a key needs at least one path element"))
+    if len(path) > MAX_PATH_DEPTH:
+        fail(t.Error_InvalidKey(f"a key has at most {MAX_PATH_DEPTH} path elements"))
+    for kind, ident in path:
+        if not kind or kind.startswith("__"):
+            fail(t.Error_InvalidKey(f"kind {kind!r} is empty or reserved"))
+        if ident == 0:
+            fail(t.Error_InvalidKey(f"{kind}: id 0 is not a valid id"))
+        if ident == "":
+            fail(t.Error_InvalidKey(f"{kind}: a name must not be empty"))
+        if max(len(kind.encode()), len(str(ident).encode())) > MAX_NAME_BYTES:
+            fail(t.Error_InvalidKey(f"{kind}: a kind or name is over {MAX_NAME_BYTES} bytes"))
+    if len(namespace.encode()) > MAX_NAME_BYTES or len(key) > MAX_KEY_BYTES:
+        fail(t.Error_InvalidKey(f"the key is over {MAX_KEY_BYTES} bytes, or its namespace over {MAX_NAME_BYTES}"))
+    return namespace, path
+
+
+def row_key(key):
+    """The transport key this model keeps the entity at `key` under, once `key` is checked."""
+    decode_key(key)
+    return PREFIX + key
+
+
+def escaped(text):
+    """`text` as an escaped string of the key encoding."""
+    return text.encode().replace(b"\x00", b"\x00\xff") + b"\x00\x01"
+
+
+def encode_key(namespace, path):
+    """The contract's key of `namespace` and `path` (kind, int id or str name)."""
+    out = bytearray([ENTITY_PREFIX]) + escaped(namespace)
+    for kind, ident in path:
+        out += escaped(kind)
+        if isinstance(ident, int):
+            out += b"\x01" + ident.to_bytes(8, "big")
+        else:
+            out += b"\x02" + escaped(ident)
+    return bytes(out)
 
 
 def canonical_properties(text):
@@ -83,9 +153,9 @@ def commit(checks, writes):
 
 
 def parse_key(text):
-    """A key argument in the command line's simple form: `Kind:name` or `Kind:42`, with
-    `/` between ancestors. (Namespaces, quoting and URL-safe keys are ds-model's: see
-    README.md.)"""
+    """A key argument in the command line's simple form (`Kind:name` or `Kind:42`, with `/`
+    between ancestors) as the contract's key. (Namespaces, quoting and URL-safe keys are
+    ds-model's: see README.md.)"""
     if not isinstance(text, str) or not text:
         fail(t.Error_InvalidArgument("increment: key must be a key string"))
     path = []
@@ -94,10 +164,12 @@ def parse_key(text):
         if not sep or not kind or not id_or_name:
             fail(t.Error_InvalidArgument(f"increment: key {text!r} is not Kind:id-or-name"))
         if id_or_name.isdigit():
-            path.append(t.PathElement(kind, t.IdOrName_Id(int(id_or_name))))
+            if int(id_or_name) >= 2**64:
+                fail(t.Error_InvalidArgument(f"increment: id {id_or_name} is over 64 bits"))
+            path.append((kind, int(id_or_name)))
         else:
-            path.append(t.PathElement(kind, t.IdOrName_Name(id_or_name)))
-    return t.Key("", path)
+            path.append((kind, id_or_name))
+    return encode_key("", path)
 
 
 def increment(arguments):
@@ -110,7 +182,7 @@ def increment(arguments):
     by = arguments.get("by", 1)
     if not isinstance(by, int) or isinstance(by, bool) or not -(2**63) <= by < 2**63:
         fail(t.Error_InvalidArgument("increment: by must be an int64"))
-    encoded = encode_key(key)
+    encoded = row_key(key)
     attempt = 0
     while True:
         stored = read(encoded)
@@ -166,7 +238,9 @@ def write_if(items):
 
 def describe(key):
     """A key in the command line's simple form, for messages."""
-    return "/".join(f"{e.kind}:{e.id.value}" for e in key.path)
+    namespace, path = decode_key(key)
+    text = "/".join(f"{kind}:{ident}" for kind, ident in path)
+    return f"{namespace}@{text}" if namespace else text
 
 
 def not_supported(what):
@@ -175,20 +249,20 @@ def not_supported(what):
 
 class Datastore(exports.Datastore):
     def get(self, key):
-        stored = read(encode_key(key))
+        stored = read(row_key(key))
         return stored.value.decode() if stored else None
 
     def put(self, entity):
-        encoded = encode_key(entity.key)
+        encoded = row_key(entity.key)
         value = canonical_properties(entity.properties).encode()
         commit([], [t.Write(encoded, value)])
         return entity.key
 
     def delete(self, key):
-        commit([], [t.Write(encode_key(key), None)])
+        commit([], [t.Write(row_key(key), None)])
 
     def get_many(self, keys):
-        encoded = [encode_key(key) for key in keys]
+        encoded = [row_key(key) for key in keys]
         try:
             values = transport.get_many(encoded)
         except Err as err:
@@ -200,12 +274,12 @@ class Datastore(exports.Datastore):
         # key wins, as the contract says.
         writes = {}
         for entity in entities:
-            writes[encode_key(entity.key)] = canonical_properties(entity.properties).encode()
+            writes[row_key(entity.key)] = canonical_properties(entity.properties).encode()
         commit([], [t.Write(k, v) for k, v in writes.items()])
         return [entity.key for entity in entities]
 
     def delete_many(self, keys):
-        encoded = dict.fromkeys(encode_key(key) for key in keys)
+        encoded = dict.fromkeys(row_key(key) for key in keys)
         commit([], [t.Write(k, None) for k in encoded])
 
     def entities(self, start, kind):
@@ -231,7 +305,7 @@ class Datastore(exports.Datastore):
         not_supported("check")
 
     def get_versioned(self, keys):
-        encoded = [encode_key(key) for key in keys]
+        encoded = [row_key(key) for key in keys]
         try:
             values = transport.get_many(encoded)
         except Err as err:
@@ -240,14 +314,14 @@ class Datastore(exports.Datastore):
 
     def put_if(self, writes):
         items = [
-            (encode_key(e.key), e.key, canonical_properties(e.properties).encode(), condition)
+            (row_key(e.key), e.key, canonical_properties(e.properties).encode(), condition)
             for e, condition in writes
         ]
         version, _ = write_if(items)
         return version
 
     def delete_if(self, deletes):
-        _, existed = write_if([(encode_key(k), k, None, c) for k, c in deletes])
+        _, existed = write_if([(row_key(k), k, None, c) for k, c in deletes])
         return existed
 
     def count(self, query):

@@ -18,12 +18,12 @@ mod accounts {
         inline: "
             package ds:example;
             world accounts {
-                export ds:datastore/accounts@0.1.0;
+                export ds:datastore/accounts@0.2.0;
             }
         ",
         path: "../wit",
         world: "ds:example/accounts",
-        with: { "ds:datastore/types@0.1.0": ds_guest_sdk::wit::types },
+        with: { "ds:datastore/types@0.2.0": ds_guest_sdk::wit::types },
     });
 }
 
@@ -33,18 +33,15 @@ accounts::export!(Accounts with_types_in accounts);
 
 impl accounts::exports::ds::datastore::accounts::Guest for Accounts {
     fn deposit(account: wit::Key, amount: i64) -> Result<i64, wit::Error> {
-        ds_app::deposit(&mut model::<ds_app::Bank>(), &key_from_wit(account), amount)
-            .map_err(error_to_wit)
+        let account = key_from_wit(&account).map_err(error_to_wit)?;
+        ds_app::deposit(&mut model::<ds_app::Bank>(), &account, amount).map_err(error_to_wit)
     }
 
     fn transfer(from: wit::Key, to: wit::Key, amount: i64) -> Result<wit::Receipt, wit::Error> {
-        let receipt = ds_app::transfer(
-            &mut model::<ds_app::Bank>(),
-            &key_from_wit(from),
-            &key_from_wit(to),
-            amount,
-        )
-        .map_err(error_to_wit)?;
+        let (from, to) = (key_from_wit(&from), key_from_wit(&to));
+        let (from, to) = (from.map_err(error_to_wit)?, to.map_err(error_to_wit)?);
+        let receipt = ds_app::transfer(&mut model::<ds_app::Bank>(), &from, &to, amount)
+            .map_err(error_to_wit)?;
         Ok(wit::Receipt {
             transfer: key_to_wit(receipt.transfer),
             source_balance: receipt.from_balance,

@@ -2,95 +2,27 @@
 //! the host API and the stores. Written once; the hosts' shims only call these.
 
 use ds_model::schema::Direction;
-use ds_model::{Entity, IdOrName, Key, Op, PathElement, Query};
+use ds_model::{Entity, Key, Op, Query};
 
 use crate::bindings::types as wit;
 use crate::error::Error;
 use crate::store::{Check, Entry, KeyRange, StoreError, Versioned, Write};
 
-/// A host key as the WIT `key` record, borrowing its strings: what the export calls that take
-/// keys lower, without first copying every string into a [`wit::Key`].
-#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
-#[component(record)]
-pub struct KeyRef<'a> {
-    namespace: &'a str,
-    path: Vec<PathElementRef<'a>>,
-}
-
-/// One element of a [`KeyRef`]: the WIT `path-element` record.
-#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
-#[component(record)]
-pub struct PathElementRef<'a> {
-    kind: &'a str,
-    id: IdOrNameRef<'a>,
-}
-
-/// The WIT `id-or-name` variant, borrowing the name.
-#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
-#[component(variant)]
-pub enum IdOrNameRef<'a> {
-    /// A positive integer id.
-    #[component(name = "id")]
-    Id(u64),
-    /// A non-empty string name.
-    #[component(name = "name")]
-    Name(&'a str),
-}
-
-/// `key` as the WIT record it is lowered as, borrowing its strings.
-pub fn key_ref(key: &Key) -> KeyRef<'_> {
-    KeyRef {
-        namespace: &key.namespace,
-        path: key
-            .path
-            .iter()
-            .map(|e| PathElementRef {
-                kind: &e.kind,
-                id: match &e.id {
-                    IdOrName::Id(id) => IdOrNameRef::Id(*id),
-                    IdOrName::Name(name) => IdOrNameRef::Name(name),
-                },
-            })
-            .collect(),
-    }
-}
-
-/// A host key as the WIT record.
+/// A host key as the WIT `key`: its transport encoding, which the model reads as the row
+/// key it is (`ds:datastore@0.2.0`; ds-model's own encoder, so the two always agree).
 pub fn key_to_wit(key: &Key) -> wit::Key {
-    let path = key
-        .path
-        .iter()
-        .map(|e| wit::PathElement {
-            kind: e.kind.clone(),
-            id: match &e.id {
-                IdOrName::Id(id) => wit::IdOrName::Id(*id),
-                IdOrName::Name(name) => wit::IdOrName::Name(name.clone()),
-            },
-        })
-        .collect();
-    wit::Key {
-        namespace: key.namespace.clone(),
-        path,
-    }
+    key.encode()
 }
 
-/// A WIT key record as a host key.
-pub fn key_from_wit(key: wit::Key) -> Key {
-    let path = key
-        .path
-        .into_iter()
-        .map(|e| PathElement {
-            kind: e.kind,
-            id: match e.id {
-                wit::IdOrName::Id(id) => IdOrName::Id(id),
-                wit::IdOrName::Name(name) => IdOrName::Name(name),
-            },
-        })
-        .collect();
-    Key {
-        namespace: key.namespace,
-        path,
-    }
+/// A key the model returned (the WIT `key`, its transport encoding) as a host key. A key
+/// that does not decode is the model's fault: `Corrupt`, naming what it returned.
+pub fn key_from_wit(key: wit::Key) -> Result<Key, Error> {
+    Key::decode(&key).map_err(|err| {
+        Error::Corrupt(format!(
+            "the model returned a key that does not decode ({err}): {}",
+            ds_model::key::describe_kv_key(&key)
+        ))
+    })
 }
 
 /// A host entity as the WIT record (properties as typed-JSON text). Values built in Rust
@@ -106,7 +38,7 @@ pub fn entity_to_wit(entity: &Entity) -> Result<wit::Entity, Error> {
 
 /// A WIT entity record returned by the model as a host entity.
 pub fn entity_from_wit(entity: wit::Entity) -> Result<Entity, Error> {
-    properties_from_wit(key_from_wit(entity.key), &entity.properties)
+    properties_from_wit(key_from_wit(entity.key)?, &entity.properties)
 }
 
 /// Typed-JSON properties returned by the model for `key`, as a host entity.
@@ -164,7 +96,7 @@ pub fn query_page_from_wit(page: wit::QueryPage) -> Result<crate::QueryPage, Err
     let mut keys = Vec::with_capacity(page.results.len());
     let mut entities = Vec::new();
     for result in page.results {
-        let key = key_from_wit(result.key);
+        let key = key_from_wit(result.key)?;
         if let Some(properties) = result.properties {
             entities.push(properties_from_wit(key.clone(), &properties)?);
         }
@@ -178,12 +110,12 @@ pub fn query_page_from_wit(page: wit::QueryPage) -> Result<crate::QueryPage, Err
 }
 
 /// A transfer receipt from the model as the host type.
-pub fn receipt_from_wit(receipt: wit::Receipt) -> crate::Receipt {
-    crate::Receipt {
-        transfer: key_from_wit(receipt.transfer),
+pub fn receipt_from_wit(receipt: wit::Receipt) -> Result<crate::Receipt, Error> {
+    Ok(crate::Receipt {
+        transfer: key_from_wit(receipt.transfer)?,
         source_balance: receipt.source_balance,
         destination_balance: receipt.destination_balance,
-    }
+    })
 }
 
 /// A datastore error from the model as the host error.

@@ -15,7 +15,7 @@ use crate::convert;
 use crate::ctx::{HasInstanceCtx, InstanceCtx};
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::exports::{Export, ExportCalls, ExportIndices, Exports};
+use crate::exports::{ExportCalls, ExportIndices, Exports};
 use crate::instances::{Instance, InstancePool, new_store};
 use crate::logging::GuestLog;
 use crate::mode::Mode;
@@ -109,13 +109,6 @@ impl<M: ExportCalls> Core<M> {
         &self.store
     }
 
-    /// Whether the component exports `datastore.{function}`: false only for a function
-    /// added to the contract after the component was built (`get-versioned`, `put-if`,
-    /// `delete-if`, `count`, `schema`, `repair`, `salvage`), whose calls then fail with `NotFound`.
-    pub fn exports_function(&self, function: &str) -> bool {
-        self.exports.has_function(function)
-    }
-
     /// How many warm instances are idle, ready for the next call (always 0 in per-call mode).
     pub fn idle_instances(&self) -> usize {
         self.pool.idle_count()
@@ -124,7 +117,7 @@ impl<M: ExportCalls> Core<M> {
     /// `get`: the entity at `key`, or `None`.
     pub async fn get(&self, key: &Key) -> Result<Option<Entity>, Error> {
         trace_api!(M, "get");
-        let wit_key = convert::key_ref(key);
+        let wit_key = convert::key_to_wit(key);
         let result = self.call_get(&wit_key).await;
         convert::call_result(result, |found| convert::found_from_wit(key, found))
     }
@@ -134,20 +127,20 @@ impl<M: ExportCalls> Core<M> {
         trace_api!(M, "put");
         let entity = convert::entity_to_wit(entity)?;
         let result = self.call_put(&entity).await;
-        convert::call_result(result, |key| Ok(convert::key_from_wit(key)))
+        convert::call_result(result, convert::key_from_wit)
     }
 
     /// `delete`: deletes the entity at `key`, if any.
     pub async fn delete(&self, key: &Key) -> Result<(), Error> {
         trace_api!(M, "delete");
-        let key = convert::key_ref(key);
+        let key = convert::key_to_wit(key);
         let result = self.call_delete(&key).await;
         convert::call_result(result, Ok)
     }
 
     /// `get-many`: one result per key, in order, in one transport round trip.
     pub async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entity>>, Error> {
-        let wit_keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
+        let wit_keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
         let result = self.call_get_many(&wit_keys).await;
         convert::call_result(result, |found| convert::found_many_from_wit(keys, found))
     }
@@ -162,13 +155,13 @@ impl<M: ExportCalls> Core<M> {
         crate::runtime::check_call_bytes("the batch's entities' properties", bytes)?;
         let result = self.call_put_many(&entities).await;
         convert::call_result(result, |keys| {
-            Ok(keys.into_iter().map(convert::key_from_wit).collect())
+            keys.into_iter().map(convert::key_from_wit).collect()
         })
     }
 
     /// `delete-many`: deletes several entities in one atomic commit.
     pub async fn delete_many(&self, keys: &[Key]) -> Result<(), Error> {
-        let keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
+        let keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
         let result = self.call_delete_many(&keys).await;
         convert::call_result(result, Ok)
     }
@@ -207,7 +200,7 @@ impl<M: ExportCalls> Core<M> {
     pub async fn deposit(&self, account: &Key, amount: i64) -> Result<i64, Error> {
         trace_api!(M, "deposit");
         self.exports.require_accounts()?;
-        let account = convert::key_ref(account);
+        let account = convert::key_to_wit(account);
         let result = self.call_deposit(&account, amount).await;
         convert::call_result(result, Ok)
     }
@@ -221,9 +214,12 @@ impl<M: ExportCalls> Core<M> {
     ) -> Result<Receipt, Error> {
         trace_api!(M, "transfer");
         self.exports.require_accounts()?;
-        let (source, destination) = (convert::key_ref(source), convert::key_ref(destination));
+        let (source, destination) = (
+            convert::key_to_wit(source),
+            convert::key_to_wit(destination),
+        );
         let result = self.call_transfer(&source, &destination, amount).await;
-        convert::call_result(result, |receipt| Ok(convert::receipt_from_wit(receipt)))
+        convert::call_result(result, convert::receipt_from_wit)
     }
 
     /// `call`: the component's operation `name` on `input`.
@@ -256,8 +252,7 @@ impl<M: ExportCalls> Core<M> {
     /// `get-versioned`: each key's entity with the version of its row, in one round trip.
     pub async fn get_versioned(&self, keys: &[Key]) -> Result<Vec<Option<VersionedEntity>>, Error> {
         trace_api!(M, "get_versioned");
-        self.exports.require(Export::GetVersioned)?;
-        let wit_keys: Vec<_> = keys.iter().map(convert::key_ref).collect();
+        let wit_keys: Vec<_> = keys.iter().map(convert::key_to_wit).collect();
         let result = self.call_get_versioned(&wit_keys).await;
         convert::call_result(result, |found| convert::versioned_from_wit(keys, found))
     }
@@ -266,7 +261,6 @@ impl<M: ExportCalls> Core<M> {
     /// `FailedPrecondition`, and nothing is written); returns the commit's version.
     pub async fn put_if(&self, writes: &[(Entity, Condition)]) -> Result<u64, Error> {
         trace_api!(M, "put_if");
-        self.exports.require(Export::PutIf)?;
         let writes = writes
             .iter()
             .map(|(entity, condition)| {
@@ -286,10 +280,14 @@ impl<M: ExportCalls> Core<M> {
     /// returns, per key, whether an entity was there.
     pub async fn delete_if(&self, deletes: &[(Key, Condition)]) -> Result<Vec<bool>, Error> {
         trace_api!(M, "delete_if");
-        self.exports.require(Export::DeleteIf)?;
         let deletes: Vec<_> = deletes
             .iter()
-            .map(|(key, condition)| (convert::key_ref(key), convert::condition_to_wit(*condition)))
+            .map(|(key, condition)| {
+                (
+                    convert::key_to_wit(key),
+                    convert::condition_to_wit(*condition),
+                )
+            })
             .collect();
         let result = self.call_delete_if(&deletes).await;
         convert::call_result(result, Ok)
@@ -299,7 +297,6 @@ impl<M: ExportCalls> Core<M> {
     /// counted from the indexes, call after call until the count is complete.
     pub async fn count(&self, query: &Query) -> Result<u64, Error> {
         trace_api!(M, "count");
-        self.exports.require(Export::Count)?;
         let mut spec = convert::query_to_wit(query);
         let mut total = 0u64;
         loop {
@@ -322,7 +319,6 @@ impl<M: ExportCalls> Core<M> {
 
     /// `schema`: the kinds the component declares, as JSON (see `datastore.schema`).
     pub async fn schema(&self) -> Result<serde_json::Value, Error> {
-        self.exports.require(Export::Schema)?;
         let result = self.call_schema().await;
         convert::call_result(result, |text| convert::json_from_wit("schema", &text))
     }
@@ -331,7 +327,6 @@ impl<M: ExportCalls> Core<M> {
     /// its own commit).
     pub async fn repair(&self, apply: bool) -> Result<RepairReport, Error> {
         trace_api!(M, "repair");
-        self.exports.require(Export::Repair)?;
         let mut total = RepairReport::default();
         let mut start: Option<Vec<u8>> = None;
         loop {
@@ -352,7 +347,6 @@ impl<M: ExportCalls> Core<M> {
         start: Option<&[u8]>,
         kind: Option<&str>,
     ) -> Result<SalvagePage, Error> {
-        self.exports.require(Export::Salvage)?;
         let start = start.map(<[u8]>::to_vec);
         let result = self.call_salvage(start.as_ref(), kind).await;
         convert::call_result(result, convert::salvage_page_from_wit)

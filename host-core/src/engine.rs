@@ -176,6 +176,12 @@ impl Engine {
         link: impl FnOnce(&mut wasmtime::component::Linker<T>) -> wasmtime::Result<()>,
     ) -> Result<wasmtime::component::InstancePre<T>, Error> {
         let component = self.component(source)?;
+        crate::contract::check(&self.inner.wasmtime, &component).map_err(|reason| {
+            Error::Component {
+                origin: source.to_string(),
+                reason,
+            }
+        })?;
         let mut linker = wasmtime::component::Linker::new(&self.inner.wasmtime);
         link(&mut linker)
             .and_then(|()| linker.instantiate_pre(&component))

@@ -17,9 +17,9 @@ use crate::bindings::types::{
     CheckReport, Condition, CountPage, Entity, EntityPage, Error, Key, KvKey, Properties,
     QueryPage, QuerySpec, Receipt, RepairReport, SalvagePage, StoredProperties,
 };
-use crate::convert::KeyRef;
 use std::future::{Future, Ready, ready};
 
+use crate::contract::{ACCOUNTS, DATASTORE};
 use crate::core::{Core, HostState};
 use crate::mode::{Async, Blocking, Mode};
 
@@ -28,7 +28,7 @@ use crate::mode::{Async, Blocking, Mode};
 macro_rules! model_exports {
     ($(
         $(#[$doc:meta])*
-        $variant:ident: $interface:literal $name:literal,
+        $variant:ident: $interface:ident $name:literal,
         $method:ident ($($arg:ident: $arg_ty:ty),*) -> $ret:ty;
     )*) => {
         /// One export of the model world.
@@ -123,82 +123,70 @@ macro_rules! model_exports {
 
 model_exports! {
     /// `datastore.get`
-    Get: "ds:datastore/datastore@0.1.0" "get",
-        call_get(key: &KeyRef<'_>) -> Result<Option<Properties>, Error>;
+    Get: DATASTORE "get",
+        call_get(key: &[u8]) -> Result<Option<Properties>, Error>;
     /// `datastore.put`
-    Put: "ds:datastore/datastore@0.1.0" "put",
+    Put: DATASTORE "put",
         call_put(entity: &Entity) -> Result<Key, Error>;
     /// `datastore.delete`
-    Delete: "ds:datastore/datastore@0.1.0" "delete",
-        call_delete(key: &KeyRef<'_>) -> Result<(), Error>;
+    Delete: DATASTORE "delete",
+        call_delete(key: &[u8]) -> Result<(), Error>;
     /// `datastore.get-many`
-    GetMany: "ds:datastore/datastore@0.1.0" "get-many",
-        call_get_many(keys: &[KeyRef<'_>]) -> Result<Vec<Option<Properties>>, Error>;
+    GetMany: DATASTORE "get-many",
+        call_get_many(keys: &[Key]) -> Result<Vec<Option<Properties>>, Error>;
     /// `datastore.put-many`
-    PutMany: "ds:datastore/datastore@0.1.0" "put-many",
+    PutMany: DATASTORE "put-many",
         call_put_many(entities: &[Entity]) -> Result<Vec<Key>, Error>;
     /// `datastore.delete-many`
-    DeleteMany: "ds:datastore/datastore@0.1.0" "delete-many",
-        call_delete_many(keys: &[KeyRef<'_>]) -> Result<(), Error>;
+    DeleteMany: DATASTORE "delete-many",
+        call_delete_many(keys: &[Key]) -> Result<(), Error>;
     /// `datastore.entities`
-    Entities: "ds:datastore/datastore@0.1.0" "entities",
+    Entities: DATASTORE "entities",
         call_entities(start: Option<&KvKey>, kind: Option<&str>) -> Result<EntityPage, Error>;
     /// `datastore.query`
-    Query: "ds:datastore/datastore@0.1.0" "query",
+    Query: DATASTORE "query",
         call_query(query: &QuerySpec) -> Result<QueryPage, Error>;
     /// `datastore.allocate-ids`
-    AllocateIds: "ds:datastore/datastore@0.1.0" "allocate-ids",
+    AllocateIds: DATASTORE "allocate-ids",
         call_allocate_ids(namespace: &str, kind: &str, count: u64) -> Result<u64, Error>;
     /// `datastore.call`
-    Call: "ds:datastore/datastore@0.1.0" "call",
+    Call: DATASTORE "call",
         call_call(name: &str, input: &str) -> Result<String, Error>;
     /// `datastore.check`
-    Check: "ds:datastore/datastore@0.1.0" "check",
+    Check: DATASTORE "check",
         call_check(start: Option<&KvKey>) -> Result<CheckReport, Error>;
     /// `datastore.get-versioned`
-    GetVersioned: "ds:datastore/datastore@0.1.0" "get-versioned",
-        call_get_versioned(keys: &[KeyRef<'_>]) -> Result<Vec<Option<StoredProperties>>, Error>;
+    GetVersioned: DATASTORE "get-versioned",
+        call_get_versioned(keys: &[Key]) -> Result<Vec<Option<StoredProperties>>, Error>;
     /// `datastore.put-if`
-    PutIf: "ds:datastore/datastore@0.1.0" "put-if",
+    PutIf: DATASTORE "put-if",
         call_put_if(writes: &[(Entity, Condition)]) -> Result<u64, Error>;
     /// `datastore.delete-if`
-    DeleteIf: "ds:datastore/datastore@0.1.0" "delete-if",
-        call_delete_if(deletes: &[(KeyRef<'_>, Condition)]) -> Result<Vec<bool>, Error>;
+    DeleteIf: DATASTORE "delete-if",
+        call_delete_if(deletes: &[(Key, Condition)]) -> Result<Vec<bool>, Error>;
     /// `datastore.count`
-    Count: "ds:datastore/datastore@0.1.0" "count",
+    Count: DATASTORE "count",
         call_count(query: &QuerySpec) -> Result<CountPage, Error>;
     /// `datastore.schema`
-    Schema: "ds:datastore/datastore@0.1.0" "schema",
+    Schema: DATASTORE "schema",
         call_schema() -> Result<String, Error>;
     /// `datastore.repair`
-    Repair: "ds:datastore/datastore@0.1.0" "repair",
+    Repair: DATASTORE "repair",
         call_repair(start: Option<&KvKey>, apply: bool) -> Result<RepairReport, Error>;
     /// `datastore.salvage`
-    Salvage: "ds:datastore/datastore@0.1.0" "salvage",
+    Salvage: DATASTORE "salvage",
         call_salvage(start: Option<&KvKey>, kind: Option<&str>) -> Result<SalvagePage, Error>;
     /// `accounts.deposit`
-    Deposit: "ds:datastore/accounts@0.1.0" "deposit",
-        call_deposit(account: &KeyRef<'_>, amount: i64) -> Result<i64, Error>;
+    Deposit: ACCOUNTS "deposit",
+        call_deposit(account: &[u8], amount: i64) -> Result<i64, Error>;
     /// `accounts.transfer`
-    Transfer: "ds:datastore/accounts@0.1.0" "transfer",
-        call_transfer(source: &KeyRef<'_>, destination: &KeyRef<'_>, amount: i64) -> Result<Receipt, Error>;
+    Transfer: ACCOUNTS "transfer",
+        call_transfer(source: &[u8], destination: &[u8], amount: i64) -> Result<Receipt, Error>;
 }
 
 /// The interface a component may lack: the example application's `accounts` (world `bank`).
 /// A component of world `model` runs without it; only `deposit` and `transfer` then fail.
-const OPTIONAL_INTERFACE: &str = "ds:datastore/accounts@0.1.0";
-
-/// The `datastore` functions added after its first release: a component built before them
-/// runs without them, and only their calls fail ([`ExportIndices::require`]).
-const ADDED_LATER: &[Export] = &[
-    Export::GetVersioned,
-    Export::PutIf,
-    Export::DeleteIf,
-    Export::Count,
-    Export::Schema,
-    Export::Repair,
-    Export::Salvage,
-];
+const OPTIONAL_INTERFACE: &str = ACCOUNTS;
 
 /// What `deposit` and `transfer` answer (as `not-found`) on a component without `accounts`.
 const NO_ACCOUNTS: &str = "the component does not export the example application's \
@@ -208,7 +196,7 @@ const NO_ACCOUNTS: &str = "the component does not export the example application
 /// Where each export sits in a component, resolved once per datastore.
 #[derive(Debug)]
 pub struct ExportIndices {
-    /// `None` for an export of [`OPTIONAL_INTERFACE`] the component lacks.
+    /// `None` for the exports of [`OPTIONAL_INTERFACE`] when the component lacks it.
     indices: Vec<Option<ComponentExportIndex>>,
     /// Set once an instance of the component passed [`typecheck`].
     checked: OnceLock<()>,
@@ -231,13 +219,12 @@ impl ExportIndices {
                     "the component does not export `{interface}`"
                 ));
             };
-            let func = component.get_export_index(Some(&instance), name);
-            if func.is_none() && !ADDED_LATER.contains(export) {
+            let Some(func) = component.get_export_index(Some(&instance), name) else {
                 return Err(wasmtime::format_err!(
                     "the component's `{interface}` has no function `{name}`"
                 ));
-            }
-            indices.push(func);
+            };
+            indices.push(Some(func));
         }
         Ok(Arc::new(ExportIndices {
             indices,
@@ -252,29 +239,6 @@ impl ExportIndices {
             Some(_) => Ok(()),
             None => Err(crate::Error::NotFound(NO_ACCOUNTS.into())),
         }
-    }
-
-    /// Whether the component exports `datastore.{function}` (e.g. `put-if`): false only for
-    /// a function [`ADDED_LATER`] that a component built before it lacks.
-    pub fn has_function(&self, function: &str) -> bool {
-        EXPORTS.iter().any(|(export, interface, name)| {
-            *name == function
-                && interface.starts_with("ds:datastore/datastore@")
-                && self.indices[*export as usize].is_some()
-        })
-    }
-
-    /// `Ok` if the component has `export`, one of the functions [`ADDED_LATER`]; else the
-    /// `not-found` error that says to rebuild it.
-    pub(crate) fn require(&self, export: Export) -> Result<(), crate::Error> {
-        if self.indices[export as usize].is_some() {
-            return Ok(());
-        }
-        let name = EXPORTS[export as usize].2;
-        Err(crate::Error::NotFound(format!(
-            "the component does not export `datastore.{name}`: it was built with a ds-guest-sdk \
-             from before the function was added; rebuild it with this version's SDK"
-        )))
     }
 }
 

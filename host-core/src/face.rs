@@ -91,9 +91,6 @@ pub trait Face: Send + Sync {
         start: Option<&[u8]>,
         kind: Option<&str>,
     ) -> impl Future<Output = Result<SalvagePage, Error>> + Send;
-    /// Whether the component exports `datastore.{function}` (see
-    /// `Core::exports_function`).
-    fn exports_function(&self, function: &str) -> bool;
 }
 
 /// Writes `entities` as `put_many` does, first giving each one with an incomplete key (its
@@ -342,9 +339,6 @@ macro_rules! implement_face {
                 kind: Option<&str>,
             ) -> impl std::future::Future<Output = Result<$crate::SalvagePage, $crate::Error>> + Send {
                 $wrap(<$host>::salvage(self, start, kind))
-            }
-            fn exports_function(&self, function: &str) -> bool {
-                <$host>::exports_function(self, function)
             }
         }
     };

@@ -7,22 +7,24 @@
 //! [`Async`](mode::Async) (the `ads` host, which awaits it). `ds-host` and `ads-host`
 //! hold only their builders and one-line methods; the stores are the `ds-store` crate.
 //!
-//! Module graph (no cycles): `error` and `gate` (the bound on `ads` calls in flight) are
-//! leaves; `runtime` uses `error`; `logging` uses the bindings; `engine` (an engine with
-//! its epoch ticker, component memo and registry of pools) uses `runtime` and `gate`;
-//! `ctx` (the per-instance context) uses `error`, `logging` and
-//! `runtime`; `instances` uses `ctx` and `engine`; `mode`, `core`, `exports` and
-//! `transport` sit on top; `face` (the trait both hosts' `Datastore`s implement) uses only
-//! the API types.
+//! Module graph (no cycles): `error`, `gate` (the bound on `ads` calls in flight) and
+//! `contract` (the WIT version these hosts run) are leaves; `runtime` uses `error`;
+//! `logging` uses the bindings; `engine` (an engine with its epoch ticker, component memo
+//! and registry of pools) uses `runtime`, `gate` and `contract`; `ctx` (the per-instance
+//! context) uses `error`, `logging` and `runtime`; `instances` uses `ctx` and `engine`;
+//! `mode`, `core`, `exports` and `transport` sit on top; `face` (the trait both hosts'
+//! `Datastore`s implement) uses only the API types.
 //!
 //! Architecture invariant: nothing here knows how entities are encoded or queried; that is
-//! the guest's job. The one exception is read-only: trace lines and errors render transport
-//! keys with the guest crate's key decoder.
+//! the guest's job. The one exception is the key: the contract's `key` is its transport
+//! encoding, which the host writes and reads with the guest crate's own encoder and decoder
+//! (never one of its own), and trace lines and errors render transport keys with it.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod answer;
 pub mod bindings;
 pub mod builder;
+pub mod contract;
 pub mod convert;
 pub mod core;
 pub mod ctx;
@@ -46,13 +48,14 @@ pub mod api {
     pub use crate::bindings::types as wit;
     pub use crate::store;
     pub use crate::{
-        BoundExceeded, CheckReport, ComponentSource, Condition, Direction, Engine, EngineOptions,
-        Entity, EntityPage, Error, Filter, IdOrName, InstanceOptions, Isolation, Key, Op, Order,
-        PathElement, Properties, Query, QueryPage, Receipt, RepairReport, RetryPolicy, SalvagePage,
-        Value, VersionedEntity, Writes,
+        BoundExceeded, CONTRACT, CheckReport, ComponentSource, Condition, Direction, Engine,
+        EngineOptions, Entity, EntityPage, Error, Filter, IdOrName, InstanceOptions, Isolation,
+        Key, Op, Order, PathElement, Properties, Query, QueryPage, Receipt, RepairReport,
+        RetryPolicy, SalvagePage, Value, VersionedEntity, Writes,
     };
 }
 
+pub use contract::CONTRACT;
 pub use ds_model::query::{Filter, Op, Order};
 pub use ds_model::schema::Direction;
 pub use ds_model::value::{Properties, Value};

@@ -81,13 +81,6 @@ impl Datastore {
         self.core.engine()
     }
 
-    /// Whether the component exports `datastore.{function}`: false only for a function
-    /// added to the contract after the component was built (`get-versioned`, `put-if`,
-    /// `delete-if`, `count`, `schema`, `repair`, `salvage`), whose calls then fail with [`Error::NotFound`].
-    pub fn exports_function(&self, function: &str) -> bool {
-        self.core.exports_function(function)
-    }
-
     /// How many warm instances are idle, ready for the next call (always 0 in per-call mode).
     pub fn idle_instances(&self) -> usize {
         self.core.idle_instances()

@@ -11,7 +11,7 @@ use ds_model::app::App;
 use ds_model::query::{Filter, Op, Order, Query};
 use ds_model::schema::Direction as SortDirection;
 use ds_model::transport::{self as t, Direction, KeyRange, Level, Log, Transport};
-use ds_model::{Condition, Entity, Error, IdOrName, Key, Model, PathElement, Value};
+use ds_model::{Condition, Entity, Error, Key, Model, Value};
 
 use crate::bindings::ds;
 use crate::bindings::ds::datastore::types as wit;
@@ -22,33 +22,32 @@ pub struct Component<A>(PhantomData<A>);
 
 impl<A: App> Guest for Component<A> {
     fn get(key: wit::Key) -> Result<Option<wit::Properties>, wit::Error> {
-        model::<A>()
-            .get_json(&key_from_wit(key))
-            .map_err(error_to_wit)
+        // The key is its row's transport key: checked in place and read as it is.
+        model::<A>().get_json_encoded(&key).map_err(error_to_wit)
     }
 
     fn put(entity: wit::Entity) -> Result<wit::Key, wit::Error> {
         let wit::Entity { key, properties } = entity;
-        let entity =
-            Entity::from_json_input(key_from_wit(key), &properties).map_err(error_to_wit)?;
+        let entity = key_from_wit(&key)
+            .and_then(|key| Entity::from_json_input(key, &properties))
+            .map_err(error_to_wit)?;
         // Parsed: free the text before the write, which holds the entity and its encoding
         // (for a large property, one copy less at the call's peak).
         drop(properties);
-        model::<A>()
-            .put_owned(entity)
-            .map(key_to_wit)
-            .map_err(error_to_wit)
+        model::<A>().put_owned(entity).map_err(error_to_wit)?;
+        // The key written is the one given, and its encoding is canonical (one key, one
+        // encoding): the bytes that came in are the answer, without encoding it again.
+        Ok(key)
     }
 
     fn delete(key: wit::Key) -> Result<(), wit::Error> {
-        model::<A>()
-            .delete(&key_from_wit(key))
-            .map_err(error_to_wit)
+        let key = key_from_wit(&key).map_err(error_to_wit)?;
+        model::<A>().delete(&key).map_err(error_to_wit)
     }
 
     fn get_many(keys: Vec<wit::Key>) -> Result<Vec<Option<wit::Properties>>, wit::Error> {
-        let native: Vec<Key> = keys.into_iter().map(key_from_wit).collect();
-        model::<A>().get_many_json(&native).map_err(error_to_wit)
+        let keys = keys_from_wit(&keys).map_err(error_to_wit)?;
+        model::<A>().get_many_json(&keys).map_err(error_to_wit)
     }
 
     fn put_many(entities: Vec<wit::Entity>) -> Result<Vec<wit::Key>, wit::Error> {
@@ -56,7 +55,7 @@ impl<A: App> Guest for Component<A> {
         let entities = entities
             .into_iter()
             .map(|wit::Entity { key, properties }| {
-                Entity::from_json_input(key_from_wit(key), &properties)
+                Entity::from_json_input(key_from_wit(&key)?, &properties)
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(error_to_wit)?;
@@ -67,7 +66,7 @@ impl<A: App> Guest for Component<A> {
     }
 
     fn delete_many(keys: Vec<wit::Key>) -> Result<(), wit::Error> {
-        let keys: Vec<Key> = keys.into_iter().map(key_from_wit).collect();
+        let keys = keys_from_wit(&keys).map_err(error_to_wit)?;
         model::<A>().delete_many(&keys).map_err(error_to_wit)
     }
 
@@ -126,7 +125,7 @@ impl<A: App> Guest for Component<A> {
     fn get_versioned(
         keys: Vec<wit::Key>,
     ) -> Result<Vec<Option<wit::StoredProperties>>, wit::Error> {
-        let keys: Vec<Key> = keys.into_iter().map(key_from_wit).collect();
+        let keys = keys_from_wit(&keys).map_err(error_to_wit)?;
         let found = model::<A>()
             .get_versioned_json(&keys)
             .map_err(error_to_wit)?;
@@ -145,7 +144,7 @@ impl<A: App> Guest for Component<A> {
         let writes = writes
             .into_iter()
             .map(|(wit::Entity { key, properties }, condition)| {
-                Entity::from_json_input(key_from_wit(key), &properties)
+                Entity::from_json_input(key_from_wit(&key)?, &properties)
                     .map(|entity| (entity, condition_from_wit(condition)))
             })
             .collect::<Result<Vec<_>, _>>()
@@ -154,10 +153,11 @@ impl<A: App> Guest for Component<A> {
     }
 
     fn delete_if(deletes: Vec<(wit::Key, wit::Condition)>) -> Result<Vec<bool>, wit::Error> {
-        let deletes: Vec<(Key, Condition)> = deletes
+        let deletes = deletes
             .into_iter()
-            .map(|(key, condition)| (key_from_wit(key), condition_from_wit(condition)))
-            .collect();
+            .map(|(key, condition)| Ok((key_from_wit(&key)?, condition_from_wit(condition))))
+            .collect::<Result<Vec<(Key, Condition)>, Error>>()
+            .map_err(error_to_wit)?;
         model::<A>().delete_if(&deletes).map_err(error_to_wit)
     }
 
@@ -274,7 +274,7 @@ fn query_from_wit(query: wit::QuerySpec) -> Result<Query, Error> {
     Ok(Query {
         namespace: query.namespace,
         kind: query.kind,
-        ancestor: query.ancestor.map(key_from_wit),
+        ancestor: query.ancestor.as_deref().map(key_from_wit).transpose()?,
         filters,
         orders,
         limit: query.limit,
@@ -442,42 +442,20 @@ pub fn error_to_wit(err: Error) -> wit::Error {
     }
 }
 
-/// A WIT key as a model key.
-pub fn key_from_wit(key: wit::Key) -> Key {
-    let path = key
-        .path
-        .into_iter()
-        .map(|e| PathElement {
-            kind: e.kind,
-            id: match e.id {
-                wit::IdOrName::Id(id) => IdOrName::Id(id),
-                wit::IdOrName::Name(name) => IdOrName::Name(name),
-            },
-        })
-        .collect();
-    Key {
-        namespace: key.namespace,
-        path,
-    }
+/// A WIT key (its transport encoding) as a model key, decoded but not yet validated: the
+/// operation validates it, as it would a key built in Rust. Bytes that do not decode are
+/// `invalid-key`.
+pub fn key_from_wit(key: &[u8]) -> Result<Key, Error> {
+    Ok(Key::from_encoded(key)?)
 }
 
-/// A model key as a WIT key.
+/// A model key as a WIT key: its transport encoding.
 pub fn key_to_wit(key: Key) -> wit::Key {
-    let path = key
-        .path
-        .into_iter()
-        .map(|e| wit::PathElement {
-            kind: e.kind,
-            id: match e.id {
-                IdOrName::Id(id) => wit::IdOrName::Id(id),
-                IdOrName::Name(name) => wit::IdOrName::Name(name),
-            },
-        })
-        .collect();
-    wit::Key {
-        namespace: key.namespace,
-        path,
-    }
+    key.encode()
+}
+
+fn keys_from_wit(keys: &[wit::Key]) -> Result<Vec<Key>, Error> {
+    keys.iter().map(|key| key_from_wit(key)).collect()
 }
 
 /// Where `ds-guest-rt`'s panic handler sends the message: the logging import.

@@ -875,11 +875,6 @@ async fn get_entity(
         )
     };
     let _slot = admit(&app).await?;
-    if !app.db.exports_function("get-versioned") {
-        // A component from before versions: the entity, without an ETag.
-        let entity = app.db.get(&key).await?.ok_or_else(not_found)?;
-        return Ok(JsonAnswer(entity_json(&entity)).into_response());
-    }
     let found = app
         .db
         .get_versioned(std::slice::from_ref(&key))
@@ -906,11 +901,6 @@ async fn put_entity(
     let properties: serde_json::Map<String, Json> = body(&request.bytes)?;
     let entity = Entity::from_json_object(key, &properties).map_err(Error::from)?;
     let _slot = admit(&app).await?;
-    if !app.db.exports_function("put-if") {
-        conditional::unsupported(condition, "put-if")?;
-        let key = app.db.put(&entity).await?;
-        return Ok(JsonAnswer(answer::key_json(&key)).into_response());
-    }
     let version = app
         .db
         .put_if(&[(entity.clone(), condition)])
@@ -928,11 +918,6 @@ async fn delete_entity(
 ) -> Answer {
     let condition = conditional::for_write(&headers, false)?;
     let _slot = admit(&app).await?;
-    if !app.db.exports_function("delete-if") {
-        conditional::unsupported(condition, "delete-if")?;
-        app.db.delete(&key).await?;
-        return Ok(JsonAnswer(answer::deleted_json(&key, true)));
-    }
     let existed = app
         .db
         .delete_if(&[(key.clone(), condition)])
@@ -991,23 +976,6 @@ mod conditional {
         Ok(value.split(',').map(str::trim).any(|tag| {
             tag == "*" || version(tag.strip_prefix("W/").unwrap_or(tag)) == Some(current)
         }))
-    }
-
-    /// A conditional write on a component without conditional writes: 501, never a write
-    /// that ignores the condition.
-    pub(super) fn unsupported(condition: Condition, function: &str) -> Result<(), ApiError> {
-        if condition == Condition::Any {
-            return Ok(());
-        }
-        Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            format!(
-                "this component does not export datastore.{function} (built before conditional \
-                 writes): it cannot honour If-Match or If-None-Match; rebuild it with this \
-                 version's SDK"
-            ),
-        ))
     }
 
     /// A failed write condition is 412 here (elsewhere a failed precondition is a business
@@ -1094,11 +1062,8 @@ async fn batch_put(State(app): State<App>, request: Body) -> Answer {
     let _slot = admit(&app).await?;
     let unconditional = writes.iter().all(|(_, c)| *c == crate::Condition::Any);
     let allocates = writes.iter().any(|(e, _)| e.key.is_incomplete());
-    if !app.db.exports_function("put-if") || (unconditional && allocates) {
-        // put-many: what allocates ids, and what a component from before put-if has.
-        for (_, condition) in &writes {
-            conditional::unsupported(*condition, "put-if")?;
-        }
+    if unconditional && allocates {
+        // put-many: what allocates ids (no condition can name an entity not yet named).
         let entities: Vec<Entity> = writes.into_iter().map(|(entity, _)| entity).collect();
         let keys: Vec<Json> = host_core::face::put_completing(&app.db, entities)
             .await?
@@ -1118,16 +1083,11 @@ async fn batch_put(State(app): State<App>, request: Body) -> Answer {
 async fn batch_delete(State(app): State<App>, request: Body) -> Answer {
     let keys = body::<Keys>(&request.bytes)?.parse()?;
     let _slot = admit(&app).await?;
-    let existed = if app.db.exports_function("delete-if") {
-        let deletes: Vec<_> = keys
-            .iter()
-            .map(|k| (k.clone(), crate::Condition::Any))
-            .collect();
-        app.db.delete_if(&deletes).await?
-    } else {
-        app.db.delete_many(&keys).await?;
-        vec![true; keys.len()]
-    };
+    let deletes: Vec<_> = keys
+        .iter()
+        .map(|k| (k.clone(), crate::Condition::Any))
+        .collect();
+    let existed = app.db.delete_if(&deletes).await?;
     let deleted: Vec<Json> = keys
         .iter()
         .zip(existed)
