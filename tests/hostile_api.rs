@@ -92,6 +92,32 @@ fn cases() -> Vec<Case> {
             invalid_key,
         ),
         (Call::Get(Key::id("Note", 0)), invalid_key),
+        // A get checks its key's encoding in place; every rule still holds there.
+        (Call::Get(Key::name("__kind", "x")), invalid_key),
+        (Call::Get(Key::name("", "x")), invalid_key),
+        (Call::Get(Key::name("Note", "x".repeat(1501))), invalid_key),
+        (Call::Get(Key::name("Note", "")), invalid_key),
+        (
+            Call::Get(Key {
+                namespace: "n".repeat(1501),
+                path: vec![PathElement::id("Note", 1)],
+            }),
+            invalid_key,
+        ),
+        (
+            Call::Get(Key {
+                namespace: String::new(),
+                path: vec![PathElement::id("Note", 1); 101],
+            }),
+            invalid_key,
+        ),
+        (
+            Call::Get(Key {
+                namespace: String::new(),
+                path: Vec::new(),
+            }),
+            invalid_key,
+        ),
         (
             Call::GetMany(vec![Key::id("Note", 1), Key::id("Note", 0)]),
             invalid_key,
